@@ -1,0 +1,52 @@
+"""keras-resnet: the residual networks of He et al. (2015) for Keras 3.
+
+Reference: He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016
+(arXiv:1512.03385).
+
+Example:
+    >>> import keras_resnet
+    >>> model = keras_resnet.ResNet56()
+    >>> keras_resnet.profile(model).macs  # multiply-adds of one forward pass
+    125485706
+"""
+
+from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottleneck_block
+from keras_resnet.cifar import cifar_resnet
+from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
+from keras_resnet.profile import profile
+from keras_resnet.registry import MODELS, build
+
+__version__ = "0.1.0"
+
+ResNet20 = MODELS["resnet20"]
+ResNet32 = MODELS["resnet32"]
+ResNet44 = MODELS["resnet44"]
+ResNet56 = MODELS["resnet56"]
+ResNet110 = MODELS["resnet110"]
+ResNet1202 = MODELS["resnet1202"]
+PlainNet20 = MODELS["plain20"]
+PlainNet32 = MODELS["plain32"]
+PlainNet44 = MODELS["plain44"]
+PlainNet56 = MODELS["plain56"]
+PlainNet110 = MODELS["plain110"]
+ResNet18 = MODELS["resnet18"]
+ResNet34 = MODELS["resnet34"]
+ResNet50 = MODELS["resnet50"]
+ResNet101 = MODELS["resnet101"]
+ResNet152 = MODELS["resnet152"]
+PlainNet18 = MODELS["plain18"]
+PlainNet34 = MODELS["plain34"]
+
+__all__ = [
+    "IMAGENET_SPECS",
+    "MODELS",
+    "SHORTCUTS",
+    "ZeroPadShortcut",
+    "basic_block",
+    "bottleneck_block",
+    "build",
+    "cifar_resnet",
+    "imagenet_resnet",
+    "profile",
+    *[name for name in dir() if name.startswith(("ResNet", "PlainNet"))],
+]

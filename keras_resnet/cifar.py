@@ -1,0 +1,107 @@
+"""The CIFAR-10 family of He et al. (2015), section 4.2 and Table 6: depth 6n+2.
+
+A 3x3 convolution with 16 filters, then three stages of `n` basic blocks (2n layers each) with 16, 32 and
+64 filters on 32x32, 16x16 and 8x8 maps (the first block of stages 2 and 3 has stride 2), global average
+pooling and a 10-way classifier. Option A (parameter-free) shortcuts by default, as in the paper.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from keras_resnet.blocks import basic_block, conv_bn
+from keras_resnet.common import check_arguments, classifier_head, model_name
+
+CIFAR_FILTERS = (16, 32, 64)
+CIFAR_INPUT_SHAPE = (32, 32, 3)
+CIFAR_MIN_SIZE = 4
+"""Two stride-2 stages: height and width must be at least 4."""
+
+
+def cifar_blocks_per_stage(depth):
+    """Returns n, the number of basic blocks per stage, for a CIFAR depth 6n+2.
+
+    Args:
+        depth: int, 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...).
+
+    Raises:
+        ValueError: if `depth` is not of the form 6n+2 with n >= 1.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(
+            f"`depth` for a CIFAR ResNet must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...); "
+            f"received {depth!r}."
+        )
+    return (depth - 2) // 6
+
+
+def cifar_resnet(
+    depth,
+    shortcut="A",
+    include_top=True,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    zero_init_residual=False,
+    kernel_regularizer=None,
+    name=None,
+):
+    """Builds a CIFAR ResNet (or its plain counterpart) of depth 6n+2.
+
+    Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, section 4.2.
+
+    Args:
+        depth: int, 6n+2 with n >= 1 (20, 32, 44, 56, 110 and 1202 in the paper; 8 for quick tests).
+        shortcut: "A" (identity with zero-padded channels, the paper's CIFAR choice), "B" (projections where
+            the dimensions grow), "C" (projections everywhere), or `None` for the plain network.
+        include_top: bool, whether to end with global average pooling and the classifier.
+        input_shape: optional `(height, width, channels)`; `(32, 32, 3)` by default. Height and width may
+            be `None`.
+        pooling: None, "avg" or "max": global pooling of the features when `include_top=False`.
+        classes: int, number of classes of the classifier.
+        classifier_activation: activation of the classifier (`None` gives logits).
+        zero_init_residual: bool, start the last BN scale of every residual branch at zero, so every block
+            is an identity (its shortcut) at initialisation.
+        kernel_regularizer: optional Keras regulariser for every convolution and dense kernel (the paper's
+            weight decay as L2).
+        name: optional model name; `resnet<depth>` or `plain<depth>` by default.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+        >>> model = cifar_resnet(20)
+        >>> model.name, model.count_params()
+        ('resnet20', 271098)
+    """
+    n = cifar_blocks_per_stage(depth)
+    shape = check_arguments(
+        family="CIFAR",
+        shortcut=shortcut,
+        zero_init_residual=zero_init_residual,
+        include_top=include_top,
+        input_shape=input_shape,
+        default_input_shape=CIFAR_INPUT_SHAPE,
+        min_size=CIFAR_MIN_SIZE,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+    )
+    inputs = keras.Input(shape, name="image")
+    x = conv_bn(inputs, CIFAR_FILTERS[0], 3, 1, "stem", kernel_regularizer)
+    x = layers.ReLU(name="stem_relu")(x)
+    for stage, filters in enumerate(CIFAR_FILTERS, start=1):
+        for block in range(1, n + 1):
+            x = basic_block(
+                x,
+                filters,
+                strides=2 if stage > 1 and block == 1 else 1,
+                shortcut=shortcut,
+                name=f"stage{stage}_block{block}",
+                kernel_regularizer=kernel_regularizer,
+                zero_init_residual=zero_init_residual,
+            )
+    outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
+    return keras.Model(inputs, outputs, name=model_name(depth, shortcut, name))

@@ -1,0 +1,135 @@
+"""Argument checking, input and classifier head shared by the CIFAR and ImageNet builders.
+
+Every check runs before any layer is built, and each `ValueError` names the argument, the value received
+and what is accepted (see the package's design notes).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from keras_resnet.blocks import SHORTCUTS
+
+POOLINGS = (None, "avg", "max")
+
+
+def check_arguments(
+    *,
+    family,
+    shortcut,
+    zero_init_residual,
+    include_top,
+    input_shape,
+    default_input_shape,
+    min_size,
+    pooling,
+    classes,
+    classifier_activation,
+):
+    """Validates the builder arguments common to both families and returns the resolved input shape.
+
+    Args:
+        family: str, "CIFAR" or "ImageNet", used in messages.
+        shortcut: the `shortcut` argument.
+        zero_init_residual: the `zero_init_residual` argument.
+        include_top: the `include_top` argument.
+        input_shape: the `input_shape` argument, or `None` for `default_input_shape`.
+        default_input_shape: tuple, the family's default `(height, width, channels)`.
+        min_size: int, the smallest spatial size the network's downsampling accepts.
+        pooling: the `pooling` argument.
+        classes: the `classes` argument.
+        classifier_activation: the `classifier_activation` argument.
+
+    Returns:
+        The input shape as a tuple of three entries.
+
+    Raises:
+        ValueError: naming the offending argument, the value received and what is accepted.
+    """
+    if shortcut not in SHORTCUTS:
+        raise ValueError(f"`shortcut` must be one of 'A', 'B', 'C' or None (plain network); received {shortcut!r}.")
+    if zero_init_residual and shortcut is None:
+        raise ValueError(
+            "`zero_init_residual=True` needs residual blocks, but `shortcut=None` builds a plain network: zeroing "
+            "the last BN scale of a plain block would cut the only signal path. Use shortcut='A', 'B' or 'C'."
+        )
+    if not isinstance(include_top, bool):
+        raise ValueError(f"`include_top` must be True or False; received {include_top!r}.")
+    if pooling not in POOLINGS:
+        raise ValueError(f"`pooling` must be one of None, 'avg' or 'max'; received {pooling!r}.")
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"`classes` must be an integer >= 1; received {classes!r}.")
+    if include_top:
+        try:
+            keras.activations.get(classifier_activation)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"`classifier_activation` must be None, a Keras activation name or a callable; received "
+                f"{classifier_activation!r} ({error})."
+            ) from None
+
+    shape = default_input_shape if input_shape is None else input_shape
+    try:
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`input_shape` must be a tuple (height, width, channels); received {input_shape!r}."
+        ) from None
+    if len(shape) != 3:
+        raise ValueError(
+            f"`input_shape` must have 3 entries (height, width, channels), channels last; received {input_shape!r}."
+        )
+    height, width, channels = shape
+    if channels is None or channels < 1:
+        raise ValueError(
+            f"`input_shape` must have a known channel count >= 1 (the first convolution's kernel depends on it); "
+            f"received {input_shape!r}."
+        )
+    for size in (height, width):
+        if size is not None and size < min_size:
+            raise ValueError(
+                f"`input_shape` {input_shape!r} is too small for the {family} ResNet: height and width must be at "
+                f"least {min_size} (the network downsamples by {min_size}), or None for any size."
+            )
+    return shape
+
+
+def classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer=None):
+    """Global pooling and the optional fully connected classifier.
+
+    The classifier runs in float32 whatever the global dtype policy, so logits and probabilities are float32
+    under `mixed_float16` and `mixed_bfloat16` (a keras.applications convention for mixed precision).
+
+    Args:
+        x: the last stage's feature map.
+        include_top: bool, add global average pooling and the `classes`-way classifier.
+        pooling: None, "avg" or "max"; used when `include_top=False`.
+        classes: int, number of classes.
+        classifier_activation: None, an activation name or callable, applied to the logits.
+        kernel_regularizer: optional regulariser for the classifier kernel.
+
+    Returns:
+        The model's output tensor.
+    """
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        return layers.Dense(
+            classes,
+            activation=classifier_activation,
+            kernel_regularizer=kernel_regularizer,
+            dtype="float32",
+            name="predictions",
+        )(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def model_name(depth, shortcut, name):
+    """The model's name: `name` if given, else `resnet<depth>` or `plain<depth>` (derived, never typed twice)."""
+    if name is not None:
+        return name
+    return f"{'plain' if shortcut is None else 'resnet'}{depth}"

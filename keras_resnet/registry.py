@@ -1,0 +1,121 @@
+"""The model registry: named constructors, `MODELS` and `build(name)`.
+
+Names are derived from the depth (`resnet56`, `plain20`, `resnet50`), never typed twice. CIFAR depths are
+6n+2 and ImageNet depths are the rows of Table 1; a name outside `MODELS` such as `resnet8` still builds
+through `build`, as long as its depth is valid for one of the families (ImageNet wins for 50 and 152, which
+are also of the form 6n+2).
+"""
+
+from __future__ import annotations
+
+import re
+
+from keras_resnet.cifar import cifar_blocks_per_stage, cifar_resnet
+from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
+
+CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+CIFAR_PLAIN_DEPTHS = (20, 32, 44, 56, 110)
+IMAGENET_DEPTHS = tuple(IMAGENET_SPECS)
+IMAGENET_PLAIN_DEPTHS = (18, 34)
+
+_NAME = re.compile(r"^(resnet|plain)(\d+)$")
+
+
+def make_constructor(builder, depth, plain):
+    """Returns a named constructor such as `ResNet56(**kwargs)` over `builder` at a fixed depth."""
+    family = "CIFAR" if builder is cifar_resnet else "ImageNet"
+    label = f"{'PlainNet' if plain else 'ResNet'}{depth}"
+
+    def constructor(**kwargs):
+        if plain:
+            if kwargs.get("shortcut") is not None:
+                raise ValueError(f"{label} is a plain network; received `shortcut`={kwargs['shortcut']!r}.")
+            kwargs["shortcut"] = None
+        return builder(depth, **kwargs)
+
+    constructor.__name__ = constructor.__qualname__ = label
+    kind = "plain counterpart (no shortcuts) of the " if plain else ""
+    constructor.__doc__ = f"""The {kind}{family} ResNet-{depth} of He et al. (2015).
+
+    Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016.
+
+    Args:
+        **kwargs: any argument of `keras_resnet.{builder.__name__}` except `depth`.
+
+    Returns:
+        A `keras.Model` named `{'plain' if plain else 'resnet'}{depth}`.
+
+    Example:
+        >>> import keras_resnet
+        >>> model = keras_resnet.{label}()
+    """
+    return constructor
+
+
+def _registry():
+    models = {}
+    for depth in CIFAR_DEPTHS:
+        models[f"resnet{depth}"] = make_constructor(cifar_resnet, depth, plain=False)
+    for depth in CIFAR_PLAIN_DEPTHS:
+        models[f"plain{depth}"] = make_constructor(cifar_resnet, depth, plain=True)
+    for depth in IMAGENET_DEPTHS:
+        models[f"resnet{depth}"] = make_constructor(imagenet_resnet, depth, plain=False)
+    for depth in IMAGENET_PLAIN_DEPTHS:
+        models[f"plain{depth}"] = make_constructor(imagenet_resnet, depth, plain=True)
+    return models
+
+
+MODELS = _registry()
+"""Name -> constructor for every network of the paper (`resnet20`..`resnet1202`, `plain20`..`plain110`,
+`resnet18`..`resnet152`, `plain18`, `plain34`)."""
+
+
+def family_of(name):
+    """Returns ("cifar" or "imagenet", depth, plain) for a model name, or raises `ValueError`.
+
+    Args:
+        name: str, `resnet<depth>` or `plain<depth>`.
+    """
+    match = _NAME.match(str(name).strip().lower()) if isinstance(name, str) else None
+    if match is None:
+        raise ValueError(
+            f"`name` must be 'resnet<depth>' or 'plain<depth>' (for example one of {sorted(MODELS)}); "
+            f"received {name!r}."
+        )
+    plain, depth = match.group(1) == "plain", int(match.group(2))
+    if depth in IMAGENET_SPECS:
+        return "imagenet", depth, plain
+    try:
+        cifar_blocks_per_stage(depth)
+    except ValueError:
+        raise ValueError(
+            f"`name` {name!r} has no valid depth: CIFAR depths are 6n+2 (8, 14, 20, ...), ImageNet depths are "
+            f"{sorted(IMAGENET_SPECS)}."
+        ) from None
+    return "cifar", depth, plain
+
+
+def build(name, **kwargs):
+    """Builds a network by name.
+
+    Args:
+        name: str, a key of `MODELS` (e.g. "resnet56", "plain20", "resnet50") or any `resnet<depth>` /
+            `plain<depth>` of a valid CIFAR (6n+2) or ImageNet depth, e.g. "resnet8".
+        **kwargs: builder arguments (`shortcut`, `classes`, `input_shape`, ...).
+
+    Returns:
+        A `keras.Model` whose name is `name` (lower case) unless `name=` is passed in `kwargs`.
+
+    Example:
+        >>> import keras_resnet
+        >>> keras_resnet.build("resnet56").name
+        'resnet56'
+    """
+    family, depth, plain = family_of(name)
+    if plain:
+        if kwargs.get("shortcut") is not None:
+            raise ValueError(f"{name!r} is a plain network; received `shortcut`={kwargs['shortcut']!r}.")
+        kwargs["shortcut"] = None
+    kwargs.setdefault("name", name.strip().lower())
+    builder = cifar_resnet if family == "cifar" else imagenet_resnet
+    return builder(depth, **kwargs)

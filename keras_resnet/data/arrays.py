@@ -1,0 +1,134 @@
+"""`load_arrays`: a whole split decoded into memory as uint8 numpy arrays (no TensorFlow for folders).
+
+For image folders and archives this uses only Pillow and numpy, so the JAX backend on a machine without
+TensorFlow can train from the CIFAR-10 JPEG archives with `keras_resnet.data.ArrayIterator`. TFDS names and
+TFRecord directories are read through tf.data (TensorFlow imported lazily, only for those sources).
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385),
+section 4.2 (CIFAR-10, per-pixel mean, 45k/5k split).
+
+Example:
+    >>> x, y, info = load_arrays("../shared/datasets/cifar10-jpeg", "train", validation_size=5000)  # doctest: +SKIP
+    >>> x.shape, info.mean.shape  # doctest: +SKIP
+    ((45000, 32, 32, 3), (32, 32, 3))
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from keras_resnet.data import folder, sources
+from keras_resnet.data.cache import cached_mean
+from keras_resnet.data.info import PREPROCESSING_KINDS, DatasetInfo
+from keras_resnet.data.preprocessing import (
+    IMAGENET_CROP,
+    channel_mean,
+    mean_image,
+    stratified_split,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing):
+    phys = sources.base_split(split, validation_size)
+    if split == "validation" and validation_size == 0:
+        try:
+            folder.locate_split(source, "validation")
+        except ValueError as e:
+            raise ValueError(
+                f"Split 'validation' of {str(source)!r} needs `validation_size` > 0 (images held out of the "
+                "training split, e.g. 5000 for CIFAR-10's 45k/5k) or a 'validation' folder/archive."
+            ) from e
+    images, labels, class_names, skipped = folder.load_split_arrays(source, phys, image_size, skip_corrupt)
+    if skipped:
+        log.warning("Skipped %d undecodable image(s) in split %r of %s: %s", len(skipped), phys, source,
+                    skipped[:5])
+    if validation_size:
+        train_idx, val_idx = stratified_split(labels, validation_size)
+        sel = val_idx if split == "validation" else train_idx
+        images, labels = images[sel], labels[sel]
+    kind = preprocessing or sources.preprocessing_for(images.shape[1:3])
+    if mean is None:
+        def compute():
+            if phys == "train":
+                tr_images, tr_labels = images, labels
+                if split == "validation":  # the mean comes from the part trained on
+                    full, full_labels, _, _ = folder.load_split_arrays(source, "train", image_size, skip_corrupt)
+                    tr_images = full[stratified_split(full_labels, validation_size)[0]]
+            else:
+                full, full_labels, _, _ = folder.load_split_arrays(source, "train", image_size, skip_corrupt)
+                tr_images = full
+                if validation_size:
+                    tr_images = full[stratified_split(full_labels, validation_size)[0]]
+            return mean_image(tr_images) if kind == "cifar" else channel_mean(tr_images)
+
+        key = {"folder": folder.locate_split(source, "train").signature(), "validation_size": validation_size,
+               "preprocessing": kind, "image_size": None if image_size is None else list(image_size),
+               "skip_corrupt": skip_corrupt}
+        mean = cached_mean(key, compute)
+    shape = tuple(images.shape[1:]) if kind == "cifar" else (IMAGENET_CROP, IMAGENET_CROP, images.shape[3])
+    info = DatasetInfo(name=str(source), class_names=class_names, image_shape=shape,
+                       num_examples={split: len(images)}, mean=np.asarray(mean, np.float32), preprocessing=kind,
+                       num_skipped={phys: len(skipped)} if skip_corrupt else {})
+    return images, labels, info
+
+
+def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corrupt=False, mean=None,
+                preprocessing=None, data_dir=None, download=False, label_offset=None):
+    """Decodes a whole split into memory: `(uint8 images [N, H, W, C], int64 labels [N], DatasetInfo)`.
+
+    Works without TensorFlow for image folders and `.tar`/`.tar.gz` archives (Pillow); TFDS names and
+    TFRecord directories need TensorFlow. Images are in the source's deterministic order (sorted by class
+    and file name for folders), not augmented and not normalised: feed them to `ArrayIterator`.
+
+    Args:
+        source: image folder, archive, folder of split archives, TFRecord directory or TFDS name.
+        split: `"train"`, `"validation"` (held-out `validation_size` images of the training split) or `"test"`.
+        validation_size: images held out of the training split, stratified and deterministic.
+        image_size: `(height, width)` to resize every image to (needed when sizes differ).
+        skip_corrupt: skip undecodable images (count in `info.num_skipped`) instead of raising.
+        mean: mean to report in `info.mean`; default the training split's, computed and cached.
+        preprocessing: `"cifar"` or `"imagenet"`; default by image size.
+        data_dir, download: passed to TFDS.
+        label_offset: subtracted from TFRecord labels.
+
+    Returns:
+        `(images, labels, info)`.
+
+    Raises:
+        FileNotFoundError: missing path. ValueError: bad layout, split or arguments; a corrupt image
+        (naming the file) unless `skip_corrupt`.
+
+    Example:
+        >>> images, labels, info = load_arrays("my_images.tar.gz", "train")  # doctest: +SKIP
+    """
+    sources.check_split(split, validation_size)
+    if preprocessing is not None and preprocessing not in PREPROCESSING_KINDS:
+        raise ValueError(f"`preprocessing` must be one of {PREPROCESSING_KINDS} or None; received {preprocessing!r}.")
+    if image_size is not None and (len(image_size) != 2 or min(image_size) < 1):
+        raise ValueError(f"`image_size` must be (height, width) of positive ints; received {image_size!r}.")
+    if sources.source_kind(source) == "folder":
+        return _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing)
+    import tensorflow as tf
+
+    from keras_resnet.data.pipeline import prepare
+
+    src, phys, keep, shape, info = prepare(
+        source, sources.source_kind(source), split, validation_size=validation_size, data_dir=data_dir,
+        download=download, preprocessing=preprocessing, mean=mean, image_size=image_size,
+        label_offset=label_offset, mean_samples=10000)
+    ds = src.elements(phys, encoded=False, keep=keep)
+    if image_size is not None:
+        ds = ds.map(lambda x, y: (tf.cast(tf.round(tf.image.resize(x, image_size)), tf.uint8), y))
+    if skip_corrupt:
+        ds = ds.ignore_errors(log_warning=True)
+    xs, ys = [], []
+    for x, y in ds.batch(1024).prefetch(tf.data.AUTOTUNE):
+        xs.append(x.numpy())
+        ys.append(y.numpy().astype(np.int64))
+    if not xs:
+        raise ValueError(f"Split {split!r} of {str(source)!r} yielded no images.")
+    return np.concatenate(xs), np.concatenate(ys), info

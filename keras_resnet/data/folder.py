@@ -1,0 +1,332 @@
+"""Image folders and their `.tar` / `.tar.gz` archives: layout, listing, reading and decoding (no TensorFlow).
+
+Layout: `root/<split>/<class>/<image>` with `.jpg`/`.jpeg`/`.png`/`.bmp` images; class ids are the sorted
+class-folder names. A source is one of
+
+* a directory `root` holding `root/<split>/<class>/...`;
+* an archive (`.tar`, `.tar.gz`, `.tgz`) whose members are `[prefix/]<split>/<class>/<image>`;
+* a directory holding one archive per split, named `<split>.tar.gz` or `<anything>-<split>.tar.gz`
+  (`_` and `.` also separate), like `../shared/datasets/cifar10-jpeg/cifar10-train.tar.gz`.
+
+Archives are read sequentially with `tarfile` straight into memory, never extracted to disk. Decoding
+uses Pillow, so `load_arrays` works on the JAX backend without TensorFlow.
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385);
+Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009 (CIFAR-10).
+
+Example:
+    >>> split = read_split("../shared/datasets/cifar10-jpeg", "test")  # doctest: +SKIP
+    >>> images, kept, skipped = decode_images(split.blobs, split.names)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_LAYOUT = "<split>/<class>/<image> with images ending in " + "/".join(IMAGE_EXTENSIONS)
+
+
+def is_archive(path) -> bool:
+    """Whether `path` names a `.tar`, `.tar.gz` or `.tgz` file."""
+    return str(path).lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _archive_stem(path: Path) -> str:
+    name = path.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(name).startswith(".")
+
+
+@dataclasses.dataclass
+class SplitLocation:
+    """Where one split lives: `kind` is `"dir"` (`path` is the split folder) or `"tar"` (`path` the archive)."""
+
+    kind: str
+    path: Path
+    split: str
+
+    def signature(self) -> str:
+        """A cheap fingerprint (sizes and modification times) for cache keys."""
+        if self.kind == "tar":
+            st = self.path.stat()
+            return f"tar:{self.path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        count = size = mtime = 0
+        for dirpath, _, files in os.walk(self.path):
+            for f in files:
+                st = os.stat(os.path.join(dirpath, f))
+                count, size, mtime = count + 1, size + st.st_size, max(mtime, st.st_mtime_ns)
+        return f"dir:{self.path.resolve()}:{count}:{size}:{mtime}"
+
+
+@dataclasses.dataclass
+class FolderSplit:
+    """One split read from an image folder: names, labels and (encoded) bytes, sorted by (class, file)."""
+
+    location: SplitLocation
+    class_names: list
+    names: list  # display names: file paths, or "archive.tar.gz:member"
+    labels: np.ndarray
+    blobs: Optional[list]  # encoded bytes, or None when only listed (directories)
+    paths: Optional[list] = None  # file paths (directories)
+
+
+def _split_archives(root: Path):
+    return sorted(p for p in root.iterdir() if p.is_file() and is_archive(p))
+
+
+def _archive_for_split(root: Path, split: str) -> Optional[Path]:
+    matches = []
+    for p in _split_archives(root):
+        stem = _archive_stem(p)
+        if stem == split or any(stem.endswith(sep + split) for sep in "-_."):
+            matches.append(p)
+    if len(matches) > 1:
+        raise ValueError(f"Several archives in {root} match split {split!r}: {[m.name for m in matches]}.")
+    return matches[0] if matches else None
+
+
+def available_splits(source) -> list:
+    """The split names a folder source offers (subfolders, or split archives in the folder)."""
+    root = Path(source)
+    if root.is_dir():
+        dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        stems = []
+        for p in _split_archives(root):
+            stem = _archive_stem(p)
+            stems.append(next((stem.rsplit(sep, 1)[1] for sep in "-_." if sep in stem), stem))
+        return sorted(set(dirs) | set(stems))
+    return []
+
+
+def locate_split(source, split: str) -> SplitLocation:
+    """Finds where `split` of a folder/archive source lives; `FileNotFoundError`/`ValueError` if nowhere.
+
+    Args:
+        source: a directory or an archive path.
+        split: the split folder name, e.g. `"train"` or `"test"`.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Data source {str(source)!r} does not exist; expected an image folder ({_LAYOUT}), a .tar/.tar.gz "
+            "archive of one, a directory of TFRecord shards or a TFDS dataset name."
+        )
+    if path.is_file():
+        if not is_archive(path):
+            raise ValueError(f"Data source {str(path)!r} is a file but not a .tar, .tar.gz or .tgz archive.")
+        return SplitLocation("tar", path, split)
+    if (path / split).is_dir():
+        return SplitLocation("dir", path / split, split)
+    archive = _archive_for_split(path, split)
+    if archive is not None:
+        return SplitLocation("tar", archive, split)
+    raise ValueError(
+        f"Split {split!r} not found in {str(path)!r}: expected a folder {str(path / split)!r} or an archive "
+        f"named '{split}.tar.gz' / '*-{split}.tar.gz'; available splits: {available_splits(path) or 'none'}."
+    )
+
+
+def _finish(location, class_names, names, labels, blobs, paths, empty_classes):
+    if empty_classes:
+        raise ValueError(
+            f"Class folder(s) with no images in {str(location.path)!r}: {sorted(empty_classes)}; each class folder "
+            f"needs at least one image ({'/'.join(IMAGE_EXTENSIONS)})."
+        )
+    if not names:
+        raise ValueError(
+            f"No images for split {location.split!r} in {str(location.path)!r}; expected {_LAYOUT}."
+        )
+    return FolderSplit(location, class_names, names, np.asarray(labels, np.int64), blobs, paths)
+
+
+def _read_dir(location: SplitLocation, read_bytes: bool) -> FolderSplit:
+    classes = sorted(p.name for p in location.path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(
+            f"Split folder {str(location.path)!r} has no class folders; expected {_LAYOUT}."
+        )
+    names, labels, paths, blobs, empty = [], [], [], [], []
+    for label, cls in enumerate(classes):
+        files = sorted(f for f in os.listdir(location.path / cls) if _is_image(f))
+        if not files:
+            empty.append(str(location.path / cls))
+        for f in files:
+            p = str(location.path / cls / f)
+            names.append(p)
+            paths.append(p)
+            labels.append(label)
+            if read_bytes:
+                with open(p, "rb") as fh:
+                    blobs.append(fh.read())
+    return _finish(location, classes, names, labels, blobs if read_bytes else None, paths, empty)
+
+
+def _read_tar(location: SplitLocation) -> FolderSplit:
+    split = location.split
+    found = {}  # (class, file) -> bytes
+    class_dirs = set()
+    tops = set()
+    try:
+        with tarfile.open(location.path, "r:*") as tar:
+            for m in tar:
+                parts = [p for p in m.name.split("/") if p not in ("", ".")]
+                if parts:
+                    tops.add(parts[0])
+                if split not in parts:
+                    continue
+                i = len(parts) - 1 - parts[::-1].index(split)
+                rest = parts[i + 1 :]
+                if m.isdir() and len(rest) == 1:
+                    class_dirs.add(rest[0])
+                elif m.isfile() and len(rest) == 2 and _is_image(rest[1]):
+                    class_dirs.add(rest[0])
+                    found[(rest[0], rest[1])] = tar.extractfile(m).read()
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise ValueError(f"Cannot read archive {str(location.path)!r}: {e}") from e
+    if not found:
+        raise ValueError(
+            f"Archive {str(location.path)!r} is not an image folder with split {split!r}: expected members "
+            f"[prefix/]{_LAYOUT}; top-level entries found: {sorted(tops)[:10] or 'none'}."
+        )
+    classes = sorted(class_dirs)
+    index = {c: i for i, c in enumerate(classes)}
+    keys = sorted(found, key=lambda k: (index[k[0]], k[1]))
+    with_images = {k[0] for k in keys}
+    empty = [f"{location.path}:{split}/{c}" for c in classes if c not in with_images]
+    names = [f"{location.path}:{split}/{c}/{f}" for c, f in keys]
+    return _finish(location, classes, names, [index[c] for c, _ in keys], [found[k] for k in keys], None, empty)
+
+
+def read_split(source, split: str, read_bytes: bool = True) -> FolderSplit:
+    """Lists (and by default reads the encoded bytes of) every image of `split`, sorted by (class, file).
+
+    Args:
+        source: directory or archive (see the module docstring).
+        split: split name.
+        read_bytes: read the file bytes of directory sources too (archives are always read).
+
+    Returns:
+        A `FolderSplit`.
+
+    Raises:
+        FileNotFoundError: the source does not exist.
+        ValueError: no such split, empty folder, class folder without images, archive not an image folder.
+    """
+    location = locate_split(source, split)
+    return _read_tar(location) if location.kind == "tar" else _read_dir(location, read_bytes)
+
+
+def decode_image(data: bytes, name: str, image_size=None) -> np.ndarray:
+    """Decodes one encoded image to uint8 RGB `[H, W, 3]` with Pillow; `ValueError` naming `name` if corrupt.
+
+    Args:
+        data: the encoded bytes.
+        name: the file name used in error messages.
+        image_size: optional `(height, width)` to resize to (bilinear).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im = im.convert("RGB")
+            if image_size is not None and im.size != (image_size[1], image_size[0]):
+                im = im.resize((image_size[1], image_size[0]), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError... for bad bytes
+        raise ValueError(
+            f"Cannot decode image file {name!r} ({len(data)} bytes): {e}. Pass skip_corrupt=True to skip "
+            "and count undecodable images."
+        ) from e
+
+
+def decode_images(blobs, names, image_size=None, skip_corrupt: bool = False):
+    """Decodes encoded images into one uint8 array `[N, H, W, 3]`.
+
+    Args:
+        blobs: list of encoded bytes.
+        names: matching file names (for error messages and the skipped list).
+        image_size: `(height, width)` to resize every image to; if None all images must share a size.
+        skip_corrupt: skip undecodable images instead of raising.
+
+    Returns:
+        `(images, kept_indices, skipped_names)`.
+
+    Raises:
+        ValueError: an image does not decode (naming the file) and `skip_corrupt` is False, or sizes differ.
+    """
+    out, kept, skipped, shape = None, [], [], None
+    for i, (data, name) in enumerate(zip(blobs, names)):
+        try:
+            img = decode_image(data, name, image_size)
+        except ValueError:
+            if not skip_corrupt:
+                raise
+            skipped.append(name)
+            continue
+        if out is None:
+            shape = img.shape
+            out = np.empty((len(blobs),) + shape, np.uint8)
+        elif img.shape != shape:
+            raise ValueError(
+                f"Image {name!r} has shape {img.shape}, the first image has {shape}; pass `image_size` "
+                "(height, width) to resize images of different sizes."
+            )
+        out[len(kept)] = img
+        kept.append(i)
+    if out is None:
+        raise ValueError(f"None of the {len(blobs)} images decoded; skipped: {skipped[:5]}.")
+    return out[: len(kept)], np.asarray(kept, np.int64), skipped
+
+
+_CACHE: dict = {}
+_CACHE_SIZE = 3
+
+
+def load_split_arrays(source, split: str, image_size=None, skip_corrupt: bool = False):
+    """Reads and decodes a whole folder split: `(images uint8 [N,H,W,3], labels int64 [N], class_names,
+    skipped_names)`. Results are memoised in-process (keyed by the source's fingerprint), so loading the
+    training split for its mean and then for training decodes it once."""
+    location = locate_split(source, split)
+    key = (location.signature(), split, None if image_size is None else tuple(image_size), skip_corrupt)
+    if key in _CACHE:
+        return _CACHE[key]
+    fs = read_split(source, split)
+    images, kept, skipped = decode_images(fs.blobs, fs.names, image_size, skip_corrupt)
+    result = (images, fs.labels[kept], fs.class_names, skipped)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = result
+    return result
+
+
+def peek_image_size(source, split: str):
+    """`(height, width)` of the first image of `split`, reading only that image (to choose preprocessing)."""
+    from PIL import Image
+
+    location = locate_split(source, split)
+    if location.kind == "dir":
+        fs = _read_dir(location, read_bytes=False)
+        with Image.open(fs.paths[0]) as im:
+            return im.height, im.width
+    with tarfile.open(location.path, "r:*") as tar:
+        for m in tar:
+            parts = [p for p in m.name.split("/") if p not in ("", ".")]
+            if m.isfile() and _is_image(m.name) and len(parts) >= 3 and parts[-3] == split:
+                with Image.open(io.BytesIO(tar.extractfile(m).read())) as im:
+                    return im.height, im.width
+    return _read_tar(location)  # raises the layout error

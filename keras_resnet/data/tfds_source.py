@@ -1,0 +1,107 @@
+"""TensorFlow Datasets sources: any TFDS image-classification dataset by name.
+
+TensorFlow-only: this module imports TensorFlow and `tensorflow_datasets`.
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385);
+TFDS's `cifar10`, `cifar100`, `imagenet2012`, `imagenette`, ... (`data_dir` and `download` pass through).
+
+Example:
+    >>> src = TFDSSource("cifar10", data_dir=None, download=False)  # doctest: +SKIP
+    >>> ds = src.elements("test", encoded=False)  # (uint8 image, int32 label)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+class TFDSSource:
+    """A TFDS dataset opened by name.
+
+    Args:
+        name: TFDS name, optionally with a version (`"cifar10:3.0.2"`).
+        data_dir: TFDS data directory, or None for the default.
+        download: download and prepare the dataset if it is not there (needs the internet).
+
+    Raises:
+        ValueError: unknown name, or a dataset without `(image, label)` supervised keys.
+    """
+
+    kind = "tfds"
+
+    def __init__(self, name: str, data_dir=None, download: bool = False):
+        import tensorflow_datasets as tfds
+
+        self.name, self.data_dir = name, data_dir
+        try:
+            self.builder = tfds.builder(name, data_dir=data_dir)
+        except Exception as e:  # DatasetNotFoundError and friends
+            raise ValueError(
+                f"`source`={name!r} is neither an existing path nor a known TFDS dataset name: {e}"
+            ) from e
+        if download:
+            self.builder.download_and_prepare()
+        info = self.builder.info
+        keys = info.supervised_keys
+        if not keys or len(keys) != 2:
+            raise ValueError(f"TFDS dataset {name!r} has no (image, label) supervised keys; found {keys!r}.")
+        self.image_key, self.label_key = keys
+        label = info.features[self.label_key]
+        self.class_names = list(getattr(label, "names", None) or [str(i) for i in range(label.num_classes)])
+        self.image_shape = tuple(info.features[self.image_key].shape)
+        self.splits = {k: v.num_examples for k, v in info.splits.items()}
+        self._labels = {}
+
+    def has_split(self, split: str) -> bool:
+        """Whether the dataset declares `split` (unknown when the dataset info lists no splits)."""
+        return not self.splits or split in self.splits
+
+    def check_split(self, split: str) -> None:
+        if not self.has_split(split):
+            raise ValueError(
+                f"TFDS dataset {self.name!r} has no split {split!r}; available: {sorted(self.splits)}."
+            )
+
+    def _as_dataset(self, split: str, encoded: bool):
+        import tensorflow_datasets as tfds
+
+        self.check_split(split)
+        decoders = {self.image_key: tfds.decode.SkipDecoding()} if encoded else None
+        try:
+            ds = self.builder.as_dataset(split=split, shuffle_files=False, decoders=decoders,
+                                         read_config=tfds.ReadConfig(try_autocache=False))
+        except (AssertionError, tfds.core.registered.DatasetNotFoundError, FileNotFoundError) as e:
+            raise FileNotFoundError(
+                f"TFDS dataset {self.name!r} is not prepared in data_dir={self.data_dir!r}; pass download=True "
+                f"(needs the internet) or the `data_dir` holding it: {e}"
+            ) from e
+        return ds.map(lambda ex: (ex[self.image_key], tf.cast(ex[self.label_key], tf.int32)))
+
+    def labels(self, split: str) -> np.ndarray:
+        """All labels of `split` in the deterministic (unshuffled) order."""
+        if split not in self._labels:
+            ds = self._as_dataset(split, encoded=True).map(lambda x, y: y).batch(8192)
+            self._labels[split] = np.concatenate([b.numpy() for b in ds] or [np.zeros((0,), np.int32)])
+        return self._labels[split]
+
+    def count(self, split: str) -> int:
+        """Number of examples of `split`."""
+        return self.splits[split] if split in self.splits else len(self.labels(split))
+
+    def elements(self, split: str, *, encoded: bool, keep=None, input_context=None):
+        """`(image, int32 label)` elements of `split`: uint8 `[H, W, C]` images, or encoded bytes if `encoded`.
+
+        Args:
+            keep: optional sorted int array of the element indices to keep (held-out validation split).
+            input_context: optional `tf.distribute.InputContext` (sharded per element).
+        """
+        ds = self._as_dataset(split, encoded)
+        if keep is not None:
+            mask = np.zeros(self.count(split), bool)
+            mask[keep] = True
+            mask = tf.constant(mask)
+            ds = ds.enumerate().filter(lambda i, e: tf.gather(mask, i)).map(lambda i, e: e)
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        return ds

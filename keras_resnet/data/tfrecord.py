@@ -1,0 +1,167 @@
+"""TFRecord shards in the ImageNet convention: names, examples, metadata and parallel reading.
+
+TensorFlow-only: this module imports TensorFlow.
+
+Shards are `<split>-<index:05d>-of-<total:05d>` files of `tf.train.Example`s with the features
+`image/encoded` (bytes) and `image/class/label` (int64, 0-based unless `label_offset` says otherwise, e.g.
+`label_offset=1` for the Inception-era ImageNet shards whose label 0 is "background"). The converter
+(`python -m keras_resnet.data.convert`) also writes `dataset.json` (class names, example counts) next to them.
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385); the
+shard layout of TensorFlow's `inception/data/build_imagenet_data.py`.
+
+Example:
+    >>> files = find_shards("/data/imagenet-tfrecord", "train")  # doctest: +SKIP
+    >>> ds = read_shards(files, training=True, seed=0)  # (encoded bytes, label, key) elements  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet.data.sources import SHARD_PATTERN
+
+IMAGE_KEY = "image/encoded"
+LABEL_KEY = "image/class/label"
+METADATA = "dataset.json"
+_KEY_STRIDE = 1 << 32  # element key = file index * stride + record index
+
+
+def shard_name(split: str, index: int, total: int) -> str:
+    """`train-00000-of-01024`-style shard name."""
+    return f"{split}-{index:05d}-of-{total:05d}"
+
+
+def make_example(encoded: bytes, label: int) -> bytes:
+    """A serialised `tf.train.Example` with `image/encoded` and `image/class/label`."""
+    feature = {
+        IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+        LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def find_shards(directory, split: str) -> list:
+    """Sorted shard paths of `split` in `directory`; `ValueError` naming the splits found if none/incomplete."""
+    directory = Path(directory)
+    found = {}
+    for p in directory.iterdir():
+        m = SHARD_PATTERN.match(p.name)
+        if m:
+            found.setdefault(m["split"], []).append((int(m["index"]), int(m["total"]), p))
+    if split not in found:
+        raise ValueError(
+            f"No TFRecord shards for split {split!r} in {str(directory)!r}: expected files named "
+            f"'{shard_name(split, 0, 1)}' etc.; splits found: {sorted(found) or 'none'}."
+        )
+    shards = sorted(found[split])
+    totals = {t for _, t, _ in shards}
+    if len(totals) != 1 or len(shards) != totals.pop():
+        raise ValueError(
+            f"Incomplete shard set for split {split!r} in {str(directory)!r}: found {len(shards)} files "
+            f"{[p.name for _, _, p in shards[:3]]}..., expected every index of '-of-NNNNN'."
+        )
+    return [str(p) for _, _, p in shards]
+
+
+def read_metadata(directory):
+    """The converter's `dataset.json` as a dict, or None when absent."""
+    path = Path(directory) / METADATA
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def check_features(path: str) -> None:
+    """Parses the first record of `path` and raises `ValueError` if the expected features are missing."""
+    for raw in tf.data.TFRecordDataset(path).take(1):
+        example = tf.train.Example.FromString(raw.numpy())
+        keys = set(example.features.feature)
+        missing = [k for k in (IMAGE_KEY, LABEL_KEY) if k not in keys]
+        if missing:
+            raise ValueError(
+                f"TFRecord {path!r} lacks feature(s) {missing}: expected '{IMAGE_KEY}' (bytes) and "
+                f"'{LABEL_KEY}' (int64); found {sorted(keys)}."
+            )
+        return
+    raise ValueError(f"TFRecord {path!r} holds no records.")
+
+
+def parse(serialized):
+    """`(encoded bytes, int32 label)` of one serialised example."""
+    features = tf.io.parse_single_example(
+        serialized,
+        {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)},
+    )
+    return features[IMAGE_KEY], tf.cast(features[LABEL_KEY], tf.int32)
+
+
+def scan_labels(files) -> list:
+    """Labels of every record, one int64 array per file (reads the label feature only)."""
+    spec = {LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    out = []
+    for f in files:
+        ds = tf.data.TFRecordDataset(f).batch(4096).map(lambda s: tf.io.parse_example(s, spec)[LABEL_KEY])
+        out.append(np.concatenate([b.numpy() for b in ds] or [np.zeros((0,), np.int64)]))
+    return out
+
+
+def element_keys(per_file_labels, indices) -> np.ndarray:
+    """Maps global indices (over the concatenated files) to `file * 2**32 + record` keys."""
+    sizes = np.array([len(x) for x in per_file_labels])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    file_idx = np.searchsorted(starts, indices, side="right") - 1
+    return file_idx.astype(np.int64) * _KEY_STRIDE + (indices - starts[file_idx])
+
+
+def read_shards(files, *, training: bool, seed=None, input_context=None, keep_keys=None, drop_keys=None,
+                label_offset: int = 0, cycle_length: int = 8):
+    """Reads shards with parallel interleave; yields `(encoded, int32 label)` elements.
+
+    Files are sharded across input pipelines first (`input_context`), at file level when there are at least
+    as many files as pipelines, per element otherwise. Training shuffles the file order every epoch.
+
+    Args:
+        files: shard paths (from `find_shards`), in order.
+        training: shuffle file order per epoch.
+        seed: seed for the file order (deterministic interleave when given).
+        input_context: optional `tf.distribute.InputContext`.
+        keep_keys / drop_keys: optional int64 arrays of element keys (`element_keys`) to keep / drop; used
+            for the held-out validation split.
+        label_offset: subtracted from stored labels.
+        cycle_length: files read in parallel.
+    """
+    n = len(files)
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(files), tf.range(n, dtype=tf.int64)))
+    element_shard = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        if n >= input_context.num_input_pipelines:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        else:
+            element_shard = True
+    if training:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+
+    def records(path, file_index):
+        recs = tf.data.TFRecordDataset(path, buffer_size=8 << 20).enumerate()
+        return recs.map(lambda i, r: (file_index * _KEY_STRIDE + i, r))
+
+    ds = ds.interleave(records, cycle_length=min(cycle_length, n), num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=seed is not None or not training)
+    for keys, keep in ((keep_keys, True), (drop_keys, False)):
+        if keys is not None:
+            table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.int64), tf.ones(len(keys), tf.int64)),
+                default_value=0,
+            )
+            ds = ds.filter(lambda k, r, t=table, want=keep: tf.equal(t.lookup(k) > 0, want))
+    if element_shard:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+
+    def to_element(_, serialized):
+        encoded, label = parse(serialized)
+        return encoded, label - label_offset
+
+    return ds.map(to_element, num_parallel_calls=tf.data.AUTOTUNE)

@@ -7,7 +7,7 @@ Example:
     >>> import keras_resnet
     >>> model = keras_resnet.ResNet56()
     >>> keras_resnet.profile(model).macs  # multiply-adds of one forward pass
-    125485706
+    125485696
 """
 
 from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottleneck_block

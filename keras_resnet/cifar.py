@@ -7,6 +7,8 @@ pooling and a 10-way classifier. Option A (parameter-free) shortcuts by default,
 
 from __future__ import annotations
 
+import sys
+
 import keras
 from keras import layers
 
@@ -73,8 +75,8 @@ def cifar_resnet(
 
     Example:
         >>> model = cifar_resnet(20)
-        >>> model.name, model.count_params()
-        ('resnet20', 271098)
+        >>> model.name, sum(int(w.size) for w in model.trainable_weights)
+        ('resnet20', 269722)
     """
     n = cifar_blocks_per_stage(depth)
     shape = check_arguments(
@@ -89,6 +91,9 @@ def cifar_resnet(
         classes=classes,
         classifier_activation=classifier_activation,
     )
+    # Keras walks the functional graph recursively (several frames per layer); ResNet-1202's 4,000+ layers
+    # overflow Python's default limit, which TensorFlow's import lowers to 3,000.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 16 * depth + 3000))
     inputs = keras.Input(shape, name="image")
     x = conv_bn(inputs, CIFAR_FILTERS[0], 3, 1, "stem", kernel_regularizer)
     x = layers.ReLU(name="stem_relu")(x)

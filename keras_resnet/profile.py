@@ -123,7 +123,7 @@ def profile(model):
         >>> import keras_resnet
         >>> p = keras_resnet.profile(keras_resnet.ResNet50())
         >>> round(p.gflops, 2), p.trainable_params
-        (3.87, 25557032)
+        (3.86, 25557032)
     """
     input_shape = tuple(model.inputs[0].shape[1:])
     if any(d is None for d in input_shape):

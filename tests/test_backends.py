@@ -1,0 +1,96 @@
+"""The builders use keras.layers / keras.ops only: they build and run on the JAX backend too.
+
+The GPU machines have JAX but no TensorFlow, so this is the path GPU training takes. Each check runs in a
+subprocess with `KERAS_BACKEND=jax` and `import tensorflow` blocked.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnet
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+
+NO_TENSORFLOW = "import sys; sys.modules['tensorflow'] = None\n"
+
+
+def run_jax(code, tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    script = tmp_path / "script.py"
+    script.write_text(NO_TENSORFLOW + textwrap.dedent(code))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_builders_under_jax_match_parameter_counts(tmp_path):
+    out = run_jax(
+        """
+        import json, keras, numpy as np
+        assert keras.backend.backend() == "jax"
+        import keras_resnet
+        counts = {}
+        for shortcut in ("A", "B", "C", None):
+            model = keras_resnet.cifar_resnet(8, shortcut=shortcut, input_shape=(16, 16, 3))
+            y = model(np.ones((2, 16, 16, 3), "float32"))
+            assert y.shape == (2, 10) and np.isfinite(np.asarray(y)).all()
+            counts[str(shortcut)] = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        counts["resnet56"] = sum(int(np.prod(w.shape)) for w in keras_resnet.ResNet56().trainable_weights)
+        counts["resnet50"] = sum(int(np.prod(w.shape)) for w in keras_resnet.ResNet50().trainable_weights)
+        print(json.dumps(counts))
+        """,
+        tmp_path,
+    )
+    counts = json.loads(out.strip().splitlines()[-1])
+    expected = {
+        str(s): sum(int(np.prod(w.shape)) for w in keras_resnet.cifar_resnet(8, shortcut=s, input_shape=(16, 16, 3)).trainable_weights)
+        for s in ("A", "B", "C", None)
+    }
+    expected.update(resnet56=853_018, resnet50=25_557_032)
+    assert counts == expected
+
+
+def test_jax_outputs_equal_tensorflow_outputs_for_same_weights(tmp_path):
+    """Correctness before speed: the same .keras file gives the same outputs on both backends."""
+    model = keras_resnet.cifar_resnet(8, shortcut="A", input_shape=(16, 16, 3), classifier_activation=None)
+    images = np.random.default_rng(0).normal(size=(4, 16, 16, 3)).astype("float32")
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.train_on_batch(images, np.arange(4))  # non-trivial BN statistics
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "images.npy", images)
+    expected = keras.ops.convert_to_numpy(model(images, training=False))
+    run_jax(
+        f"""
+        import keras, numpy as np
+        import keras_resnet  # registers ZeroPadShortcut
+        model = keras.saving.load_model({str(tmp_path / 'm.keras')!r}, safe_mode=True)
+        np.save({str(tmp_path / 'jax.npy')!r}, np.asarray(model(np.load({str(tmp_path / 'images.npy')!r}), training=False)))
+        """,
+        tmp_path,
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "jax.npy"), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_one_training_step_under_jax(tmp_path):
+    out = run_jax(
+        """
+        import keras, numpy as np, keras_resnet
+        model = keras_resnet.build("resnet8", input_shape=(16, 16, 3), zero_init_residual=True)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
+                      jit_compile=True)
+        x = np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype("float32")
+        loss = model.train_on_batch(x, np.arange(8) % 10)
+        assert np.isfinite(loss)
+        print("loss", float(loss))
+        """,
+        tmp_path,
+    )
+    assert "loss" in out

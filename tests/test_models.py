@@ -1,0 +1,343 @@
+"""Contracts of the networks: exact parameter counts, structure, shortcuts, errors, serialization.
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (Tables 1 and 6).
+"""
+
+import functools
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnet
+from keras_resnet import blocks
+
+# Exact trainable parameter counts (PAPER.md): CIFAR option A, ImageNet option B (torchvision-equal).
+EXPECTED_PARAMS = {
+    "resnet20": 269_722,
+    "resnet32": 464_154,
+    "resnet44": 658_586,
+    "resnet56": 853_018,
+    "resnet110": 1_727_962,
+    "resnet1202": 19_421_274,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+}
+for _depth in (20, 32, 44, 56, 110):  # plain = option A: the shortcuts add no parameters
+    EXPECTED_PARAMS[f"plain{_depth}"] = EXPECTED_PARAMS[f"resnet{_depth}"]
+
+
+def trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _imagenet_projection_params(depth):
+    """Parameters of option B's projections (1x1 conv + BN) in an ImageNet ResNet."""
+    block, _ = keras_resnet.IMAGENET_SPECS[depth]
+    expansion = 4 if block == "bottleneck" else 1
+    total, channels = 0, 64
+    for filters in (64, 128, 256, 512):
+        out = filters * expansion
+        if out != channels:
+            total += channels * out + 2 * out
+        channels = out
+    return total
+
+
+# Plain ImageNet nets are option B minus its projections.
+EXPECTED_PARAMS["plain18"] = EXPECTED_PARAMS["resnet18"] - _imagenet_projection_params(18)
+EXPECTED_PARAMS["plain34"] = EXPECTED_PARAMS["resnet34"] - _imagenet_projection_params(34)
+
+SLOW = {"resnet1202"}
+
+
+def registry_params():
+    for name in keras_resnet.MODELS:
+        marks = [pytest.mark.slow] if name in SLOW else []
+        yield pytest.param(name, marks=marks, id=name)
+
+
+@functools.lru_cache(maxsize=None)
+def built(name):
+    return keras_resnet.build(name)
+
+
+def test_registry_covers_the_paper():
+    assert set(keras_resnet.MODELS) == set(EXPECTED_PARAMS)
+    for name in EXPECTED_PARAMS:
+        label = name.replace("resnet", "ResNet").replace("plain", "PlainNet")
+        assert getattr(keras_resnet, label) is keras_resnet.MODELS[name]
+
+
+@pytest.mark.parametrize("name", registry_params())
+def test_registry_contract(name):
+    """Every registered model: its name, exact parameter count, output shape and a finite softmax."""
+    model = built(name)
+    assert model.name == name
+    assert trainable(model) == EXPECTED_PARAMS[name]
+    height, width, channels = model.input_shape[1:]
+    classes = 10 if (height, width) == (32, 32) else 1000
+    assert model.output_shape == (None, classes)
+    images = np.random.default_rng(0).normal(size=(2, height, width, channels)).astype("float32")
+    probabilities = keras.ops.convert_to_numpy(model(images, training=False))
+    assert probabilities.shape == (2, classes)
+    assert np.all(np.isfinite(probabilities))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_named_constructor_equals_build():
+    assert keras_resnet.ResNet56().name == keras_resnet.build("resnet56").name == "resnet56"
+    assert keras_resnet.build("resnet8").name == "resnet8"
+    assert keras_resnet.build("plain8").name == "plain8"
+
+
+@pytest.mark.parametrize("depth", [8, 20, 32, 44, 56, 110])
+def test_cifar_shortcut_option_counts(depth):
+    a = trainable(keras_resnet.cifar_resnet(depth, shortcut="A"))
+    b = trainable(keras_resnet.cifar_resnet(depth, shortcut="B"))
+    c = trainable(keras_resnet.cifar_resnet(depth, shortcut="C"))
+    plain = trainable(keras_resnet.cifar_resnet(depth, shortcut=None))
+    assert b == a + 2_752
+    assert plain == a
+    assert a < b < c
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_imagenet_shortcut_options_ordered(depth):
+    counts = [trainable(keras_resnet.imagenet_resnet(depth, shortcut=s, input_shape=(64, 64, 3))) for s in "ABC"]
+    assert counts[0] < counts[1] < counts[2]
+    assert counts[1] == EXPECTED_PARAMS[f"resnet{depth}"]
+
+
+def _structure_models():
+    return [
+        keras_resnet.cifar_resnet(8, shortcut="B"),
+        keras_resnet.cifar_resnet(8, shortcut=None),
+        keras_resnet.imagenet_resnet(18, input_shape=(64, 64, 3)),
+        keras_resnet.imagenet_resnet(50, input_shape=(64, 64, 3), shortcut="C"),
+    ]
+
+
+def _consumers(model):
+    """Maps each layer name to the names of the layers that take its output."""
+    consumers = {layer.name: [] for layer in model.layers}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                consumers[tensor._keras_history.operation.name].append(layer)
+    return consumers
+
+
+@pytest.mark.parametrize("model", _structure_models(), ids=lambda m: m.name)
+def test_structure(model):
+    """No conv bias, BN after every conv, ReLU after every addition, He-normal init, no dropout."""
+    consumers = _consumers(model)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs
+    for conv in convs:
+        assert not conv.use_bias, conv.name
+        assert isinstance(conv.kernel_initializer, keras.initializers.HeNormal), conv.name
+        assert [type(c) for c in consumers[conv.name]] == [keras.layers.BatchNormalization], conv.name
+    for layer in model.layers:
+        assert not isinstance(layer, (keras.layers.Dropout, keras.layers.Lambda)), layer.name
+        if isinstance(layer, keras.layers.Add):
+            assert [type(c) for c in consumers[layer.name]] == [keras.layers.ReLU], layer.name
+
+
+@pytest.mark.parametrize("model", _structure_models(), ids=lambda m: m.name)
+def test_stride2_convolutions_pad_symmetrically(model):
+    """Every strided k>1 convolution is a `valid` conv fed by a symmetric ZeroPadding2D of (k-1)/2."""
+    strided = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Conv2D) and layer.strides != (1, 1) and layer.kernel_size != (1, 1)
+    ]
+    assert strided
+    for conv in strided:
+        assert conv.padding == "valid", conv.name
+        producer = conv._inbound_nodes[0].input_tensors[0]._keras_history.operation
+        assert isinstance(producer, keras.layers.ZeroPadding2D), conv.name
+        pad = (conv.kernel_size[0] - 1) // 2
+        assert tuple(map(tuple, producer.padding)) == ((pad, pad), (pad, pad)), conv.name
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.strides == (1, 1):
+            assert layer.padding == "same" or layer.kernel_size == (1, 1), layer.name
+
+
+def test_imagenet_stem():
+    model = keras_resnet.ResNet18()
+    assert tuple(map(tuple, model.get_layer("stem_pad").padding)) == ((3, 3), (3, 3))
+    assert model.get_layer("stem_conv").kernel_size == (7, 7)
+    assert model.get_layer("stem_conv").strides == (2, 2)
+    assert tuple(map(tuple, model.get_layer("stem_pool_pad").padding)) == ((1, 1), (1, 1))
+    pool = model.get_layer("stem_pool")
+    assert pool.pool_size == (3, 3) and pool.strides == (2, 2) and pool.padding == "valid"
+    assert model.get_layer("stem_pool").output.shape[1:3] == (56, 56)
+    assert model.get_layer("stage4_block2_out").output.shape[1:] == (7, 7, 512)
+
+
+def test_symmetric_stride2_conv_matches_reference_padding():
+    """A strided conv samples windows centred on even pixels (PyTorch/Caffe pad=1), unlike Keras' 'same'."""
+    inputs = keras.Input((8, 8, 1))
+    outputs = blocks.conv_bn(inputs, 1, 3, 2, "probe")
+    model = keras.Model(inputs, outputs)
+    model.get_layer("probe_conv").set_weights([np.ones((3, 3, 1, 1), "float32")])
+    image = np.zeros((1, 8, 8, 1), "float32")
+    image[0, 0, 0, 0] = 1.0  # the top-left pixel is inside the first window only when padding is symmetric
+    bn = model.get_layer("probe_bn")
+    bn.set_weights([np.ones(1), np.zeros(1), np.zeros(1), np.ones(1) - blocks.BN_EPSILON])
+    out = keras.ops.convert_to_numpy(model(image, training=False))[0, :, :, 0]
+    expected = np.zeros((4, 4))
+    expected[0, 0] = 1.0
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_option_a_subsamples_and_pads_both_sides():
+    x = np.random.default_rng(1).normal(size=(2, 8, 8, 16)).astype("float32")
+    y = keras.ops.convert_to_numpy(keras_resnet.ZeroPadShortcut(32, 2)(x))
+    assert y.shape == (2, 4, 4, 32)
+    np.testing.assert_array_equal(y[..., 8:24], x[:, ::2, ::2, :])
+    assert not y[..., :8].any() and not y[..., 24:].any()
+
+
+def test_option_a_shortcut_layers_in_cifar_net():
+    model = keras_resnet.cifar_resnet(8)
+    names = [layer.name for layer in model.layers if isinstance(layer, keras_resnet.ZeroPadShortcut)]
+    assert names == ["stage2_block1_shortcut", "stage3_block1_shortcut"]
+    assert not any(isinstance(layer, keras.layers.Conv2D) and "shortcut" in layer.name for layer in model.layers)
+
+
+@pytest.mark.parametrize("shortcut", ["A", "B", "C"])
+@pytest.mark.parametrize("training", [False, True])
+def test_zero_init_residual_blocks_are_identities(shortcut, training):
+    """With zero_init_residual every residual branch is exactly zero, so each block outputs its shortcut.
+
+    Where the shortcut is the identity (options A and B inside a stage) the block is an exact identity.
+    """
+    model = keras_resnet.cifar_resnet(8, shortcut=shortcut, zero_init_residual=True, input_shape=(16, 16, 3))
+    images = np.random.default_rng(2).normal(size=(2, 16, 16, 3)).astype("float32")
+    blocks_in = {"stage1_block1": "stem_relu", "stage2_block1": "stage1_block1_out", "stage3_block1": "stage2_block1_out"}
+    for block, previous in blocks_in.items():
+        add = model.get_layer(f"{block}_add")
+        residual_tensor, shortcut_tensor = add._inbound_nodes[0].input_tensors
+        probe = keras.Model(
+            model.input,
+            [model.get_layer(previous).output, residual_tensor, shortcut_tensor, model.get_layer(f"{block}_out").output],
+        )
+        block_in, residual, short, out = (keras.ops.convert_to_numpy(t) for t in probe(images, training=training))
+        assert not residual.any(), block
+        np.testing.assert_array_equal(out, np.maximum(short, 0))
+        if block == "stage1_block1" and shortcut != "C":
+            np.testing.assert_array_equal(out, block_in)
+        if shortcut == "A" and block != "stage1_block1":
+            expected = keras.ops.convert_to_numpy(keras_resnet.ZeroPadShortcut(out.shape[-1], 2)(block_in))
+            np.testing.assert_array_equal(out, expected)
+
+
+def test_kernel_regularizer_reaches_every_kernel():
+    model = keras_resnet.cifar_resnet(8, shortcut="B", kernel_regularizer=keras.regularizers.L2(5e-5))
+    kernels = [l for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+    assert all(isinstance(l.kernel_regularizer, keras.regularizers.L2) for l in kernels)
+    assert len(model.losses) == len(kernels)
+    assert not any(isinstance(l, keras.layers.BatchNormalization) and l.gamma_regularizer for l in model.layers)
+
+
+def test_applications_keywords():
+    features = keras_resnet.ResNet20(include_top=False)
+    assert features.output_shape == (None, 8, 8, 64)
+    assert keras_resnet.ResNet20(include_top=False, pooling="avg").output_shape == (None, 64)
+    assert keras_resnet.ResNet20(include_top=False, pooling="max").output_shape == (None, 64)
+    assert keras_resnet.ResNet18(include_top=False, pooling="avg", input_shape=(None, None, 3)).output_shape == (
+        None,
+        512,
+    )
+    model = keras_resnet.ResNet20(classes=100, classifier_activation=None, input_shape=(40, 40, 1), name="mine")
+    assert model.name == "mine" and model.output_shape == (None, 100)
+    assert model.get_layer("predictions").activation is keras.activations.linear
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_classifier_output_is_float32_under_mixed_precision(policy):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = keras_resnet.cifar_resnet(8, input_shape=(16, 16, 3))
+        assert model.get_layer("stage1_block1_1_conv").compute_dtype == policy.split("_")[1]
+        out = model(np.zeros((1, 16, 16, 3), "float32"))
+        assert keras.backend.standardize_dtype(out.dtype) == "float32"
+        assert model.get_layer("stage1_block1_1_conv").kernel.dtype == "float32"
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(depth=8, shortcut="A"), dict(depth=8, shortcut="B"), dict(depth=8, shortcut="C"), dict(depth=8, shortcut=None)],
+    ids=["A", "B", "C", "plain"],
+)
+def test_keras_round_trip_in_safe_mode(tmp_path, kwargs):
+    model = keras_resnet.cifar_resnet(**kwargs, input_shape=(16, 16, 3))
+    images = np.random.default_rng(3).normal(size=(4, 16, 16, 3)).astype("float32")
+    # One training step moves BN statistics away from their initial values, so the round trip checks them.
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(images, np.arange(4))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.name == model.name
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(images, training=False)),
+        keras.ops.convert_to_numpy(model(images, training=False)),
+    )
+
+
+def test_imagenet_round_trip(tmp_path):
+    model = keras_resnet.imagenet_resnet(50, shortcut="A", input_shape=(64, 64, 3), classes=5)
+    images = np.random.default_rng(4).normal(size=(2, 64, 64, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(images)), keras.ops.convert_to_numpy(model(images)))
+
+
+def test_bottleneck_stride_placement():
+    caffe = keras_resnet.imagenet_resnet(50, input_shape=(64, 64, 3))
+    v15 = keras_resnet.imagenet_resnet(50, input_shape=(64, 64, 3), stride_in_3x3=True)
+    assert caffe.get_layer("stage2_block1_1_conv").strides == (2, 2)
+    assert caffe.get_layer("stage2_block1_2_conv").strides == (1, 1)
+    assert v15.get_layer("stage2_block1_1_conv").strides == (1, 1)
+    assert v15.get_layer("stage2_block1_2_conv").strides == (2, 2)
+    assert trainable(caffe) == trainable(v15)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: keras_resnet.cifar_resnet(21), r"`depth`.*6n\+2.*received 21"),
+        (lambda: keras_resnet.cifar_resnet(2), r"`depth`.*received 2"),
+        (lambda: keras_resnet.imagenet_resnet(42), r"`depth`.*\[18, 34, 50, 101, 152\].*received 42"),
+        (lambda: keras_resnet.cifar_resnet(20, shortcut="D"), r"`shortcut`.*'A', 'B', 'C' or None.*'D'"),
+        (lambda: keras_resnet.imagenet_resnet(18, shortcut="b"), r"`shortcut`.*'b'"),
+        (lambda: keras_resnet.ResNet20(input_shape=(2, 2, 3)), r"`input_shape`.*too small.*at least 4"),
+        (lambda: keras_resnet.ResNet18(input_shape=(16, 16, 3)), r"`input_shape`.*too small.*at least 32"),
+        (lambda: keras_resnet.ResNet20(input_shape=(32, 32)), r"`input_shape`.*3 entries"),
+        (lambda: keras_resnet.ResNet20(input_shape=(32, 32, None)), r"`input_shape`.*channel"),
+        (lambda: keras_resnet.ResNet20(classes=0), r"`classes`.*>= 1.*received 0"),
+        (lambda: keras_resnet.ResNet20(classes=2.5), r"`classes`.*received 2.5"),
+        (lambda: keras_resnet.ResNet20(pooling="sum"), r"`pooling`.*'avg'.*'sum'"),
+        (lambda: keras_resnet.ResNet20(classifier_activation="nope"), r"`classifier_activation`.*'nope'"),
+        (lambda: keras_resnet.PlainNet20(zero_init_residual=True), r"`zero_init_residual=True`.*`shortcut=None`"),
+        (lambda: keras_resnet.PlainNet20(shortcut="A"), r"plain network.*`shortcut`='A'"),
+        (lambda: keras_resnet.build("resnet21"), r"`name`.*'resnet21'.*6n\+2"),
+        (lambda: keras_resnet.build("vgg16"), r"`name`.*'resnet<depth>'.*'vgg16'"),
+    ],
+)
+def test_bad_arguments_raise_value_error_before_building(build, message, monkeypatch):
+    def no_layers(*args, **kwargs):
+        raise AssertionError("a layer was built before the arguments were checked")
+
+    monkeypatch.setattr(keras, "Input", no_layers)
+    with pytest.raises(ValueError, match=message):
+        build()

@@ -413,9 +413,12 @@ class _MemoryInput:
     def epoch_batches(self, epoch, skip=0):
         """Numpy global batches of epoch `epoch` (seeded by `(seed, epoch)`), skipping the first `skip`."""
         images, labels = self.data.train
-        for i, batch in enumerate(self._iterator(images, labels, self.global_batch, True, epoch)):
-            if i >= skip:
-                yield batch
+        i = 0
+        for data_pass in range(1_000_000):  # an epoch longer than the data cycles through fresh passes
+            for batch in self._iterator(images, labels, self.global_batch, True, epoch * 1_000_000 + data_pass):
+                if i >= skip:
+                    yield batch
+                i += 1
 
     def eval_batches(self, split):
         images, labels = self.data.validation if split == "validation" else self.data.test

@@ -1,0 +1,204 @@
+"""Contracts of the tf.data pipelines: folders/archives, TFRecord via the converter CLI, mocked TFDS,
+the paper's augmentation, determinism, sharding and bad input."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+tf = pytest.importorskip("tensorflow")
+
+from keras_resnet.data import load  # noqa: E402
+from keras_resnet.data.augment import cifar_crop_flip, imagenet_eval_geometry, ten_crop  # noqa: E402
+from keras_resnet.data.tfrecord import make_example  # noqa: E402
+
+from test_data_memory import CIFAR, CIFAR_CLASSES, REPO, make_folder, make_tar  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_RESNET_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def jpeg_bytes(h, w, seed=0):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def make_jpeg_folder(root, size=(60, 80), per_class=3, classes=("a", "b"), splits=("train", "test")):
+    for split in splits:
+        for c in classes:
+            d = Path(root) / split / c
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                (d / f"{i}.jpg").write_bytes(jpeg_bytes(*size, seed=i))
+    return Path(root)
+
+
+def as_numpy(ds):
+    return [(x.numpy(), y.numpy()) for x, y in ds]
+
+
+def test_cifar_crop_flip_tf_offsets_and_flips():
+    b, h, w = 1024, 32, 32
+    cols = np.tile(np.arange(1, w + 1, dtype=np.int32)[None, :, None], (h, 1, 1))
+    out = cifar_crop_flip(tf.constant(np.stack([cols] * b)), tf.constant([3, 4], tf.int64)).numpy()[..., 0]
+    assert out.shape == (b, h, w)
+    offsets, flipped = [], []
+    for r in out[:, h // 2]:  # a middle row: never in the vertical padding
+        j = np.flatnonzero(r > 0)[:2]  # padded columns hold 0, image column c holds c + 1
+        flip = r[j[1]] < r[j[0]]
+        flipped.append(flip)
+        # output column j reads padded column ox + j (or ox + w - 1 - j when flipped) = image column + 4
+        offsets.append(r[j[0]] - 1 + 4 - ((w - 1 - j[0]) if flip else j[0]))
+    assert 0.4 < np.mean(flipped) < 0.6
+    assert min(offsets) == 0 and max(offsets) == 8  # within the padded bounds, extremes reached
+    same = cifar_crop_flip(tf.constant(np.stack([cols] * b)), tf.constant([3, 4], tf.int64)).numpy()[..., 0]
+    np.testing.assert_array_equal(out, same)
+
+
+def test_imagenet_geometry_shapes():
+    img = tf.zeros([375, 500, 3], tf.uint8)
+    assert imagenet_eval_geometry(img).shape == (224, 224, 3)
+    assert ten_crop(img).shape == (10, 224, 224, 3)
+    pattern = tf.constant(np.tile(np.arange(500, dtype=np.float32)[None, :, None], (375, 1, 3)))
+    crops = ten_crop(pattern).numpy()
+    np.testing.assert_allclose(crops[5], crops[0][:, ::-1])  # second half are the flips
+
+
+def test_folder_pipeline_cifar_style_deterministic(tmp_path):
+    folder = make_folder(tmp_path / "d", per_class=20, size=32)
+    ds, info = load(folder, "train", 16, seed=1)
+    assert info.preprocessing == "cifar" and info.image_shape == (32, 32, 3)
+    assert info.num_examples == {"train": 60}
+    first = as_numpy(ds)
+    assert len(first) == 3  # drop_remainder when training: 60 // 16
+    x, y = first[0]
+    assert x.shape == (16, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int32
+    second_epoch = as_numpy(ds)
+    assert not np.array_equal(first[0][1], second_epoch[0][1])
+    ds2, _ = load(folder, "train", 16, seed=1)
+    for (a, la), (b, lb) in zip(first, as_numpy(ds2)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    ev, _ = load(folder, "test", 7)
+    xs = np.concatenate([x for x, _ in as_numpy(ev)])
+    assert len(xs) == 60
+    raw = np.asarray(Image.open(folder / "test" / "cat" / "0.png"), np.float32)
+    np.testing.assert_allclose(xs[0], (raw - info.mean) / 255.0, atol=1e-6)
+
+
+def test_sharding_with_input_context(tmp_path):
+    folder = make_folder(tmp_path / "d", per_class=8, size=32)
+    seen = []
+    for pid in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid, num_replicas_in_sync=2)
+        ds, _ = load(folder, "test", 8, input_context=ctx)
+        batches = as_numpy(ds)
+        assert batches[0][0].shape[0] == 4  # per-replica batch size
+        seen.append(np.concatenate([x[:, 0, 0, 0] for x, _ in batches]))
+    assert len(seen[0]) == len(seen[1]) == 12
+    assert not set(np.round(seen[0], 5)) & set(np.round(seen[1], 5))  # disjoint shards
+
+
+def test_convert_cli_tfrecord_round_trip_imagenet_style(tmp_path):
+    folder = make_jpeg_folder(tmp_path / "imgs")
+    archive = make_tar(folder, tmp_path / "imgs.tar.gz")
+    out = tmp_path / "shards"
+    res = subprocess.run([sys.executable, "-m", "keras_resnet.data.convert", f"--input={archive}",
+                          f"--output={out}", "--shards=2"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert res.returncode == 0, res.stderr[-2000:]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["dataset.json", "test-00000-of-00002", "test-00001-of-00002",
+                     "train-00000-of-00002", "train-00001-of-00002"]
+    assert "img" in res.stderr  # tqdm progress bar
+    ds, info = load(out, "test", 4, training=False)
+    assert info.preprocessing == "imagenet" and info.class_names == ["a", "b"]
+    assert info.mean.shape == (1, 1, 3) and info.num_examples == {"test": 6}
+    batches = as_numpy(ds)
+    labels = np.concatenate([y for _, y in batches])
+    assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    assert batches[0][0].shape == (4, 224, 224, 3)
+    tr, _ = load(out, "train", 3, seed=0, pca_lighting=True)
+    x, y = next(iter(tr))
+    assert x.shape == (3, 224, 224, 3) and x.dtype == tf.float32
+    tc, _ = load(out, "test", 2, training=False, ten_crop=True)
+    assert next(iter(tc))[0].shape == (2, 10, 224, 224, 3)
+    val, vinfo = load(out, "validation", 2, validation_size=2)
+    assert vinfo.num_examples == {"validation": 2}
+    assert sorted(np.concatenate([y for _, y in as_numpy(val)]).tolist()) == [0, 1]
+
+
+def test_tfrecord_without_expected_features(tmp_path):
+    out = tmp_path / "bad"
+    out.mkdir()
+    with tf.io.TFRecordWriter(str(out / "train-00000-of-00001")) as w:
+        feat = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))}
+        w.write(tf.train.Example(features=tf.train.Features(feature=feat)).SerializeToString())
+    with pytest.raises(ValueError, match="train-00000-of-00001.*image/encoded"):
+        load(out, "train", 2)
+    with pytest.raises(ValueError, match="split 'test'.*splits found: \\['train'\\]"):
+        load(out, "test", 2)
+
+
+def test_streamed_truncated_jpeg_skip_corrupt(tmp_path):
+    out = tmp_path / "shards"
+    out.mkdir()
+    good = jpeg_bytes(300, 300)
+    with tf.io.TFRecordWriter(str(out / "test-00000-of-00001")) as w:
+        for i in range(4):
+            w.write(make_example(good if i != 2 else good[: len(good) // 2], i % 2))
+    with tf.io.TFRecordWriter(str(out / "train-00000-of-00001")) as w:
+        w.write(make_example(good, 0))
+        w.write(make_example(good, 1))
+    ds, _ = load(out, "test", 4, training=False)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        as_numpy(ds)
+    ds, _ = load(out, "test", 4, training=False, skip_corrupt=True)
+    assert sum(len(y) for _, y in as_numpy(ds)) == 3
+
+
+def test_tfds_mock(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=40):
+        ds, info = load("cifar10", "train", 8, seed=0, validation_size=10)
+        assert info.preprocessing == "cifar" and info.image_shape == (32, 32, 3)
+        assert info.num_examples == {"train": 30} and len(info.class_names) == 10
+        assert info.mean.shape == (32, 32, 3)
+        batches = as_numpy(ds)
+        assert len(batches) == 3 and batches[0][0].shape == (8, 32, 32, 3)
+        v, vinfo = load("cifar10", "validation", 8, validation_size=10)
+        assert sum(len(y) for _, y in as_numpy(v)) == 10
+        np.testing.assert_allclose(vinfo.mean, info.mean)
+    with pytest.raises(ValueError, match="not_a_dataset_xyz"):
+        load("not_a_dataset_xyz", "train", 8)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="batch_size"):
+        load("cifar10", "train", 0)
+    with pytest.raises(FileNotFoundError, match="missing/dir"):
+        load("missing/dir", "train", 8)
+    with pytest.raises(ValueError, match="preprocessing"):
+        load("cifar10", "train", 8, preprocessing="vgg")
+
+
+@pytest.fixture(scope="module")
+def cifar_train():
+    if not (CIFAR / "cifar10-train.tar.gz").is_file():
+        pytest.skip(f"real CIFAR-10 archives not found at {CIFAR} (../shared absent)")
+    return load(CIFAR, "train", 1000, training=False)
+
+
+def test_real_cifar10_train_archive(cifar_train):
+    ds, info = cifar_train
+    assert info.num_examples == {"train": 50000} and info.class_names == CIFAR_CLASSES
+    labels = np.concatenate([y.numpy() for _, y in ds])
+    assert np.bincount(labels).tolist() == [5000] * 10

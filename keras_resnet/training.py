@@ -523,7 +523,19 @@ class _TFStepper:
         def predict(x):
             return model(x, training=False)
 
-        self._step, self._predict = step, predict
+        @tf.function
+        def average_non_trainable():
+            variables = model.non_trainable_variables
+
+            def replica_fn():
+                ctx = tf.distribute.get_replica_context()
+                return [ctx.all_reduce(tf.distribute.ReduceOp.MEAN, tf.identity(v.value)) for v in variables]
+
+            values = strategy.run(replica_fn)
+            for variable, value in zip(variables, values):
+                variable.assign(strategy.experimental_local_results(value)[0])
+
+        self._step, self._predict, self._average = step, predict, average_non_trainable
 
     def start_epoch(self, data_input, epoch, skip, steps):
         self._iterator = data_input.tf_distributed_epoch(self.runtime, epoch, skip, steps)
@@ -536,7 +548,10 @@ class _TFStepper:
         return np.asarray(self._predict(x))
 
     def sync(self):
-        pass
+        # BN moving statistics are updated per replica; average them so every replica and worker holds the
+        # same model (what the chief saves is what the others have).
+        if self.runtime.replicas > 1 and self.model.non_trainable_variables:
+            self._average()
 
 
 class _StatelessStepper:
@@ -633,7 +648,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         os.replace(tmp, final)
         _write_json(os.path.join(self.write_dir, os.path.basename(self._training_metadata_path)),
                     {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                     "iteration": int(self.model.optimizer.iterations)})
+                     "iteration": _variable_int(self.model.optimizer.iterations)})
+
+
+def _variable_int(variable):
+    """int() of a scalar variable, also a `tf.distribute` mirrored one."""
+    return int(np.asarray(keras.ops.convert_to_numpy(variable)))
 
 
 def _write_json(path, obj):
@@ -907,7 +927,7 @@ def train(config, data=None, callbacks=None):
     user_callbacks = keras.callbacks.CallbackList(callbacks or [], model=model)
     backup.set_model(model)
     backup.on_train_begin()
-    start = int(model.optimizer.iterations)
+    start = _variable_int(model.optimizer.iterations)
     initial_epoch, skip = divmod(start, steps_per_epoch)
     csv_path = os.path.join(model_dir, "log.csv")
     rows = [r for r in _read_csv(csv_path) if int(r["epoch"]) < initial_epoch] if start else []

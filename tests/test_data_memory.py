@@ -232,15 +232,19 @@ print(len(batches), batches[0][0].shape, tuple(out.shape))
 
 
 @pytest.fixture(scope="module")
-def cifar_test():
-    if not (CIFAR / "cifar10-test.tar.gz").is_file():
+def cifar_arrays():
+    if not (CIFAR / "cifar10-train.tar.gz").is_file():
         pytest.skip(f"real CIFAR-10 archives not found at {CIFAR} (../shared absent)")
-    return load_arrays(CIFAR, "test")
+    return load_arrays(CIFAR, "train"), load_arrays(CIFAR, "test")
 
 
-def test_real_cifar10_test_archive(cifar_test):
-    x, y, info = cifar_test
-    assert x.shape == (10000, 32, 32, 3) and x.dtype == np.uint8
-    assert np.bincount(y).tolist() == [1000] * 10
-    assert info.class_names == CIFAR_CLASSES
-    assert info.mean.shape == (32, 32, 3) and 100 < info.mean.mean() < 140  # the training split's mean
+def test_real_cifar10_archives(cifar_arrays):
+    (x, y, info), (xt, yt, info_t) = cifar_arrays
+    assert x.shape == (50000, 32, 32, 3) and x.dtype == np.uint8 and xt.shape == (10000, 32, 32, 3)
+    assert np.bincount(y).tolist() == [5000] * 10 and np.bincount(yt).tolist() == [1000] * 10
+    assert info.class_names == CIFAR_CLASSES == info_t.class_names
+    assert info.num_examples == {"train": 50000} and info_t.num_examples == {"test": 10000}
+    expected = x.reshape(50000, -1).mean(axis=0, dtype=np.float64).reshape(32, 32, 3)
+    np.testing.assert_allclose(info.mean, expected, rtol=1e-5)  # the per-pixel training mean
+    np.testing.assert_allclose(info_t.mean, info.mean)  # the test split uses the training mean
+    assert 100 < info.mean.mean() < 140

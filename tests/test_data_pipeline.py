@@ -190,15 +190,10 @@ def test_bad_arguments():
         load("cifar10", "train", 8, preprocessing="vgg")
 
 
-@pytest.fixture(scope="module")
-def cifar_train():
-    if not (CIFAR / "cifar10-train.tar.gz").is_file():
+def test_real_cifar10_test_archive_pipeline():
+    if not (CIFAR / "cifar10-test.tar.gz").is_file():
         pytest.skip(f"real CIFAR-10 archives not found at {CIFAR} (../shared absent)")
-    return load(CIFAR, "train", 1000, training=False)
-
-
-def test_real_cifar10_train_archive(cifar_train):
-    ds, info = cifar_train
-    assert info.num_examples == {"train": 50000} and info.class_names == CIFAR_CLASSES
+    ds, info = load(CIFAR, "test", 1000, training=False)
+    assert info.num_examples == {"test": 10000} and info.class_names == CIFAR_CLASSES
     labels = np.concatenate([y.numpy() for _, y in ds])
-    assert np.bincount(labels).tolist() == [5000] * 10
+    assert np.bincount(labels).tolist() == [1000] * 10

@@ -15,7 +15,6 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import tempfile

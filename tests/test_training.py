@@ -1,0 +1,115 @@
+"""The training library in-process and on JAX: NaN handling, configuration errors, precision."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras
+from keras_resnet import training
+from test_training_utils import REPO, array_data, env, make_image_folder, read_json
+
+
+def tiny(tmp_path, **kw):
+    base = dict(model="resnet8", data="toy", model_dir=str(tmp_path / "run"), batch_size=32, train_steps=8,
+                steps_per_epoch=4, learning_rate=0.05, seed=0, verbose=0)
+    base.update(kw)
+    return training.TrainConfig(**base)
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Turns a kernel into NaN at the start of `epoch`: the next loss is NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            kernel = self.model.get_layer("predictions").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny(tmp_path, train_steps=12)
+    with pytest.raises(training.NaNLossError, match=r"NaN.*iteration 5 .*last good checkpoint"):
+        training.train(config, data=array_data(train=128, test=32), callbacks=[PoisonAt(1)])
+    run = tmp_path / "run"
+    model = keras.saving.load_model(run / "checkpoints" / "latest.keras")
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert read_json(run / "backup" / "training_metadata.json")["iteration"] == 4
+    rows = training._read_csv(run / "log.csv")
+    assert [int(r["iteration"]) for r in rows] == [4]
+
+
+def test_config_errors_name_the_flag(tmp_path):
+    with pytest.raises(training.ConfigError, match="--model"):
+        tiny(tmp_path, model="resnet9")
+    with pytest.raises(training.ConfigError, match="--train_steps"):
+        tiny(tmp_path, train_steps=-5)
+    with pytest.raises(training.ConfigError, match="--batch_size"):
+        tiny(tmp_path, batch_size=0)
+    with pytest.raises(training.ConfigError, match="--shortcut"):
+        tiny(tmp_path, model="plain20", shortcut="B")
+    with pytest.raises(training.ConfigError, match="--precision"):
+        tiny(tmp_path, precision="float8")
+
+
+def test_resolve_recipe_applies_flags_and_scales_the_learning_rate():
+    config = training.TrainConfig(model="resnet110", model_dir="x", batch_size=256)
+    recipe = training.resolve_recipe(config, 50000, 256)
+    assert recipe.learning_rate == pytest.approx(0.2) and recipe.warmup_learning_rate == pytest.approx(0.02)
+    config = training.TrainConfig(model="resnet110", model_dir="x", learning_rate=0.05, train_steps=100,
+                                  boundaries=(50, 80))
+    recipe = training.resolve_recipe(config, 50000, 128)
+    assert (recipe.learning_rate, recipe.train_steps, recipe.boundaries) == (0.05, 100, (50, 80))
+    assert recipe.warmup_learning_rate == pytest.approx(0.005)
+    imagenet = training.resolve_recipe(training.TrainConfig(model="resnet50", model_dir="x"), 1281167)
+    assert imagenet.train_steps == 90 * 5005
+
+
+def test_precision_selection_and_mixed_output_dtype():
+    assert training.select_precision("auto") == "float32"  # CPU
+    try:
+        for policy in ("mixed_float16", "mixed_bfloat16"):
+            assert training.set_precision(policy) == policy
+            assert keras.mixed_precision.global_policy().name == policy
+            model = keras_resnet_build()
+            assert model.layers[-1].compute_dtype == "float32" or model.output.dtype == "float32"
+            assert model(np.zeros((1, 8, 8, 3), "float32")).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def keras_resnet_build():
+    import keras_resnet
+
+    return keras_resnet.build("resnet8", input_shape=(8, 8, 3), classes=3)
+
+
+JAX_SCRIPT = """
+import sys
+sys.modules["tensorflow"] = None  # the GPU machines have JAX but no TensorFlow
+import keras
+assert keras.backend.backend() == "jax"
+from keras_resnet import training
+s = training.train(training.TrainConfig(model="resnet8", data=sys.argv[1], model_dir=sys.argv[2], batch_size=32,
+                                        train_steps=4, steps_per_epoch=2, seed=0, verbose=1, validation_split=0.1))
+print("RESULT", s["backend"], s["iterations"])
+"""
+
+
+def test_trains_on_jax_without_tensorflow(tmp_path):
+    data = make_image_folder(tmp_path / "data", train=120, test=30)
+    out = subprocess.run([sys.executable, "-c", JAX_SCRIPT, data, str(tmp_path / "run")], cwd=REPO,
+                         env=env(KERAS_BACKEND="jax"), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "RESULT jax 4" in out.stdout
+    assert "TensorBoard" in out.stdout and "skipped" in out.stdout
+    run = tmp_path / "run"
+    for name in ("config.json", "dataset.json", "mean_image.npy", "summary.json", "log.csv", "curves.png",
+                 "checkpoints/latest.keras", "checkpoints/best.keras"):
+        assert (run / name).exists(), name
+    assert read_json(run / "summary.json")["iterations"] == 4

@@ -9,7 +9,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
-             "TF_ENABLE_ONEDNN_OPTS": "0", "OMP_NUM_THREADS": "2"}
+             "OMP_NUM_THREADS": "2"}
 
 
 def toy_arrays(n, size=8, classes=3, seed=0):

@@ -1,0 +1,116 @@
+"""The trainers through their real CLI: every artifact of a run, bad flags, and SIGKILL + resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from test_training_utils import REPO, env, make_image_folder, read_json, run_cli
+
+pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("data"), train=240, test=60)
+
+
+def test_end_to_end_resnet8_run_leaves_every_artifact(data, tmp_path):
+    run, export = tmp_path / "run", tmp_path / "export"
+    flagfile = tmp_path / "run.flags"
+    flagfile.write_text(f"--model=resnet8\n--data={data}\n--model_dir={run}\n--batch_size=32\n")
+    out = run_cli([f"--flagfile={flagfile}", "--train_steps=30", "--steps_per_epoch=10", "--validation_split=0.1",
+                   "--log_every=5", "--export", f"--export_dir={export}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "iteration: 30/30" in out.stdout and "lr: 0.025" in out.stdout  # progress bar
+    assert out.stdout.strip().splitlines()[-1].startswith("resnet8: test error")  # one-line result
+    config = read_json(run / "config.json")
+    assert (config["model"], config["batch_size"], config["train_steps"]) == ("resnet8", 32, 30)
+    assert config["recipe_fields"]["learning_rate"] == pytest.approx(0.025)  # 0.1 * 32 / 128
+    dataset = read_json(run / "dataset.json")
+    assert dataset["class_names"] == ["class0", "class1", "class2"] and dataset["image_shape"] == [8, 8, 3]
+    assert np.load(run / "mean_image.npy").shape == (8, 8, 3)
+    summary = read_json(run / "summary.json")
+    for key in ("test_error", "test_accuracy", "best_validation_error", "iterations", "wall_time_s",
+                "images_per_second"):
+        assert summary[key] is not None, key
+    assert summary["iterations"] == 30 and summary["test_error"] < 0.5
+    rows = list(__import__("csv").DictReader(open(run / "log.csv")))
+    assert [int(r["iteration"]) for r in rows] == [10, 20, 30] and all(r["val_error"] != "" for r in rows)
+    import keras
+
+    import keras_resnet.recipes  # noqa: F401  (registers the layers and the schedules)
+
+    model = keras.saving.load_model(run / "checkpoints" / "best.keras", safe_mode=True)
+    assert model.output_shape == (None, 3)
+    assert (run / "checkpoints" / "latest.keras").exists() and (run / "curves.png").stat().st_size > 1000
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for split in ("train", "validation", "test"):
+        acc = EventAccumulator(str(run / "logs" / split))
+        acc.Reload()
+        tags |= {f"{split}/{t}" for t in acc.Tags()["tensors"]}
+    for tag in ("train/loss", "train/learning_rate", "train/images_per_second", "train/error",
+                "train/accuracy", "validation/error", "test/error"):
+        assert tag in tags, tags
+    assert any((export / v / "saved_model.pb").exists() for v in os.listdir(export))
+
+    # The same model_dir with a different configuration fails fast, naming the flag.
+    again = run_cli([f"--flagfile={flagfile}", "--train_steps=30", "--steps_per_epoch=10",
+                     "--validation_split=0.1", "--batch_size=16"])
+    assert again.returncode == 2 and "--batch_size" in again.stderr and "different configuration" in again.stderr
+
+
+def test_bad_flags_fail_fast_naming_the_flag(tmp_path):
+    out = run_cli(["--model=resnet9", f"--model_dir={tmp_path}"])
+    assert out.returncode == 2 and "--model" in out.stderr and "resnet9" in out.stderr
+    out = run_cli(["--model=resnet8", f"--model_dir={tmp_path}", "--train_steps=-3"])
+    assert out.returncode == 2 and "--train_steps" in out.stderr
+    assert not (tmp_path / "config.json").exists()
+
+
+def final_weights(run):
+    import keras
+
+    import keras_resnet.recipes  # noqa: F401  (registers the layers and the schedules)
+
+    return keras.saving.load_model(run / "checkpoints" / "latest.keras").get_weights()
+
+
+def test_sigkill_and_restart_resumes_to_the_same_weights(data, tmp_path):
+    def args(run):
+        return ["--model=resnet8", f"--data={data}", f"--model_dir={run}", "--batch_size=32", "--train_steps=24",
+                "--steps_per_epoch=3", "--seed=7", "--deterministic", "--verbose=2"]
+
+    command = [sys.executable, "-m", "trainers.cifar"]
+    reference = subprocess.Popen(command + args(tmp_path / "ref"), cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(command + args(tmp_path / "run"), cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    metadata = tmp_path / "run" / "backup" / "training_metadata.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None:
+        if metadata.exists():
+            break
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = read_json(metadata)["iteration"] if metadata.exists() else 0
+    assert killed_at < 24
+    resumed = run_cli(args(tmp_path / "run"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming resnet8" in resumed.stdout
+    assert reference.wait(timeout=300) == 0
+    run = tmp_path / "run"
+    assert read_json(run / "summary.json")["iterations"] == 24
+    rows = list(__import__("csv").DictReader(open(run / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(8))  # one continuous log, no gaps or repeats
+    assert [int(r["iteration"]) for r in rows] == list(range(3, 25, 3))
+    for got, want in zip(final_weights(run), final_weights(tmp_path / "ref")):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -587,7 +587,7 @@ class _StatelessStepper:
         def predict(trainable, non_trainable, x):
             return model.stateless_call(trainable, non_trainable, x, training=False)[0]
 
-        self._step, self._predict = jax.jit(step, donate_argnums=0), jax.jit(predict)
+        self._step, self._predict = jax.jit(step), jax.jit(predict)
         self._load_state()
 
     def _load_state(self):
@@ -962,6 +962,7 @@ def train(config, data=None, callbacks=None):
         return total_loss / max(count, 1), 1.0 - correct / max(count, 1)
 
     # --- the loop
+    schedule = recipe.learning_rate_schedule()
     user_callbacks.on_train_begin()
     iteration, trained_images, train_time = start, 0, 0.0
     last = {}
@@ -975,7 +976,7 @@ def train(config, data=None, callbacks=None):
         loss_sum, correct_sum, seen, t0 = 0.0, 0.0, 0, time.perf_counter()
         for batch in range(steps):
             user_callbacks.on_train_batch_begin(batch)
-            lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            lr = float(keras.ops.convert_to_numpy(schedule(iteration)))
             loss, correct = stepper.step()
             iteration += 1
             if not math.isfinite(loss):
@@ -1003,7 +1004,7 @@ def train(config, data=None, callbacks=None):
         val_loss, val_error = evaluate("validation") if data_input.has_validation else (None, None)
         test_loss, test_error = evaluate("test")
         ips = seen / max(epoch_time, 1e-9)
-        lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        lr = float(keras.ops.convert_to_numpy(schedule(iteration)))
         last = {"epoch": epoch, "iteration": iteration, "learning_rate": lr, "loss": epoch_loss,
                 "accuracy": 1 - epoch_error, "error": epoch_error, "val_loss": val_loss, "val_error": val_error,
                 "test_loss": test_loss, "test_error": test_error, "images_per_second": ips,

@@ -10,6 +10,7 @@ Example:
     125485696
 """
 
+from keras_resnet import recipes  # registers the schedules that .keras checkpoints carry
 from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottleneck_block
 from keras_resnet.cifar import cifar_resnet
 from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
@@ -48,5 +49,6 @@ __all__ = [
     "cifar_resnet",
     "imagenet_resnet",
     "profile",
+    "recipes",
     *[name for name in dir() if name.startswith(("ResNet", "PlainNet"))],
 ]

@@ -767,7 +767,9 @@ def resolve_recipe(config, num_train, global_batch=None):
     """The recipe of `config`: the family's recipe with the flags applied on top.
 
     The learning rate follows the global batch linearly when `--batch_size` differs from the recipe's and
-    `--learning_rate` is not given.
+    `--learning_rate` is not given. A `--train_steps` without `--boundaries` moves the step boundaries with
+    it, keeping the recipe's proportions (the CIFAR recipe's 32k/48k of 64k become 50% and 75%); the
+    ResNet-110 warm-up keeps its 400 iterations.
     """
     family, depth, _ = family_of(config.model)
     kind = family if config.recipe == "auto" else config.recipe
@@ -786,6 +788,10 @@ def resolve_recipe(config, num_train, global_batch=None):
     for name in ("train_steps", "boundaries", "weight_decay", "momentum"):
         if getattr(config, name) is not None:
             changes[name] = getattr(config, name)
+    if config.train_steps is not None and config.boundaries is None and recipe.boundaries:
+        # A shortened (or lengthened) run keeps the recipe's proportions: 32k/48k of 64k -> 50% / 75%.
+        scale = config.train_steps / recipe.train_steps
+        changes["boundaries"] = tuple(max(1, round(b * scale)) for b in recipe.boundaries)
     if changes:
         recipe = recipe.replace(**changes)
     recipe = recipe.with_schedule(config.schedule, config.warmup_steps)

@@ -70,6 +70,13 @@ def test_resolve_recipe_applies_flags_and_scales_the_learning_rate():
     assert imagenet.train_steps == 90 * 5005
 
 
+def test_shorter_runs_keep_the_recipe_proportions():
+    short = training.resolve_recipe(training.TrainConfig(model="resnet110", model_dir="x", train_steps=6400), 50000)
+    assert short.boundaries == (3200, 4800) and short.warmup_steps == 400
+    paper = training.resolve_recipe(training.TrainConfig(model="resnet56", model_dir="x"), 50000)
+    assert paper.boundaries == (32000, 48000) and paper.train_steps == 64000
+
+
 def test_precision_selection_and_mixed_output_dtype():
     assert training.select_precision("auto") == "float32"  # CPU
     try:

@@ -344,6 +344,108 @@ def layer_responses(model, images, batch_size=256):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Experiments: several training runs with one recipe (used by `trainers/degradation.py`, ...).
+
+
+def _uses_memory(config):
+    """Whether `keras_resnet.training.train` would read `config.data` into memory (mirrors its rule)."""
+    if config.input == "memory":
+        return True
+    if config.input == "tfdata":
+        return False
+    return keras.backend.backend() != "tensorflow" or os.path.isdir(config.data) or os.path.isfile(config.data)
+
+
+def load_experiment_data(config):
+    """Loads `config.data` once as in-memory `training.ArrayData` when the trainer would use memory input.
+
+    Args:
+        config: a `keras_resnet.training.TrainConfig`.
+
+    Returns:
+        `training.ArrayData`, or None for sources read through tf.data (TFDS names, TFRecord directories).
+    """
+    from keras_resnet import training
+
+    if not _uses_memory(config):
+        return None
+    return training.load_array_data(config.data, config.validation_split, config.data_dir, config.download)
+
+
+def train_runs(config, models, output_dir, data=None, callbacks=None):
+    """Trains each of `models` with the identical recipe of `config`, each into `output_dir/<model>`.
+
+    Args:
+        config: a `keras_resnet.training.TrainConfig`; its `model` and `model_dir` are replaced per run.
+        models: list of model names (`"plain20"`, `"resnet56"`, ...).
+        output_dir: str, parent directory of the runs.
+        data: optional `training.ArrayData` shared by all runs (loaded once by `load_experiment_data` if None).
+        callbacks: optional function `model name -> list of keras callbacks` for that run.
+
+    Returns:
+        dict model name -> the run's summary (`training.train`'s return value) plus `error` (final training
+        error), `model_dir` and the log curves `curves` (see `read_log`).
+    """
+    from keras_resnet import training
+
+    if data is None:
+        data = load_experiment_data(config)
+    results = {}
+    for name in models:
+        model_dir = os.path.join(output_dir, name)
+        run = config.replace(model=name, model_dir=model_dir)
+        summary = dict(training.train(run, data=data, callbacks=callbacks(name) if callbacks else None))
+        curves = read_log(model_dir)
+        summary.update(model_dir=model_dir, curves=curves,
+                       error=float(curves["error"][-1]) if len(curves["error"]) else float("nan"))
+        results[name] = summary
+    return results
+
+
+def sample_batch(data, size, seed=0, split="train"):
+    """A fixed, seeded batch `(float32 preprocessed images, int32 labels)` of in-memory data.
+
+    Args:
+        data: a `training.ArrayData` (uint8 images, labels, `info.mean`).
+        size: int, images in the batch (at most the split's size).
+        seed: int, chooses the images.
+        split: "train" or "test".
+
+    Returns:
+        `(images, labels)` normalised as the trainer does: `(image - mean) / 255`.
+    """
+    from keras_resnet.data import normalize
+
+    images, labels = data.train if split == "train" else data.test
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.choice(len(labels), size=min(int(size), len(labels)), replace=False))
+    return normalize(images[index], data.info.mean), np.asarray(labels)[index].astype("int32")
+
+
+def load_checkpoint(model_dir, checkpoint="best"):
+    """Loads `model_dir/checkpoints/<checkpoint>.keras` (safe mode) of a training run.
+
+    Args:
+        model_dir: str, a training run's directory.
+        checkpoint: "best" or "latest".
+
+    Returns:
+        The `keras.Model`.
+
+    Raises:
+        ValueError: bad `checkpoint`. FileNotFoundError: no such checkpoint.
+    """
+    import keras_resnet  # noqa: F401  (registers ZeroPadShortcut and the recipes' schedules)
+
+    if checkpoint not in ("best", "latest"):
+        raise ValueError(f"`checkpoint` must be 'best' or 'latest'; received {checkpoint!r}.")
+    path = os.path.join(model_dir, "checkpoints", f"{checkpoint}.keras")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No checkpoint {path!r}: is {model_dir!r} a model_dir of a finished epoch?")
+    return keras.saving.load_model(path, compile=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Figures and tables.
 
 
@@ -542,10 +644,14 @@ __all__ = [
     "degradation_table",
     "describe_cifar_model",
     "gradient_norms",
+    "load_checkpoint",
+    "load_experiment_data",
     "layer_responses",
     "plot_degradation",
     "plot_gradient_norms",
     "plot_layer_responses",
     "read_log",
     "response_layers",
+    "sample_batch",
+    "train_runs",
 ]

@@ -250,7 +250,7 @@ def gradient_norms(model, batch, training=True):
     positions = [index[id(kernel)] for _, kernel in kernels]
     from_logits = _from_logits(model)
 
-    def loss_fn(trainable_values, non_trainable_values):
+    def loss_fn(trainable_values, non_trainable_values, images):
         outputs, _ = model.stateless_call(trainable_values, non_trainable_values, images, training=training)
         outputs = ops.cast(outputs, "float32")
         return ops.mean(keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=from_logits))
@@ -263,13 +263,13 @@ def gradient_norms(model, batch, training=True):
         trainable_values = [tf.convert_to_tensor(v.value) for v in trainable]
         with tf.GradientTape() as tape:
             tape.watch(trainable_values)
-            loss = loss_fn(trainable_values, non_trainable_values)
+            loss = loss_fn(trainable_values, non_trainable_values, images)
         grads = tape.gradient(loss, [trainable_values[i] for i in positions])
     elif backend == "jax":
         import jax
 
         trainable_values = [v.value for v in trainable]
-        all_grads = jax.grad(loss_fn)(trainable_values, non_trainable_values)
+        all_grads = jax.jit(jax.grad(loss_fn))(trainable_values, non_trainable_values, images)
         grads = [all_grads[i] for i in positions]
     else:
         raise NotImplementedError(

@@ -14,10 +14,19 @@ from keras_resnet import recipes  # registers the schedules that .keras checkpoi
 from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottleneck_block
 from keras_resnet.cifar import cifar_resnet
 from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
-from keras_resnet.profile import profile
 from keras_resnet.registry import MODELS, build
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # `profile` is imported on first use, so that `python -m keras_resnet.profile` finds it unimported.
+    if name == "profile":
+        import importlib
+
+        return importlib.import_module("keras_resnet.profile")
+    raise AttributeError(f"module 'keras_resnet' has no attribute {name!r}")
+
 
 ResNet20 = MODELS["resnet20"]
 ResNet32 = MODELS["resnet32"]

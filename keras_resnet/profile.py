@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import math
 import sys
+import types
 
 import keras
 
@@ -224,6 +225,17 @@ def main(argv=None):
         print(f"| {label} | {p.trainable_params:,} | {_fmt(p.macs)} |")
     return 0
 
+
+class _CallableModule(types.ModuleType):
+    """Makes this module callable as `profile`, so `keras_resnet.profile(model)` works whichever of the
+    module and the function a Python import binds to that name, and `python -m keras_resnet.profile` runs
+    without the package having imported it first (no runpy warning)."""
+
+    def __call__(self, model):
+        return profile(model)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -157,14 +157,20 @@ class _Staging:
         shutil.rmtree(self.path, ignore_errors=True)
         self._remove_created()
 
-    def publish(self, overwrite: bool) -> Path:
-        """Renames the staged SavedModel to `<root>/<version>` (the next free version if none was given)."""
+    def publish(self, overwrite: bool, before_rename=None) -> Path:
+        """Renames the staged SavedModel to `<root>/<version>` (the next free version if none was given).
+
+        `before_rename(version)` runs on the staged directory before each rename attempt (e.g. to write the
+        version into the model card), so the published directory is never modified afterwards.
+        """
         for _ in range(100):
             version = self.version if self.version is not None else next_version(self.root)
             target = self.root / str(version)
+            if target.exists() and self.version is None:
+                continue  # pragma: no cover - another exporter took it between the two calls
+            if before_rename is not None:
+                before_rename(version)
             if target.exists():
-                if self.version is None:
-                    continue  # another exporter took it: try the next one
                 if not overwrite:
                     raise FileExistsError(f"Version {version} appeared in {str(self.root)!r} during the export.")
                 old = self.root / f"{_TMP_PREFIX}old-{version}-{uuid.uuid4().hex[:8]}"
@@ -174,12 +180,12 @@ class _Staging:
                 return target
             try:
                 os.rename(self.path, target)
-            except OSError:
+            except OSError:  # pragma: no cover - a concurrent exporter created it: try the next version
                 if self.version is None:
                     continue
                 raise
             return target
-        raise RuntimeError(f"Could not find a free version in {str(self.root)!r}.")
+        raise RuntimeError(f"Could not find a free version in {str(self.root)!r}.")  # pragma: no cover
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -299,9 +305,9 @@ def _build_module(logits_model, activation, mean, class_names, preprocessing, he
             super().__init__(name="keras_resnet_serving")
             self.model = logits_model
             self.mean_image = tf.Variable(np.asarray(mean, np.float32), trainable=False, name="mean_image")
-            self.serving_default = tf.function(self._serving_default, input_signature=[specs["serving_default"]], jit_compile=False)
-            self.serve_bytes = tf.function(self._serve_bytes, input_signature=[specs["serve_bytes"]], jit_compile=False)
-            self.logits = tf.function(self._logits, input_signature=[specs["logits"]], jit_compile=False)
+            self.serving_default = tf.function(self._serving_default, input_signature=[specs["serving_default"]], jit_compile=False, autograph=False)
+            self.serve_bytes = tf.function(self._serve_bytes, input_signature=[specs["serve_bytes"]], jit_compile=False, autograph=False)
+            self.logits = tf.function(self._logits, input_signature=[specs["logits"]], jit_compile=False, autograph=False)
 
         def _normalize(self, pixels):
             # docs/CONTRACTS.md and keras_resnet.data: (float32(image) - mean) / 255, as x * (1 / 255).
@@ -573,13 +579,12 @@ def _write(staging, model, dataset, mean, class_names, preprocessing, height, wi
     (assets / "labels.txt").write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
     card = _model_card(model, logits_model, staging.version, dataset, mean, class_names, preprocessing, height, width,
                        specs, activation, policy, extra)
-    card_path = assets / "model_card.json"
-    card_path.write_text(json.dumps(card, indent=1, default=str) + "\n", encoding="utf-8")
-    target = staging.publish(overwrite)
-    if card["version"] != int(target.name):  # the version was chosen at publication
-        card["version"] = int(target.name)
-        (target / "assets" / "model_card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
-    return target
+
+    def write_card(version):
+        card["version"] = int(version)
+        (assets / "model_card.json").write_text(json.dumps(card, indent=1, default=str) + "\n", encoding="utf-8")
+
+    return staging.publish(overwrite, before_rename=write_card)
 
 
 def _read_json(path):

@@ -262,6 +262,7 @@ def test_layout_and_assets(run):
 
 def test_next_free_version_and_no_silent_overwrite(run, tmp_path):
     assert run["v2"].name == "2" and export.existing_versions(run["root"]) == [1, 2]
+    assert json.loads((run["v2"] / "assets" / "model_card.json").read_text())["version"] == 2
     assert export.next_version(run["root"]) == 3
     digest = hashlib.sha256((run["v1"] / "saved_model.pb").read_bytes()).hexdigest()
     with pytest.raises(FileExistsError, match="Version 1 already exists"):
@@ -293,8 +294,13 @@ def test_written_beside_target_then_renamed(run, tmp_path, monkeypatch):
         save(obj, path, *args, **kwargs)
 
     monkeypatch.setattr(tf.saved_model, "save", spy)
+    from keras_resnet.data.info import DatasetInfo
+
     root = tmp_path / "m"
-    target = export.export_saved_model(run["model"], root, mean=run["mean"], class_names=CLASS_NAMES)
+    info = DatasetInfo(name="toy", class_names=[f"k{i}" for i in range(10)], image_shape=(32, 32, 3),
+                       num_examples={"train": 1}, mean=run["mean"], preprocessing="cifar")
+    target = export.export_saved_model(run["model"], root, dataset_info=info)  # as a trainer calls it
+    assert (target / "assets" / "labels.txt").read_text().split() == info.class_names
     staged, existed = seen[0]
     assert staged.parent == root.absolute() and staged.name.startswith(".tmp-") and not existed
     assert not staged.exists() and target == root.absolute() / "1"

@@ -1,7 +1,8 @@
-"""The builders use keras.layers / keras.ops only: they build and run on the JAX backend too.
+"""The builders use keras.layers / keras.ops only: they build and run on the JAX and PyTorch backends too.
 
-The GPU machines have JAX but no TensorFlow, so this is the path GPU training takes. Each check runs in a
-subprocess with `KERAS_BACKEND=jax` and `import tensorflow` blocked.
+The GPU machines have JAX but no TensorFlow, so JAX is the path GPU training takes (JAX is in the test
+extra). PyTorch is checked when it is installed (`pip install torch`). Each check runs in a subprocess
+with `KERAS_BACKEND` set and `import tensorflow` blocked.
 """
 
 import importlib.util
@@ -17,13 +18,19 @@ import pytest
 
 import keras_resnet
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
-
 NO_TENSORFLOW = "import sys; sys.modules['tensorflow'] = None\n"
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+BACKENDS = [
+    pytest.param("jax", marks=needs_jax),
+    pytest.param(
+        "torch",
+        marks=pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed"),
+    ),
+]
 
 
-def run_jax(code, tmp_path):
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+def run_jax(code, tmp_path, backend="jax"):
+    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
     script = tmp_path / "script.py"
     script.write_text(NO_TENSORFLOW + textwrap.dedent(code))
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
@@ -31,23 +38,25 @@ def run_jax(code, tmp_path):
     return result.stdout
 
 
-def test_builders_under_jax_match_parameter_counts(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_builders_match_parameter_counts_on_other_backends(tmp_path, backend):
     out = run_jax(
         """
         import json, keras, numpy as np
-        assert keras.backend.backend() == "jax"
+        assert keras.backend.backend() == BACKEND
         import keras_resnet
         counts = {}
         for shortcut in ("A", "B", "C", None):
             model = keras_resnet.cifar_resnet(8, shortcut=shortcut, input_shape=(16, 16, 3))
             y = model(np.ones((2, 16, 16, 3), "float32"))
-            assert y.shape == (2, 10) and np.isfinite(np.asarray(y)).all()
+            assert y.shape == (2, 10) and np.isfinite(keras.ops.convert_to_numpy(y)).all()
             counts[str(shortcut)] = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         counts["resnet56"] = sum(int(np.prod(w.shape)) for w in keras_resnet.ResNet56().trainable_weights)
         counts["resnet50"] = sum(int(np.prod(w.shape)) for w in keras_resnet.ResNet50().trainable_weights)
         print(json.dumps(counts))
-        """,
+        """.replace("BACKEND", repr(backend)),
         tmp_path,
+        backend,
     )
     counts = json.loads(out.strip().splitlines()[-1])
     expected = {
@@ -58,6 +67,7 @@ def test_builders_under_jax_match_parameter_counts(tmp_path):
     assert counts == expected
 
 
+@needs_jax
 def test_jax_outputs_equal_tensorflow_outputs_for_same_weights(tmp_path):
     """Correctness before speed: the same .keras file gives the same outputs on both backends."""
     model = keras_resnet.cifar_resnet(8, shortcut="A", input_shape=(16, 16, 3), classifier_activation=None)
@@ -79,18 +89,19 @@ def test_jax_outputs_equal_tensorflow_outputs_for_same_weights(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "jax.npy"), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_one_training_step_under_jax(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_training_step_on_other_backends(tmp_path, backend):
     out = run_jax(
         """
         import keras, numpy as np, keras_resnet
         model = keras_resnet.build("resnet8", input_shape=(16, 16, 3), zero_init_residual=True)
-        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
-                      jit_compile=True)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy")
         x = np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype("float32")
         loss = model.train_on_batch(x, np.arange(8) % 10)
         assert np.isfinite(loss)
         print("loss", float(loss))
         """,
         tmp_path,
+        backend,
     )
     assert "loss" in out

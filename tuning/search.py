@@ -311,8 +311,11 @@ def make_tuner(options, hypermodel, data):
                 return {OBJECTIVE: 0.0 if error is None else 1.0 - float(error), "iterations": -1.0,
                         "wall_time_s": time.perf_counter() - start, "diverged": 1.0}
             error = summary["best_validation_error"]
+            wall = time.perf_counter() - start
+            print(f"[tuning] trial {trial.trial_id} ({self.tuner_id}): {OBJECTIVE} {1.0 - float(error):.4f} after "
+                  f"{summary['iterations']} iterations, {wall:.0f} s", flush=True)
             return {OBJECTIVE: 1.0 - float(error), "iterations": float(summary["iterations"]),
-                    "wall_time_s": time.perf_counter() - start, "diverged": 0.0}
+                    "wall_time_s": wall, "diverged": 0.0}
 
     kt_overwrite = options.overwrite and resolve_role(options) != "worker"
     project_dir = os.path.abspath(options.project_dir)
@@ -629,7 +632,7 @@ def define_flags():
     f.DEFINE_string("export_dir", None, "Export root (default saved_models/<project_dir name>).")
     f.DEFINE_integer("seed", 0, "Seed of every trial and of the oracle.")
     f.DEFINE_string("precision", "auto", "Trainer --precision.")
-    f.DEFINE_integer("verbose", 1, "0 quiet, 1 trial tables and one line per evaluation.")
+    f.DEFINE_integer("verbose", 1, "0: one line per trial; 1: also trial tables and one line per evaluation.")
 
 
 def options_from_flags(flag_values):

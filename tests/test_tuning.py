@@ -121,6 +121,8 @@ def test_bad_options_fail_fast_naming_the_flag(tmp_path):
         search.resolve_role(search.SearchOptions(project_dir=".", role="worker"),
                             {"KERASTUNER_ORACLE_IP": "x", "KERASTUNER_ORACLE_PORT": "1"})
     assert search.resolve_role(search.SearchOptions(project_dir=".")) == "local"
+    argv = ["--model=resnet8", "--local_workers=2", "--overwrite", "--export_best", "--project_dir=p"]
+    assert search._worker_argv(argv) == ["--model=resnet8", "--project_dir=p", "--role=worker"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -143,6 +145,9 @@ def test_tiny_search_with_each_tuner(tuner, data, tmp_path):
         assert config["validation_split"] == 48 and config["shortcut"] == row["shortcut"]
         assert 1 - summary["best_validation_error"] == pytest.approx(float(row["val_accuracy"]))
         assert (run / "checkpoints" / "best.keras").exists()
+    if tuner == "random":  # the reports can be rewritten from the directory alone
+        (project / "results.csv").unlink()
+        assert report.main([f"--project_dir={project}"]) == 0 and csv_rows(project) == rows
     if tuner == "hyperband":
         # 3 trials at one unit (3 iterations), the best promoted to 3 units, resuming from its parent's run.
         trials = {r["trial"]: r for r in rows}

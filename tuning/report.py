@@ -100,7 +100,7 @@ def write_reports(project_dir):
     _atomic_write(os.path.join(project_dir, "results.md"), lambda f: f.write(markdown_table(columns, flat)))
     best = next((r for r in rows if r["status"] == "COMPLETED" and r[OBJECTIVE] is not None), None)
     if best is not None:
-        payload = {"trial": best["trial"], OBJECTIVE: best[OBJECTIVE], "iterations": best["iterations"],
+        payload = {"trial": best["trial"], OBJECTIVE: best[OBJECTIVE], "iterations": int(best["iterations"] or 0),
                    "hyperparameters": {k: v for k, v in best["hyperparameters"].items() if v is not None},
                    "model_dir": os.path.join(os.path.abspath(project_dir), f"trial_{best['trial']}", "model_dir")}
         _atomic_write(os.path.join(project_dir, "best_hyperparameters.json"),
@@ -155,7 +155,7 @@ def plot(rows, png_path):
         ax1.scatter(xs, ys, color=f"C{i}", label=f"shortcut {option}")
         ax2.scatter([i + 0.08 * ((j % 5) - 2) for j in range(len(ys))], ys, color=f"C{i}")
         if ys:
-            ax2.hlines(max(ys), i - 0.3, i + 0.3, color=f"C{i}", label="best" if i == 0 else None)
+            ax2.hlines(max(ys), i - 0.3, i + 0.3, color=f"C{i}")  # the best of each option
     ax1.set_xlabel("trial")
     ax1.set_ylabel("validation accuracy (%)")
     ax1.set_title("validation accuracy per trial")

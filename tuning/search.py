@@ -51,7 +51,7 @@ import sys
 import threading
 import time
 
-FORMAT_ROLE = ("auto", "chief", "worker")
+ROLES = ("auto", "chief", "worker")
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVE = "val_accuracy"
 EXIT_INCOMPLETE = 4
@@ -132,8 +132,8 @@ class SearchOptions:
                     family = None
                 if family != "cifar":
                     raise SearchError(f"--depths must be CIFAR depths 6n+2; received {list(self.depths)!r}.")
-        if self.role not in FORMAT_ROLE:
-            raise SearchError(f"--role must be one of {list(FORMAT_ROLE)}; received {self.role!r}.")
+        if self.role not in ROLES:
+            raise SearchError(f"--role must be one of {list(ROLES)}; received {self.role!r}.")
         if self.local_workers < 0 or (self.local_workers and self.role == "worker"):
             raise SearchError(f"--local_workers must be >= 0 and is for the chief; received {self.local_workers} "
                               f"with --role={self.role}.")
@@ -205,18 +205,17 @@ def make_oracle(options):
     return oracle
 
 
-class _StopAt:
-    """Stops `keras_resnet.training.train` at the end of the epoch that reaches `iteration` (Hyperband rungs)."""
+def _stop_at(iteration):
+    """A callback stopping `keras_resnet.training.train` at the end of the epoch reaching `iteration`
+    (a Hyperband rung)."""
+    import keras
 
-    def __new__(cls, iteration):
-        import keras
+    class StopAt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs and int(logs.get("iteration", 0)) >= iteration:
+                self.model.stop_training = True
 
-        class StopAt(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                if logs and int(logs.get("iteration", 0)) >= iteration:
-                    self.model.stop_training = True
-
-        return StopAt()
+    return StopAt()
 
 
 class _Heartbeat:
@@ -285,7 +284,7 @@ def make_tuner(options, hypermodel, data):
                 steps_per_epoch = unit
                 units = int(hp.values["tuner/epochs"])
                 if units < options.hyperband_max_units:
-                    callbacks.append(_StopAt(units * unit))
+                    callbacks.append(_stop_at(units * unit))
                 parent = hp.values.get("tuner/trial_id")
                 if parent and not os.path.exists(model_dir):
                     parent_dir = self.trial_model_dir(parent)
@@ -625,7 +624,7 @@ def define_flags():
     f.DEFINE_integer("num_initial_points", None, "Bayesian: random trials before the Gaussian process.")
     f.DEFINE_string("project_dir", None, "Search directory (oracle state, trials, results).")
     f.DEFINE_bool("overwrite", False, "Start afresh instead of continuing the search in --project_dir.")
-    f.DEFINE_enum("role", "auto", list(FORMAT_ROLE), "Distributed role (auto: from KERASTUNER_* variables).")
+    f.DEFINE_enum("role", "auto", list(ROLES), "Distributed role (auto: from KERASTUNER_* variables).")
     f.DEFINE_integer("local_workers", 0, "Start a chief and this many workers on 127.0.0.1.")
     f.DEFINE_float("worker_timeout", 600, "Seconds of silence after which a worker is presumed dead.")
     f.DEFINE_bool("export_best", False, "Export the best trial's model for TF Serving (no retraining).")

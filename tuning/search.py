@@ -197,12 +197,33 @@ def make_oracle(options):
     if options.tuner == "random":
         return kt.oracles.RandomSearchOracle(max_trials=options.max_trials, **common)
     if options.tuner == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=options.max_trials,
-                                                      num_initial_points=options.num_initial_points, **common)
+        return _bayesian_oracle_class()(max_trials=options.max_trials,
+                                        num_initial_points=options.num_initial_points, **common)
     oracle = kt.oracles.HyperbandOracle(max_epochs=options.hyperband_max_units, factor=options.hyperband_factor,
                                         hyperband_iterations=1, **common)
     oracle.max_trials = options.max_trials  # Oracle.create_trial stops at max_trials: a cap on Hyperband too
     return oracle
+
+
+def _bayesian_oracle_class():
+    """keras-tuner's Gaussian-process oracle, with a proposal already tried replaced by random values.
+
+    keras-tuner 1.4.8's `BayesianOptimizationOracle` does not check its proposals against past trials; on a
+    small budget it proposed the same corner of the space (learning rate 0.4) three times in a row, spending
+    three trials on one configuration (the random oracle does check).
+    """
+    kt = _keras_tuner()
+
+    class BayesianOptimizationOracle(kt.oracles.BayesianOptimizationOracle):
+        def populate_space(self, trial_id):
+            response = super().populate_space(trial_id)
+            values = response.get("values")
+            if response.get("status") == "RUNNING" and values and self._duplicate(values):
+                values = self._random_values()
+                return {"status": "RUNNING", "values": values} if values else {"status": "STOPPED", "values": None}
+            return response
+
+    return BayesianOptimizationOracle
 
 
 def _stop_at(iteration):

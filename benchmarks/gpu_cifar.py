@@ -208,9 +208,17 @@ class Report:
         self.data = {"argv": sys.argv[1:], "args": vars(args), "started": _now(), "env": {}, "checks": [],
                      "rows": [], "skipped": [], "errors": []}
         self.device = "?"
+        self.costs = {}
 
     def elapsed(self):
         return time.perf_counter() - self.t0
+
+    def fits(self, budget_s, kind):
+        """Whether a measurement of `kind` is expected to end within the budget (from the last one's cost)."""
+        return self.elapsed() + 0.8 * self.costs.get(kind, 0.0) <= budget_s
+
+    def cost(self, kind, seconds):
+        self.costs[kind] = seconds
 
     def save(self):
         tmp = self.path + ".tmp"
@@ -727,12 +735,13 @@ def check_fused_matches_package(cifar, args, report):
             xa = padded[np.arange(batch)[:, None, None], rows[:, :, None], cols[:, None, :]]
             ref_state, loss, _ = stepper._step(ref_state, normalize(xa, cifar.mean), cifar.train_y[idx[i]])
             ref_losses.append(float(loss))
+    tol = 2e-3 if on_gpu() else 1e-4  # GPU: the two programs may pick different cuDNN algorithms
     flat = jax.tree_util.tree_leaves(state[0])
     flat_ref = jax.tree_util.tree_leaves(ref_state[0])
     diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(flat, flat_ref))
     loss_diff = abs(float(loss_sum) - sum(ref_losses))
     report.check("fused program == package step (resnet8, fp32, 2 iterations, weights and losses)",
-                 diff < 1e-4 and loss_diff < 1e-4 * k,
+                 diff < tol and loss_diff < tol * k,
                  f"max |weight diff| {diff:.2e}, |loss sum diff| {loss_diff:.2e}, losses {ref_losses}")
     import keras
 
@@ -750,13 +759,16 @@ def part_throughput(args, report, cifar):
             for batch in args.batch_sizes:
                 for variant in args.variants:
                     what = f"throughput {model_name} b{batch} {precision} {variant}"
-                    if report.elapsed() > args.budget_s:
-                        report.skip(what, f"time budget {args.budget_s:.0f} s reached")
+                    kind = f"jax {model_name} {variant}"
+                    if not report.fits(args.budget_s, kind):
+                        report.skip(what, f"time budget {args.budget_s:.0f} s would be exceeded")
                         continue
+                    t = time.perf_counter()
                     try:
                         jax_throughput_config(model_name, batch, precision, variant, cifar, args, report)
                     except Exception as e:
                         report.error(what, e)
+                    report.cost(kind, time.perf_counter() - t)
                     gc.collect()
 
 
@@ -1003,9 +1015,10 @@ def part_torch(args, report, cifar):
 
         for setup in args.torch_setups:
             label = f"torch {model_name} b{batch} {setup}"
-            if report.elapsed() > args.budget_s:
-                report.skip(label, f"time budget {args.budget_s:.0f} s reached")
+            if not report.fits(args.budget_s, f"torch {setup}"):
+                report.skip(label, f"time budget {args.budget_s:.0f} s would be exceeded")
                 continue
+            t = time.perf_counter()
             try:
                 torch.manual_seed(args.seed)
                 torch_train_throughput(label, torch_cifar_resnet(args.torch_depth), make_batch, batch, setup, args,
@@ -1013,6 +1026,7 @@ def part_torch(args, report, cifar):
                                        lr=0.1 * batch / 128)
             except Exception as e:
                 report.error(label, e)
+            report.cost(f"torch {setup}", time.perf_counter() - t)
             gc.collect()
             if cuda:
                 torch.cuda.empty_cache()

@@ -47,7 +47,6 @@ Nothing here imports TensorFlow (it is blocked in `sys.modules` unless `--block_
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import datetime
 import gc
@@ -1144,8 +1143,6 @@ def _divisor_at_most(n, k):
 
 
 def part_accuracy(args, report, cifar):
-    from keras_resnet import recipes
-
     for model_name in args.models:
         if report.elapsed() > args.budget_s:
             report.skip(f"accuracy {model_name}", "time budget reached")
@@ -1157,7 +1154,6 @@ def part_accuracy(args, report, cifar):
                 accuracy_fused(model_name, args, report, cifar)
         except Exception as e:
             report.error(f"accuracy {model_name}", e)
-    del recipes
 
 
 def accuracy_fused(model_name, args, report, cifar):

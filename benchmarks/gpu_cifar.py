@@ -650,26 +650,10 @@ def jax_throughput_config(model_name, batch, precision, variant, cifar, args, re
     return row
 
 
-def _stub_plot_curves_without_matplotlib():
-    """`training.train` draws curves.png with matplotlib, which the GPU machine lacks: make it a no-op there."""
-    from keras_resnet import training
-
-    if importlib.util.find_spec("matplotlib") is None or sys.modules.get("matplotlib", 0) is None:
-        if not getattr(training.plot_curves, "_stubbed", False):
-            print("[note] matplotlib is not installed: training.plot_curves skipped (curves.png not drawn).")
-
-            def plot_curves(*_, **__):
-                return None
-
-            plot_curves._stubbed = True
-            training.plot_curves = plot_curves
-
-
 def package_throughput(model_name, batch, precision, cifar, args, report):
     """`training.train()` itself: epochs of `window` iterations, images/s per epoch from log.csv."""
     from keras_resnet import training
 
-    _stub_plot_curves_without_matplotlib()
     steps = max(2, int(round(args.window_steps * 128 / batch)))
     windows = args.windows
     test_n = min(len(cifar.test_y), 2 * batch)  # evaluation between epochs is not what is measured
@@ -1280,7 +1264,6 @@ def accuracy_package(model_name, args, report, cifar):
     """`keras_resnet.training.train()` itself on the in-memory JPEG CIFAR-10 (one host sync per iteration)."""
     from keras_resnet import training
 
-    _stub_plot_curves_without_matplotlib()
     batch = args.accuracy_batch
     steps_per_epoch = len(cifar.train_y) // batch
     model_dir = os.path.join(report.out_dir, f"train_{model_name}")

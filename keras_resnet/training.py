@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -43,6 +42,8 @@ import keras
 from keras import ops
 
 from keras_resnet import recipes as recipes_lib
+from keras_resnet import run_log
+from keras_resnet.run_log import read_csv, rewrite_csv, write_json
 from keras_resnet.registry import build, family_of
 
 logger = logging.getLogger("keras_resnet.training")
@@ -51,9 +52,6 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
 INPUTS = ("auto", "memory", "tfdata")
 RECIPES = ("auto", "cifar", "imagenet")
-
-CSV_FIELDS = ("epoch", "iteration", "learning_rate", "loss", "accuracy", "error", "val_loss", "val_error",
-              "test_loss", "test_error", "images_per_second", "wall_time_s")
 
 # Fields that may change between a run and its resumption (they do not change what is computed).
 VOLATILE_FIELDS = ("model_dir", "data_dir", "download", "distribution", "verbose", "export", "export_dir",
@@ -646,7 +644,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if os.path.exists(final):
             os.replace(final, os.path.join(self.write_dir, os.path.basename(self._prev_weights_path)))
         os.replace(tmp, final)
-        _write_json(os.path.join(self.write_dir, os.path.basename(self._training_metadata_path)),
+        write_json(os.path.join(self.write_dir, os.path.basename(self._training_metadata_path)),
                     {"epoch": self._current_epoch, "batch": self._last_batch_seen,
                      "iteration": _variable_int(self.model.optimizer.iterations)})
 
@@ -654,65 +652,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 def _variable_int(variable):
     """int() of a scalar variable, also a `tf.distribute` mirrored one."""
     return int(np.asarray(keras.ops.convert_to_numpy(variable)))
-
-
-def _write_json(path, obj):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=_json_default)
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
-
-
-def _read_csv(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _rewrite_csv(path, rows):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-class _TensorBoard:
-    """Scalars (loss, accuracy, error, learning rate, images/s) keyed by iteration; no-op without TensorFlow."""
-
-    def __init__(self, log_dir, enabled):
-        self.writers = {}
-        self.enabled = enabled
-        if enabled:
-            import tensorflow as tf
-
-            self.tf = tf
-            self.writers = {name: tf.summary.create_file_writer(os.path.join(log_dir, name))
-                            for name in ("train", "validation", "test")}
-
-    def scalars(self, split, step, values):
-        if not self.enabled:
-            return
-        with self.writers[split].as_default(step=int(step)):
-            for name, value in values.items():
-                if value is not None and np.isfinite(value):
-                    self.tf.summary.scalar(name, float(value))
-
-    def flush(self):
-        for writer in self.writers.values():
-            writer.flush()
 
 
 def _save_model_atomic(model, path):
@@ -727,40 +666,6 @@ def _save_model_atomic(model, path):
         for layer in bns:
             layer.synchronized = True
     os.replace(tmp, path)
-
-
-def plot_curves(csv_path, png_path, title=""):
-    """Draws training error (dashed) and test error (solid) against iterations, like the paper's Fig. 6."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = _read_csv(csv_path)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    iters = [int(r["iteration"]) for r in rows]
-
-    def series(key):
-        return [100 * float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
-
-    ax.plot(iters, series("error"), "--", color="C0", label="training error")
-    ax.plot(iters, series("test_error"), "-", color="C0", label="test error")
-    if any(r.get("val_error") for r in rows):
-        ax.plot(iters, series("val_error"), ":", color="C1", label="validation error")
-    ax.set_xlabel("iterations")
-    ax.set_ylabel("error (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Putting it together.
 
 
 def resolve_recipe(config, num_train, global_batch=None):
@@ -904,7 +809,7 @@ def train(config, data=None, callbacks=None):
     chief = runtime.is_chief
     if chief:
         os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
-        _write_json(os.path.join(model_dir, "config.json"), resolved)
+        write_json(os.path.join(model_dir, "config.json"), resolved)
         with open(os.path.join(model_dir, "dataset.json.tmp"), "w") as f:
             f.write(info.to_json())
         os.replace(os.path.join(model_dir, "dataset.json.tmp"), os.path.join(model_dir, "dataset.json"))
@@ -936,11 +841,13 @@ def train(config, data=None, callbacks=None):
     start = _variable_int(model.optimizer.iterations)
     initial_epoch, skip = divmod(start, steps_per_epoch)
     csv_path = os.path.join(model_dir, "log.csv")
-    rows = [r for r in _read_csv(csv_path) if int(r["epoch"]) < initial_epoch] if start else []
+    # What the killed process wrote after its last backup is dropped: one continuous CSV and TensorBoard history.
     if chief:
-        _rewrite_csv(csv_path, rows)
+        rows = run_log.truncate_history(model_dir, start, tensorboard=tf_ok)
+    else:
+        rows = [r for r in read_csv(csv_path) if int(r["iteration"]) <= start]
     previous_wall = float(rows[-1]["wall_time_s"]) if rows else 0.0
-    tensorboard = _TensorBoard(os.path.join(model_dir, "logs"), enabled=tf_ok and chief)
+    tensorboard = run_log.TensorBoard(os.path.join(model_dir, "logs"), enabled=tf_ok and chief)
     if not tf_ok:
         logger.warning("TensorBoard logs skipped: the %s backend runs without TensorFlow.", backend)
         _log(verbose, f"[keras_resnet] {backend} backend: TensorBoard, tf.data and tf.distribute skipped; "
@@ -948,6 +855,8 @@ def train(config, data=None, callbacks=None):
     stepper = (_TFStepper if tf_ok else _StatelessStepper)(model, runtime)
     best_path = os.path.join(model_dir, "checkpoints", "best.json")
     best = json.load(open(best_path)) if os.path.exists(best_path) else {"error": None}
+    if (best.get("iteration") or 0) > start:  # chosen among epochs the restart runs again
+        best = {"error": None}
     if start:
         _log(verbose, f"Resuming {config.model} from {os.path.join(model_dir, 'backup')} at iteration {start} "
                       f"(epoch {initial_epoch}).")
@@ -1023,9 +932,9 @@ def train(config, data=None, callbacks=None):
                 _save_model_atomic(model, os.path.join(ckpt, "best.keras"))
                 best = {"error": monitor, "iteration": iteration, "epoch": epoch,
                         "monitor": "val_error" if val_error is not None else "test_error"}
-                _write_json(best_path, best)
+                write_json(best_path, best)
             rows.append({k: ("" if v is None else v) for k, v in last.items()})
-            _rewrite_csv(csv_path, rows)
+            rewrite_csv(csv_path, rows)
             tensorboard.scalars("train", iteration, {"loss": epoch_loss, "accuracy": 1 - epoch_error,
                                                      "error": epoch_error, "learning_rate": lr,
                                                      "images_per_second": ips})
@@ -1050,7 +959,7 @@ def train(config, data=None, callbacks=None):
         stepper.sync()
         test_loss, test_error = evaluate("test")
         last = {"test_loss": test_loss, "test_error": test_error}
-    all_rows = _read_csv(csv_path) if chief else rows
+    all_rows = read_csv(csv_path) if chief else rows
     wall = previous_wall + train_time if train_time else (float(all_rows[-1]["wall_time_s"]) if all_rows else 0.0)
     ips_all = (iteration * global_batch / wall) if wall else 0.0
     summary = {"model": config.model, "test_error": last["test_error"], "test_accuracy": 1 - last["test_error"],
@@ -1059,8 +968,8 @@ def train(config, data=None, callbacks=None):
                "iterations": iteration, "epochs": epochs, "wall_time_s": wall, "images_per_second": ips_all,
                "precision": precision, "replicas": runtime.replicas, "backend": backend}
     if chief:
-        _write_json(os.path.join(model_dir, "summary.json"), summary)
-        plot_curves(csv_path, os.path.join(model_dir, "curves.png"), title=config.model)
+        write_json(os.path.join(model_dir, "summary.json"), summary)
+        run_log.plot_curves(csv_path, os.path.join(model_dir, "curves.png"), title=config.model)
         if config.export:
             export_run(model_dir, config.export_dir, verbose)
     _log(verbose or (config.verbose and chief), (

@@ -112,5 +112,10 @@ def test_sigkill_and_restart_resumes_to_the_same_weights(data, tmp_path):
     rows = list(__import__("csv").DictReader(open(run / "log.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(8))  # one continuous log, no gaps or repeats
     assert [int(r["iteration"]) for r in rows] == list(range(3, 25, 3))
+    from test_run_log import scalar_steps
+
+    for split, tag in (("test", "error"), ("train", "error"), ("train", "learning_rate")):
+        steps = [step for step, _ in scalar_steps(run / "logs" / split, tag)]
+        assert steps == list(range(3, 25, 3)), (split, tag, steps)  # one continuous TensorBoard history
     for got, want in zip(final_weights(run), final_weights(tmp_path / "ref")):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

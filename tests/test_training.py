@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras
-from keras_resnet import training
+from keras_resnet import run_log, training
 from test_training_utils import REPO, array_data, env, make_image_folder, read_json
 
 
@@ -40,7 +40,7 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_p
     model = keras.saving.load_model(run / "checkpoints" / "latest.keras")
     assert all(np.isfinite(w).all() for w in model.get_weights())
     assert read_json(run / "backup" / "training_metadata.json")["iteration"] == 4
-    rows = training._read_csv(run / "log.csv")
+    rows = run_log.read_csv(run / "log.csv")
     assert [int(r["iteration"]) for r in rows] == [4]
 
 

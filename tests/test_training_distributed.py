@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow")
 COMMON = """
 import json, sys
 sys.path.insert(0, "tests")
-from keras_resnet import training
+from keras_resnet import run_log, training
 import test_training_utils as u
 """
 
@@ -29,7 +29,7 @@ for dist in ("none", "mirrored"):
                                train_steps=8, steps_per_epoch=4, learning_rate=0.05, seed=3, verbose=0,
                                distribution=dist, sync_batch_norm=True)
     s = training.train(cfg, data=u.array_data(train=128, test=32))
-    result[dist] = {"loss": [float(r["loss"]) for r in training._read_csv(f"{out}/{dist}/log.csv")],
+    result[dist] = {"loss": [float(r["loss"]) for r in run_log.read_csv(f"{out}/{dist}/log.csv")],
                     "replicas": s["replicas"], "test_loss": s["test_loss"]}
 print("RESULT" + json.dumps(result))
 """

@@ -55,7 +55,7 @@ RECIPES = ("auto", "cifar", "imagenet")
 
 # Fields that may change between a run and its resumption (they do not change what is computed).
 VOLATILE_FIELDS = ("model_dir", "data_dir", "download", "distribution", "verbose", "export", "export_dir",
-                   "log_every", "input")
+                   "log_every", "sync_every", "input")
 
 
 class ConfigError(ValueError):
@@ -100,6 +100,9 @@ class TrainConfig:
         deterministic: TensorFlow op determinism (slower; for exact reproducibility tests).
         eval_batch_size: batch size of evaluation; `batch_size` by default.
         log_every: iterations between TensorBoard scalar writes.
+        sync_every: iterations dispatched between reads of the loss on the host (progress bar, NaN check,
+            batch callbacks). The step never waits for the host in between, so an accelerator stays busy;
+            1 reads every iteration. A NaN is still reported with the iteration where it first appeared.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         export: export the trained model for serving at the end (`keras_resnet.export`).
         export_dir: where to export; the export module's default if None.
@@ -131,6 +134,7 @@ class TrainConfig:
     deterministic: bool = False
     eval_batch_size: int | None = None
     log_every: int = 50
+    sync_every: int = 20
     verbose: int = 1
     export: bool = False
     export_dir: str | None = None
@@ -150,7 +154,8 @@ class TrainConfig:
             raise ConfigError("--model_dir must be set.")
         if not self.data:
             raise ConfigError("--data must be set.")
-        for name in ("batch_size", "train_steps", "steps_per_epoch", "eval_batch_size", "log_every"):
+        for name in ("batch_size", "train_steps", "steps_per_epoch", "eval_batch_size", "log_every",
+                     "sync_every"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
                                       or value <= 0):
@@ -539,8 +544,8 @@ class _TFStepper:
         self._iterator = data_input.tf_distributed_epoch(self.runtime, epoch, skip, steps)
 
     def step(self):
-        loss, correct = self._step(self._iterator)
-        return float(loss), float(correct)
+        """One iteration; returns the loss and the number of correct predictions as (unread) tensors."""
+        return self._step(self._iterator)
 
     def predict(self, x):
         return np.asarray(self._predict(x))
@@ -604,9 +609,10 @@ class _StatelessStepper:
         self._batches = data_input.epoch_batches(epoch, skip)
 
     def step(self):
+        """One iteration, dispatched asynchronously; returns the loss and correct count as device arrays."""
         x, y = next(self._batches)
         self.state, loss, correct = self._step(self.state, self._put(x), self._put(y))
-        return float(loss), float(correct)
+        return loss, correct
 
     def predict(self, x):
         return np.asarray(self._predict(self.state[0], self.state[1], x))
@@ -889,26 +895,33 @@ def train(config, data=None, callbacks=None):
         bar = keras.utils.Progbar(steps, verbose=verbose if verbose == 1 else 0,
                                   stateful_metrics=["loss", "error"])
         loss_sum, correct_sum, seen, t0 = 0.0, 0.0, 0, time.perf_counter()
+        pending = []  # iterations dispatched whose loss the host has not read yet
         for batch in range(steps):
             user_callbacks.on_train_batch_begin(batch)
-            lr = float(keras.ops.convert_to_numpy(schedule(iteration)))
-            loss, correct = stepper.step()
-            iteration += 1
-            if not math.isfinite(loss):
-                tensorboard.flush()
-                raise NaNLossError(
-                    f"NaN/inf training loss ({loss}) at iteration {iteration} (epoch {epoch + 1}, learning rate "
-                    f"{lr:g}): stopping. The last good checkpoint "
-                    f"{os.path.join(model_dir, 'checkpoints', 'latest.keras')} and the backup in "
-                    f"{os.path.join(model_dir, 'backup')} (iteration {epoch * steps_per_epoch}) are kept.")
-            loss_sum, correct_sum, seen = loss_sum + loss, correct_sum + correct, seen + global_batch
-            _progress(bar, batch + 1, iteration, recipe.train_steps, lr,
-                      {"loss": loss_sum / (batch + 1), "error": 1 - correct_sum / seen})
-            user_callbacks.on_train_batch_end(batch, {"loss": loss, "learning_rate": lr, "iteration": iteration})
-            if iteration % config.log_every == 0:
-                elapsed = time.perf_counter() - t0
-                tensorboard.scalars("train", iteration, {"loss": loss, "learning_rate": lr,
-                                                         "images_per_second": seen / max(elapsed, 1e-9)})
+            pending.append((batch, *stepper.step()))
+            if len(pending) < config.sync_every and batch < steps - 1:
+                continue
+            # One read of the host per `sync_every` iterations: the device runs ahead in between.
+            values = [(b, float(loss), float(correct)) for b, loss, correct in pending]
+            images_per_second = (seen + len(pending) * global_batch) / max(time.perf_counter() - t0, 1e-9)
+            lrs = keras.ops.convert_to_numpy(schedule(np.arange(iteration, iteration + len(pending))))
+            for (b, loss, correct), lr in zip(values, np.atleast_1d(lrs).astype(np.float64).tolist()):
+                iteration += 1
+                if not math.isfinite(loss):
+                    tensorboard.flush()
+                    raise NaNLossError(
+                        f"NaN/inf training loss ({loss}) at iteration {iteration} (epoch {epoch + 1}, learning "
+                        f"rate {lr:g}): stopping. The last good checkpoint "
+                        f"{os.path.join(model_dir, 'checkpoints', 'latest.keras')} and the backup in "
+                        f"{os.path.join(model_dir, 'backup')} (iteration {epoch * steps_per_epoch}) are kept.")
+                loss_sum, correct_sum, seen = loss_sum + loss, correct_sum + correct, seen + global_batch
+                _progress(bar, b + 1, iteration, recipe.train_steps, lr,
+                          {"loss": loss_sum / (b + 1), "error": 1 - correct_sum / seen})
+                user_callbacks.on_train_batch_end(b, {"loss": loss, "learning_rate": lr, "iteration": iteration})
+                if iteration % config.log_every == 0:
+                    tensorboard.scalars("train", iteration, {"loss": loss, "learning_rate": lr,
+                                                             "images_per_second": images_per_second})
+            pending = []
         epoch_time = time.perf_counter() - t0
         trained_images += seen
         train_time += epoch_time
@@ -1028,6 +1041,7 @@ def define_flags(model="resnet20", data="cifar10", recipe="auto"):
     f.DEFINE_bool("deterministic", False, "TensorFlow op determinism (slower).")
     f.DEFINE_integer("eval_batch_size", None, "Evaluation batch size.")
     f.DEFINE_integer("log_every", 50, "Iterations between TensorBoard scalars.")
+    f.DEFINE_integer("sync_every", 20, "Iterations dispatched between host reads of the loss (1: every one).")
     f.DEFINE_integer("verbose", 1, "0 silent, 1 progress bar, 2 one line per epoch.")
     f.DEFINE_bool("export", False, "Export the trained model for serving at the end.")
     f.DEFINE_string("export_dir", None, "Export root (default saved_models).")

@@ -44,6 +44,54 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_p
     assert [int(r["iteration"]) for r in rows] == [4]
 
 
+class PoisonAtBatch(keras.callbacks.Callback):
+    """Turns a kernel into NaN before batch `batch` of `epoch` is dispatched."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.current, batch) == (self.epoch, self.batch):
+            kernel = self.model.get_layer("predictions").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+class Recorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.logs = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs.append((batch, logs["iteration"], logs["learning_rate"], logs["loss"]))
+
+
+def test_nan_inside_a_sync_window_names_the_iteration_where_it_appeared(tmp_path):
+    config = tiny(tmp_path, train_steps=12, sync_every=4)
+    with pytest.raises(training.NaNLossError, match=r"NaN.*iteration 7 "):
+        training.train(config, data=array_data(train=128, test=32), callbacks=[PoisonAtBatch(1, 2)])
+    assert [int(r["iteration"]) for r in run_log.read_csv(tmp_path / "run" / "log.csv")] == [4]
+
+
+def test_reading_the_loss_less_often_changes_nothing_computed_or_reported(tmp_path):
+    runs = {}
+    for sync_every in (1, 3):
+        recorder = Recorder()
+        config = tiny(tmp_path / str(sync_every), sync_every=sync_every, schedule="cosine")
+        summary = training.train(config, data=array_data(train=128, test=32), callbacks=[recorder])
+        rows = run_log.read_csv(tmp_path / str(sync_every) / "run" / "log.csv")
+        runs[sync_every] = (recorder.logs, [(r["loss"], r["error"], r["learning_rate"]) for r in rows], summary)
+    (logs1, rows1, s1), (logs3, rows3, s3) = runs[1], runs[3]
+    assert [(b, it) for b, it, _, _ in logs3] == [(b % 4, b + 1) for b in range(8)]
+    assert [(b, it, lr) for b, it, lr, _ in logs1] == [(b, it, lr) for b, it, lr, _ in logs3]
+    assert len({lr for _, _, lr, _ in logs3}) == 8  # cosine: a new learning rate every iteration
+    np.testing.assert_allclose([l for *_, l in logs1], [l for *_, l in logs3], rtol=1e-6)
+    assert rows1 == rows3 and s1["test_error"] == s3["test_error"]
+
+
 def test_config_errors_name_the_flag(tmp_path):
     with pytest.raises(training.ConfigError, match="--model"):
         tiny(tmp_path, model="resnet9")
@@ -51,6 +99,8 @@ def test_config_errors_name_the_flag(tmp_path):
         tiny(tmp_path, train_steps=-5)
     with pytest.raises(training.ConfigError, match="--batch_size"):
         tiny(tmp_path, batch_size=0)
+    with pytest.raises(training.ConfigError, match="--sync_every must be a positive integer; received 0"):
+        tiny(tmp_path, sync_every=0)
     with pytest.raises(training.ConfigError, match="--shortcut"):
         tiny(tmp_path, model="plain20", shortcut="B")
     with pytest.raises(training.ConfigError, match="--precision"):

@@ -121,7 +121,9 @@ jpegs = [p.read_bytes() for p in sorted(work.glob("img_*.jpg"))]
 mean = np.load(work / "mean_image.npy")
 loaded = tf.saved_model.load(str(root / "1"))
 sd, sb, lg = (loaded.signatures[k] for k in ("serving_default", "serve_bytes", "logits"))
-pixels = tf.stack([tf.io.decode_jpeg(j, channels=3) for j in jpegs]).numpy()
+import io
+from PIL import Image  # the decoder of the package's in-memory training path
+pixels = np.stack([np.asarray(Image.open(io.BytesIO(j)).convert("RGB")) for j in jpegs])
 pngs = [tf.io.encode_png(p).numpy() for p in pixels]
 pre = (pixels.astype(np.float32) - mean) * np.float32(1.0 / 255.0)
 arrays, info = {"pixels": pixels, "pre": pre}, {}
@@ -410,7 +412,8 @@ def test_preprocessing_is_the_training_formula(run):
 def test_serve_bytes_equals_serving_default(run):
     served = run["served"]
     assert set(run["info"]["sd_class_names"]) <= set(CLASS_NAMES)
-    for encoding in ("jpeg", "png"):  # JPEG through the same decoder; PNG is lossless
+    # JPEG decoded in the graph exactly as Pillow decodes it for training; PNG is lossless
+    for encoding in ("jpeg", "png"):
         np.testing.assert_array_equal(served[f"{encoding}_probabilities"], served["sd_probabilities"])
         np.testing.assert_array_equal(served[f"{encoding}_classes"], served["sd_classes"])
         assert run["info"][f"{encoding}_class_names"] == run["info"]["sd_class_names"]

@@ -20,8 +20,8 @@ One part (or a comma list of parts) per invocation, since everything does not fi
   - `host`: the same scan, fed with batches augmented on the host by the package's numpy `ArrayIterator`
     and transferred every call (the in-memory path's augmentation, for comparison).
   - `package`: `keras_resnet.training.train()` itself (in-memory input, numpy augmentation, one dispatch
-    and one host sync per iteration); images/s of its epochs (`log.csv`), the first epoch (compilation)
-    dropped.
+    per iteration, the loss read on the host every `sync_every` iterations); images/s of its epochs
+    (`log.csv`), the first epoch (compilation) dropped.
   - `compute`: the scan on one fixed, already normalised batch (no gather, no augmentation): the model's
     compute + dispatch ceiling, so that `fused` - `compute` is the input's cost (the profile the issue asks
     for where a target is missed).
@@ -1261,7 +1261,7 @@ def accuracy_fused(model_name, args, report, cifar):
 
 
 def accuracy_package(model_name, args, report, cifar):
-    """`keras_resnet.training.train()` itself on the in-memory JPEG CIFAR-10 (one host sync per iteration)."""
+    """`keras_resnet.training.train()` itself on the in-memory JPEG CIFAR-10 (loss read every `sync_every` steps)."""
     from keras_resnet import training
 
     batch = args.accuracy_batch

@@ -2,7 +2,9 @@
 the paper's augmentation, determinism, sharding and bad input."""
 
 import io
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +15,12 @@ from PIL import Image
 
 tf = pytest.importorskip("tensorflow")
 
-from keras_resnet.data import load  # noqa: E402
+from keras_resnet.data import DatasetInfo, load, load_arrays  # noqa: E402
 from keras_resnet.data.augment import cifar_crop_flip, imagenet_eval_geometry, ten_crop  # noqa: E402
+from keras_resnet.data.convert import convert  # noqa: E402
 from keras_resnet.data.tfrecord import make_example  # noqa: E402
 
-from test_data_memory import CIFAR, CIFAR_CLASSES, REPO, make_folder, make_tar  # noqa: E402
+from test_data_memory import CIFAR, CIFAR_CLASSES, REPO, make_folder, make_tar, png_bytes  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -148,21 +151,109 @@ def test_tfrecord_without_expected_features(tmp_path):
         load(out, "test", 2)
 
 
-def test_streamed_truncated_jpeg_skip_corrupt(tmp_path):
-    out = tmp_path / "shards"
+def truncate(path):
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+
+
+BYTES = {
+    "jpeg": (jpeg_bytes(40, 50), True),
+    "jpeg-with-trailing-bytes": (jpeg_bytes(40, 50) + b"bytes after the EOI marker", True),  # not corrupt
+    "truncated-jpeg": (jpeg_bytes(40, 50)[:300], False),
+    "png": (png_bytes(np.zeros((40, 50, 3), np.uint8)), True),
+    "truncated-png": (png_bytes(np.zeros((40, 50, 3), np.uint8))[:-20], False),
+    "empty": (b"", False),
+    "html": (b"<html>404 Not Found</html>", False),
+}
+
+
+@pytest.mark.parametrize("encoded, decodes", BYTES.values(), ids=BYTES.keys())
+def test_decode_or_raise_names_file_only_for_undecodable_bytes(encoded, decodes):
+    from keras_resnet.data.corrupt import decode_or_raise, try_decode
+
+    image, ok = try_decode(tf.constant(encoded))
+    assert bool(ok) == decodes and image.shape[2] == 3 and (image.shape[0] > 0) == decodes
+    fn = tf.function(lambda e: decode_or_raise(e, tf.constant("some/dir/x.jpg")))
+    if decodes:
+        assert fn(tf.constant(encoded)).shape == (40, 50, 3)
+    else:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="some/dir/x.jpg.*skip_corrupt=True"):
+            fn(tf.constant(encoded))
+
+
+def _bare_shards(out, bad_split="test", bad_index=2):
+    """Hand-written shards of 300x300 JPEGs without `image/filename`; one record is truncated."""
     out.mkdir()
     good = jpeg_bytes(300, 300)
-    with tf.io.TFRecordWriter(str(out / "test-00000-of-00001")) as w:
-        for i in range(4):
-            w.write(make_example(good if i != 2 else good[: len(good) // 2], i % 2))
-    with tf.io.TFRecordWriter(str(out / "train-00000-of-00001")) as w:
-        w.write(make_example(good, 0))
-        w.write(make_example(good, 1))
-    ds, _ = load(out, "test", 4, training=False)
-    with pytest.raises(tf.errors.InvalidArgumentError):
+    for split in ("test", "train"):
+        with tf.io.TFRecordWriter(str(out / f"{split}-00000-of-00001")) as w:
+            for i in range(4):
+                w.write(make_example(good[:1000] if (split, i) == (bad_split, bad_index) else good, i % 2))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["bare-300px", "converted-32px"])
+def test_streamed_tfrecord_truncated_jpeg_named_or_skipped_and_counted(tmp_path, kind, capfd):
+    if kind == "bare-300px":  # ImageNet-style streamed branch, records named <shard>#<index>
+        out = _bare_shards(tmp_path / "shards")
+        bad, labels = re.escape(str(out / "test-00000-of-00001")) + "#2", [0, 1, 1]
+    else:  # CIFAR-style (small images) streamed branch; the converter writes image/filename
+        folder = make_jpeg_folder(tmp_path / "imgs", size=(32, 32), per_class=2)
+        truncate(folder / "test" / "b" / "1.jpg")
+        out = tmp_path / "shards"
+        convert(folder, out, shards=1, progress=False)
+        bad, labels = r"test/b/1\.jpg \(" + re.escape(str(out / "test-00000-of-00001")) + r"#\d\)", [0, 0, 1]
+    ds, info = load(out, "test", 4, training=False)
+    assert info.num_skipped == {}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"Cannot decode image file {bad}.*skip_corrupt=True"):
         as_numpy(ds)
-    ds, _ = load(out, "test", 4, training=False, skip_corrupt=True)
-    assert sum(len(y) for _, y in as_numpy(ds)) == 3
+    with pytest.raises(ValueError, match=f"Cannot decode image file {bad}"):
+        load_arrays(out, "test")
+
+    ds, info = load(out, "test", 4, training=False, skip_corrupt=True)
+    assert info.num_skipped == {"test": 0}  # counted while iterating
+    got = np.concatenate([y for _, y in as_numpy(ds)])
+    assert sorted(got.tolist()) == labels
+    assert info.num_skipped == {"test": 1}
+    assert len(info.num_skipped.files("test")) == 1 and re.fullmatch(bad, info.num_skipped.files("test")[0])
+    assert re.search(f'skipped undecodable image file "{bad}"', capfd.readouterr().err)
+    assert len(as_numpy(ds)[0][1]) == 3 and info.num_skipped["test"] == 1  # a second epoch: same file
+    assert json.loads(info.to_json())["num_skipped"] == {"test": 1}
+    assert DatasetInfo.from_json(info.to_json()).num_skipped == {"test": 1}
+    _, _, info_arrays = load_arrays(out, "test", skip_corrupt=True)
+    assert info_arrays.num_skipped == {"test": 1}
+
+
+def test_streamed_tfrecord_training_split_truncated_jpeg(tmp_path):
+    out = _bare_shards(tmp_path / "shards", bad_split="train", bad_index=1)
+    # the mean of the training split is computed in `load`: the truncated record fails there, named
+    with pytest.raises(ValueError, match="Cannot decode image file .*train-00000-of-00001#1 .*skip_corrupt"):
+        load(out, "train", 2, seed=0)
+    ds, _ = load(out, "train", 2, seed=0, mean=np.full((1, 1, 3), 127.0))  # no mean pass: fails in training
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Cannot decode image file .*train-00000-of-00001#1 "):
+        as_numpy(ds)
+    ds, info = load(out, "train", 1, seed=0, skip_corrupt=True)
+    assert info.num_skipped == {"train": 1}  # recorded by the mean pass, before any iteration
+    assert len(as_numpy(ds)) == 3 and info.num_skipped == {"train": 1}
+    assert info.num_skipped.files("train") == [f"{out / 'train-00000-of-00001'}#1"]
+
+
+@pytest.mark.parametrize("kind", ["dir", "tar.gz"])
+def test_streamed_folder_truncated_jpeg_named_or_skipped_and_counted(tmp_path, kind, capfd):
+    folder = make_jpeg_folder(tmp_path / "imgs", size=(72, 96), per_class=2)  # > 64 px: streamed
+    truncate(folder / "test" / "b" / "1.jpg")
+    source = folder if kind == "dir" else make_tar(folder, tmp_path / "imgs.tar.gz")
+    bad = str(folder / "test" / "b" / "1.jpg") if kind == "dir" else f"{source}:test/b/1.jpg"
+    ds, info = load(source, "test", 4, training=False)
+    assert info.preprocessing == "imagenet"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"Cannot decode image file {re.escape(bad)} "):
+        as_numpy(ds)
+    ds, info = load(source, "test", 4, training=False, skip_corrupt=True)
+    assert sorted(np.concatenate([y for _, y in as_numpy(ds)]).tolist()) == [0, 0, 1]
+    assert info.num_skipped == {"test": 1} and info.num_skipped.files("test") == [bad]
+    assert f'skipped undecodable image file "{bad}"' in capfd.readouterr().err
+    tr, tr_info = load(source, "train", 2, seed=0, skip_corrupt=True)  # nothing to skip in the training split
+    assert len(as_numpy(tr)) == 2 and tr_info.num_skipped == {"train": 0}
 
 
 def test_tfds_mock(tmp_path):

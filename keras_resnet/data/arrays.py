@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_resnet.data import folder, sources
 from keras_resnet.data.cache import cached_mean
-from keras_resnet.data.info import PREPROCESSING_KINDS, DatasetInfo
+from keras_resnet.data.info import PREPROCESSING_KINDS, DatasetInfo, SkipCounts
 from keras_resnet.data.preprocessing import (
     IMAGENET_CROP,
     channel_mean,
@@ -72,7 +72,7 @@ def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mea
     shape = tuple(images.shape[1:]) if kind == "cifar" else (IMAGENET_CROP, IMAGENET_CROP, images.shape[3])
     info = DatasetInfo(name=str(source), class_names=class_names, image_shape=shape,
                        num_examples={split: len(images)}, mean=np.asarray(mean, np.float32), preprocessing=kind,
-                       num_skipped={phys: len(skipped)} if skip_corrupt else {})
+                       num_skipped=SkipCounts({phys: len(skipped)}, files={phys: skipped}) if skip_corrupt else {})
     return images, labels, info
 
 
@@ -89,7 +89,9 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
         split: `"train"`, `"validation"` (held-out `validation_size` images of the training split) or `"test"`.
         validation_size: images held out of the training split, stratified and deterministic.
         image_size: `(height, width)` to resize every image to (needed when sizes differ).
-        skip_corrupt: skip undecodable images (count in `info.num_skipped`) instead of raising.
+        skip_corrupt: skip undecodable images instead of raising; `info.num_skipped[split]` counts them and
+            `info.num_skipped.files(split)` names them (the physical split for folders, e.g. `"train"` when
+            holding out validation images).
         mean: mean to report in `info.mean`; default the training split's, computed and cached.
         preprocessing: `"cifar"` or `"imagenet"`; default by image size.
         data_dir, download: passed to TFDS.
@@ -114,21 +116,30 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
         return _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing)
     import tensorflow as tf
 
-    from keras_resnet.data.pipeline import prepare
+    from keras_resnet.data.corrupt import SkipCounter, error_message
+    from keras_resnet.data.pipeline import decoded_elements, prepare
 
     src, phys, keep, shape, info = prepare(
         source, sources.source_kind(source), split, validation_size=validation_size, data_dir=data_dir,
         download=download, preprocessing=preprocessing, mean=mean, image_size=image_size,
-        label_offset=label_offset, mean_samples=10000)
-    ds = src.elements(phys, encoded=False, keep=keep)
+        label_offset=label_offset, mean_samples=10000, skip_corrupt=skip_corrupt)
+    counter = SkipCounter() if skip_corrupt and src.kind != "tfds" else None
+    ds = decoded_elements(src, phys, skip_corrupt, counter, keep=keep)
     if image_size is not None:
         ds = ds.map(lambda x, y: (tf.cast(tf.round(tf.image.resize(x, image_size)), tf.uint8), y))
-    if skip_corrupt:
-        ds = ds.ignore_errors(log_warning=True)
     xs, ys = [], []
-    for x, y in ds.batch(1024).prefetch(tf.data.AUTOTUNE):
-        xs.append(x.numpy())
-        ys.append(y.numpy().astype(np.int64))
+    try:
+        for x, y in ds.batch(1024).prefetch(tf.data.AUTOTUNE):
+            xs.append(x.numpy())
+            ys.append(y.numpy().astype(np.int64))
+    except tf.errors.InvalidArgumentError as e:
+        message = error_message(e)
+        if message is None:
+            raise
+        raise ValueError(message) from e
     if not xs:
         raise ValueError(f"Split {split!r} of {str(source)!r} yielded no images.")
+    if counter is not None:
+        key = next(iter(info.num_examples))
+        info.num_skipped = SkipCounts({key: counter.count()}, files={key: counter.names()})
     return np.concatenate(xs), np.concatenate(ys), info

@@ -5,7 +5,9 @@ TensorFlow-only: this module imports TensorFlow (to write `tf.train.Example`s).
     python -m keras_resnet.data.convert --input=<folder or archive> --output=<dir> --shards=N [--splits=train,test]
 
 Every split found in the input (`<split>/<class>/<image>`) becomes `<split>-<i:05d>-of-<N:05d>` shards with
-`image/encoded` and `image/class/label` (0-based, sorted class folders), in a fixed shuffled order (seed 0)
+`image/encoded`, `image/class/label` (0-based, sorted class folders) and `image/filename` (the ImageNet
+shards' feature; here the path relative to the input, `<split>/<class>/<image>`, so that an undecodable image
+can be found), in a fixed shuffled order (seed 0)
 so every shard mixes the classes; `dataset.json` records class names and counts. Each shard is written
 under a temporary name and renamed when complete, so a half-written shard never carries a final name.
 A progress bar shows images written.
@@ -105,7 +107,7 @@ def convert(input, output, shards: int, splits=None, seed: int = 0, progress: bo
             tmp = out / f".tmp-{final.name}"
             with tf.io.TFRecordWriter(str(tmp)) as writer:
                 for i in chunk:
-                    writer.write(make_example(blob(i), int(fs.labels[i])))
+                    writer.write(make_example(blob(i), int(fs.labels[i]), fs.relative[i]))
                     bar.update(1)
             os.replace(tmp, final)
         bar.close()

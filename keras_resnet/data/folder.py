@@ -83,6 +83,7 @@ class FolderSplit:
     labels: np.ndarray
     blobs: Optional[list]  # encoded bytes, or None when only listed (directories)
     paths: Optional[list] = None  # file paths (directories)
+    relative: Optional[list] = None  # "<split>/<class>/<image>" of each image (TFRecord `image/filename`)
 
 
 def _split_archives(root: Path):
@@ -141,7 +142,7 @@ def locate_split(source, split: str) -> SplitLocation:
     )
 
 
-def _finish(location, class_names, names, labels, blobs, paths, empty_classes):
+def _finish(location, class_names, names, labels, blobs, paths, empty_classes, relative):
     if empty_classes:
         raise ValueError(
             f"Class folder(s) with no images in {str(location.path)!r}: {sorted(empty_classes)}; each class folder "
@@ -151,7 +152,7 @@ def _finish(location, class_names, names, labels, blobs, paths, empty_classes):
         raise ValueError(
             f"No images for split {location.split!r} in {str(location.path)!r}; expected {_LAYOUT}."
         )
-    return FolderSplit(location, class_names, names, np.asarray(labels, np.int64), blobs, paths)
+    return FolderSplit(location, class_names, names, np.asarray(labels, np.int64), blobs, paths, relative)
 
 
 def _read_dir(location: SplitLocation, read_bytes: bool) -> FolderSplit:
@@ -160,7 +161,7 @@ def _read_dir(location: SplitLocation, read_bytes: bool) -> FolderSplit:
         raise ValueError(
             f"Split folder {str(location.path)!r} has no class folders; expected {_LAYOUT}."
         )
-    names, labels, paths, blobs, empty = [], [], [], [], []
+    names, labels, paths, blobs, empty, relative = [], [], [], [], [], []
     for label, cls in enumerate(classes):
         files = sorted(f for f in os.listdir(location.path / cls) if _is_image(f))
         if not files:
@@ -169,11 +170,12 @@ def _read_dir(location: SplitLocation, read_bytes: bool) -> FolderSplit:
             p = str(location.path / cls / f)
             names.append(p)
             paths.append(p)
+            relative.append(f"{location.split}/{cls}/{f}")
             labels.append(label)
             if read_bytes:
                 with open(p, "rb") as fh:
                     blobs.append(fh.read())
-    return _finish(location, classes, names, labels, blobs if read_bytes else None, paths, empty)
+    return _finish(location, classes, names, labels, blobs if read_bytes else None, paths, empty, relative)
 
 
 def _read_tar(location: SplitLocation) -> FolderSplit:
@@ -208,8 +210,10 @@ def _read_tar(location: SplitLocation) -> FolderSplit:
     keys = sorted(found, key=lambda k: (index[k[0]], k[1]))
     with_images = {k[0] for k in keys}
     empty = [f"{location.path}:{split}/{c}" for c in classes if c not in with_images]
-    names = [f"{location.path}:{split}/{c}/{f}" for c, f in keys]
-    return _finish(location, classes, names, [index[c] for c, _ in keys], [found[k] for k in keys], None, empty)
+    relative = [f"{split}/{c}/{f}" for c, f in keys]
+    names = [f"{location.path}:{r}" for r in relative]
+    return _finish(location, classes, names, [index[c] for c, _ in keys], [found[k] for k in keys], None, empty,
+                   relative)
 
 
 def read_split(source, split: str, read_bytes: bool = True) -> FolderSplit:

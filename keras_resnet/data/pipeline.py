@@ -7,7 +7,8 @@ training batches are shuffled over the whole split, augmented batch-wise (zero-p
 flip) and normalised. Larger images (`"imagenet"` preprocessing) are decoded per element in parallel with
 the paper's scale augmentation (shorter side in [256, 480], random 224 crop, flip, optional PCA lighting)
 or the evaluation geometry (shorter side 256, centre 224 crop, or 10 crops). Everything ends in
-`batch(...).prefetch(AUTOTUNE)`.
+`batch(...).prefetch(AUTOTUNE)`. Streamed elements carry their file name until decoded, so an undecodable
+image fails naming the file, or is skipped and counted (`keras_resnet.data.corrupt`).
 
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385),
 sections 3.4 and 4.2.
@@ -25,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.data import augment, folder, sources
+from keras_resnet.data import augment, corrupt, folder, sources
 from keras_resnet.data.cache import cached_mean
-from keras_resnet.data.info import PREPROCESSING_KINDS, DatasetInfo
+from keras_resnet.data.info import PREPROCESSING_KINDS, DatasetInfo, SkipCounts
 from keras_resnet.data.preprocessing import IMAGENET_CROP, MeanAccumulator, stratified_split
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -61,10 +62,15 @@ class TFRecordSource:
     def check_split(self, split):
         files = self.tfrecord.find_shards(self.directory, split)
         self.tfrecord.check_features(files[0])
-        if self.image_shape is None:
-            for raw in tf.data.TFRecordDataset(files[0]).take(1):
-                encoded, _ = self.tfrecord.parse(raw)
-                self.image_shape = tuple(augment.decode(encoded).shape)
+        if self.image_shape is None:  # the first decodable image of the first few records
+            probe = tf.data.TFRecordDataset(files[0]).take(64).map(lambda r: augment.decode(self.tfrecord.parse(r)[0]))
+            for image in probe.ignore_errors().take(1):
+                self.image_shape = tuple(image.shape)
+            if self.image_shape is None:
+                raise ValueError(
+                    f"None of the first 64 records of TFRecord {files[0]!r} holds a decodable image; expected "
+                    f"'{self.tfrecord.IMAGE_KEY}' to hold JPEG/PNG/GIF/BMP bytes."
+                )
         if self.class_names is None:
             top = max(int(x.max(initial=-1)) for x in self._file_labels(split))
             self.class_names = [str(i) for i in range(top + 1)]
@@ -82,14 +88,15 @@ class TFRecordSource:
     def count(self, split):
         return self.splits[split] if split in self.splits else len(self.labels(split))
 
-    def elements(self, split, *, encoded, keep=None, input_context=None, training=False, seed=None):
+    def elements(self, split, *, encoded, keep=None, input_context=None, training=False, seed=None, named=False):
+        """`(image, int32 label)` elements (encoded bytes if `encoded`), plus the record's name if `named`."""
         files = self.check_split(split)
         keep_keys = None
         if keep is not None:
             keep_keys = self.tfrecord.element_keys(self._file_labels(split), np.asarray(keep, np.int64))
         ds = self.tfrecord.read_shards(files, training=training, seed=seed, input_context=input_context,
-                                       keep_keys=keep_keys, label_offset=self.label_offset)
-        return ds if encoded else ds.map(lambda x, y: (augment.decode(x), y), num_parallel_calls=AUTOTUNE)
+                                       keep_keys=keep_keys, label_offset=self.label_offset, named=named)
+        return ds if encoded else ds.map(_decode_first, num_parallel_calls=AUTOTUNE)
 
 
 class FolderSource:
@@ -130,20 +137,28 @@ class FolderSource:
     def count(self, split):
         return len(self._get(split).names)
 
-    def elements(self, split, *, encoded, keep=None, input_context=None, training=False, seed=None):
+    def elements(self, split, *, encoded, keep=None, input_context=None, training=False, seed=None, named=False):
+        """`(image, int32 label)` elements (encoded bytes if `encoded`), plus the file name if `named` (the
+        path, or `archive:<split>/<class>/<image>`)."""
         fs = self._get(split)
         idx = np.arange(len(fs.names)) if keep is None else np.asarray(keep)
         labels = tf.constant(fs.labels[idx].astype(np.int32))
         if fs.blobs is not None:
-            ds = tf.data.Dataset.from_tensor_slices((tf.constant([fs.blobs[i] for i in idx]), labels))
+            parts = (tf.constant([fs.blobs[i] for i in idx]), labels)
+            if named:
+                parts += (tf.constant([fs.names[i] for i in idx]),)
         else:
-            paths = tf.constant([fs.paths[i] for i in idx])
-            ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+            parts = (tf.constant([fs.paths[i] for i in idx]), labels)
+        ds = tf.data.Dataset.from_tensor_slices(parts)
         if input_context is not None and input_context.num_input_pipelines > 1:
             ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        if fs.blobs is None:
-            ds = ds.map(lambda p, y: (tf.io.read_file(p), y), num_parallel_calls=AUTOTUNE)
-        return ds if encoded else ds.map(lambda x, y: (augment.decode(x), y), num_parallel_calls=AUTOTUNE)
+        if fs.blobs is None:  # the path is the name
+            ds = ds.map(lambda p, y: (tf.io.read_file(p), y) + ((p,) if named else ()), num_parallel_calls=AUTOTUNE)
+        return ds if encoded else ds.map(_decode_first, num_parallel_calls=AUTOTUNE)
+
+
+def _decode_first(encoded, *rest):
+    return (augment.decode(encoded),) + rest
 
 
 def _selection(src, split, phys, validation_size):
@@ -183,11 +198,30 @@ def _source_key(src, data_dir):
     return {"folder": folder.locate_split(src.source, "train").signature()}
 
 
-def _compute_mean(src, preprocessing, validation_size, mean_samples, image_size):
+def _counter(src, split_key, validation_size):
+    """The process-wide skip counter of one split of one source (`corrupt.shared_counter`)."""
+    where = src.name if src.kind == "tfds" else str(Path(src.name).resolve())
+    return corrupt.shared_counter((src.kind, where, getattr(src, "data_dir", None), split_key, validation_size))
+
+
+def decoded_elements(src, split, skip_corrupt, counter=None, channels=3, **kwargs):
+    """`(uint8 image, label)` of a source; undecodable images raise naming the file, or are skipped and
+    recorded in `counter`. TFDS data is decoded by TFDS (prepared data; with `skip_corrupt` undecodable
+    images are dropped uncounted)."""
+    if src.kind == "tfds":
+        ds = src.elements(split, encoded=False, **kwargs)
+        return ds.ignore_errors(log_warning=True) if skip_corrupt else ds
+    ds = src.elements(split, encoded=True, named=True, **kwargs)
+    return corrupt.decode_named(ds, skip_corrupt, counter, channels)
+
+
+def _compute_mean(src, preprocessing, validation_size, mean_samples, image_size, skip_corrupt=False):
     """Mean over the training split (minus held-out images): per pixel for CIFAR, per channel otherwise."""
     keep = _selection(src, "train", "train", validation_size)
     cifar = preprocessing == "cifar"
-    ds = src.elements("train", encoded=False, keep=keep)
+    counter = _counter(src, "train", validation_size) if skip_corrupt else None
+    channels = src.image_shape[2] if cifar and src.image_shape else 3
+    ds = decoded_elements(src, "train", skip_corrupt, counter, channels, keep=keep)
     if image_size is not None:
         ds = ds.map(lambda x, y: (tf.cast(tf.image.resize(x, image_size), tf.uint8), y))
     if cifar:
@@ -195,15 +229,22 @@ def _compute_mean(src, preprocessing, validation_size, mean_samples, image_size)
     else:
         ds = ds.take(mean_samples).map(lambda x, y: tf.cast(augment.imagenet_eval_geometry(x), tf.uint8))
     acc = MeanAccumulator(per_pixel=cifar)
-    for batch in ds.batch(1024).prefetch(AUTOTUNE):
-        acc.update(batch.numpy())
+    try:
+        for batch in ds.batch(1024).prefetch(AUTOTUNE):
+            acc.update(batch.numpy())
+    except tf.errors.InvalidArgumentError as e:
+        message = corrupt.error_message(e)
+        if message is None:
+            raise
+        raise ValueError(f"{message} (met while computing the mean of the training split)") from e
     return acc.result()
 
 
 def prepare(source, kind, split, *, validation_size, data_dir, download, preprocessing, mean, image_size,
-            label_offset, mean_samples):
+            label_offset, mean_samples, skip_corrupt=False):
     """Opens a TFDS / TFRecord / streamed-folder source: `(src, physical split, kept indices, raw image shape,
-    DatasetInfo)`, computing (or reading from the cache) the training split's mean."""
+    DatasetInfo)`, computing (or reading from the cache) the training split's mean; `skip_corrupt` skips
+    undecodable images in that computation (recorded in the training split's counter)."""
     src = _open(source, kind, split, validation_size, data_dir, download, label_offset)
     phys = _resolve_split(src, split, validation_size)
     src.check_split(phys)
@@ -225,7 +266,7 @@ def prepare(source, kind, split, *, validation_size, data_dir, download, preproc
         key = {**_source_key(src, data_dir), "validation_size": validation_size, "preprocessing": preprocessing,
                "image_size": image_size, "samples": None if cifar else mean_samples}
         mean = cached_mean(key, lambda: _compute_mean(src, preprocessing, validation_size, mean_samples,
-                                                      image_size))
+                                                      image_size, skip_corrupt))
     keep = _selection(src, split, phys, validation_size)
     num = {split if validation_size else phys: len(keep) if keep is not None else src.count(phys)}
     info = DatasetInfo(
@@ -273,8 +314,12 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
         preprocessing: `"cifar"` or `"imagenet"`; default by image size (both sides <= 64: `"cifar"`).
         mean: mean in 0..255 units to subtract; default computed from the training split and cached.
         image_size: `(height, width)` to resize decoded images to before anything else (optional).
-        skip_corrupt: skip undecodable images (counted in `info.num_skipped` where decoded up front)
-            instead of failing with an error naming the file.
+        skip_corrupt: skip undecodable images instead of failing with an error naming the file. They are
+            counted in `info.num_skipped[split]` and named by `info.num_skipped.files(split)`: at once for
+            small images decoded up front; for streamed images (large images, TFRecord shards) while the
+            dataset is iterated (distinct files found so far, shared by every `load` of the same source and
+            split in this process, exact after one full pass), each logged once on stderr. TFDS data is
+            decoded by TFDS: small TFDS images are then dropped uncounted.
         drop_remainder: drop the last incomplete batch; defaults to `training`.
         shuffle_buffer: shuffle buffer; default the whole split for in-memory data, 4096 otherwise.
         pca_lighting: add PCA colour augmentation (`"imagenet"` training only).
@@ -288,7 +333,12 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
 
     Raises:
         FileNotFoundError: the source path does not exist, or a TFDS dataset is not prepared.
-        ValueError: bad arguments, missing split, bad layout, missing TFRecord features, corrupt image.
+        ValueError: bad arguments, missing split, bad layout, missing TFRecord features, an undecodable image
+            (naming the file) in data decoded up front or met while computing the training split's mean.
+        tf.errors.InvalidArgumentError: while iterating a streamed dataset, an undecodable image (without
+            `skip_corrupt`): the message names the file (path, `archive:member`, or the TFRecord
+            `image/filename` and `shard#record`) for truncated, empty and non-image files; damage that only
+            the decoder sees inside a complete-looking JPEG gives TensorFlow's own decode error.
 
     Example:
         >>> ds, info = load("cifar10", "train", 128, validation_size=5000, seed=0)  # doctest: +SKIP
@@ -323,29 +373,43 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
     src, phys, keep, shape, info = prepare(source, kind, split, validation_size=validation_size,
                                            data_dir=data_dir, download=download, preprocessing=preprocessing,
                                            mean=mean, image_size=image_size, label_offset=label_offset,
-                                           mean_samples=mean_samples)
+                                           mean_samples=mean_samples, skip_corrupt=skip_corrupt)
     cifar = info.preprocessing == "cifar"
     extra = {"training": training, "seed": seed} if src.kind != "tfds" else {}
+    split_key = next(iter(info.num_examples))
+    counter = None
+    if skip_corrupt and not (cifar and src.kind == "tfds"):
+        counter = _counter(src, split_key, validation_size)
+        info.num_skipped = SkipCounts(live={split_key: counter})
     if cifar:
-        ds = src.elements(phys, encoded=False, keep=keep, input_context=input_context, **extra)
+        ds = decoded_elements(src, phys, skip_corrupt, counter, shape[2], keep=keep, input_context=input_context,
+                           **extra)
         if image_size is not None:
             ds = ds.map(lambda x, y: (tf.cast(tf.round(tf.image.resize(x, image_size)), tf.uint8), y))
         ds = ds.map(lambda x, y: (tf.ensure_shape(x, shape), y))
-        if skip_corrupt:
-            ds = ds.ignore_errors(log_warning=True)
-        ds = _small_tail(ds, next(iter(info.num_examples.values())), per_replica,
+        ds = _small_tail(ds, info.num_examples[split_key], per_replica,
                          training, seed, info.mean, drop_remainder, shuffle_buffer, cache)
         return ds.with_options(options), info
 
-    ds = src.elements(phys, encoded=True, keep=keep, input_context=input_context, **extra)
+    ds = src.elements(phys, encoded=True, keep=keep, input_context=input_context, named=True, **extra)
     mean_t = tf.constant(info.mean)
     if training:
         ds = ds.shuffle(shuffle_buffer or 4096, seed=seed, reshuffle_each_iteration=True)
+    if skip_corrupt:  # after the shuffle buffer, which holds encoded bytes, not decoded images
+        ds = corrupt.skip_undecodable(ds, counter)
+
+        def to_image(element):
+            return element[0]
+    else:
+
+        def to_image(element):
+            return corrupt.decode_or_raise(element[0], element[2])
+
+    if training:
         ds = tf.data.Dataset.zip((ds, _seed_stream(seed)))
 
         def train_map(element, s):
-            image, label = element
-            x = augment.decode(image)
+            x, label = to_image(element), element[1]
             if image_size is not None:
                 x = tf.image.resize(x, image_size)
             s1, s2 = tf.unstack(tf.random.experimental.stateless_split(s, 2))
@@ -357,16 +421,14 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
         ds = ds.map(train_map, num_parallel_calls=AUTOTUNE)
     else:
 
-        def eval_map(image, label):
-            x = augment.decode(image)
+        def eval_map(*element):
+            x, label = to_image(element), element[1]
             if image_size is not None:
                 x = tf.image.resize(x, image_size)
             x = augment.ten_crop(x) if ten_crop else augment.imagenet_eval_geometry(x)
             return (x - mean_t) / 255.0, label
 
         ds = ds.map(eval_map, num_parallel_calls=AUTOTUNE)
-    if skip_corrupt:
-        ds = ds.ignore_errors(log_warning=True)
     ds = ds.batch(per_replica, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
     return ds.with_options(options), info
 

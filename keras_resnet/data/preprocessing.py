@@ -45,7 +45,7 @@ def normalize(images, mean) -> np.ndarray:
         mean: array broadcastable to the images (`[H, W, C]` or `[1, 1, C]`), 0..255 units, or None for 0.
 
     Example:
-        >>> normalize(np.full((1, 2, 2, 3), 255, np.uint8), None).max()
+        >>> float(normalize(np.full((1, 2, 2, 3), 255, np.uint8), None).max())
         1.0
     """
     x = np.asarray(images, dtype=np.float32)

@@ -89,19 +89,27 @@ class TFDSSource:
         """Number of examples of `split`."""
         return self.splits[split] if split in self.splits else len(self.labels(split))
 
-    def elements(self, split: str, *, encoded: bool, keep=None, input_context=None):
+    def elements(self, split: str, *, encoded: bool, keep=None, input_context=None, named: bool = False):
         """`(image, int32 label)` elements of `split`: uint8 `[H, W, C]` images, or encoded bytes if `encoded`.
 
         Args:
             keep: optional sorted int array of the element indices to keep (held-out validation split).
             input_context: optional `tf.distribute.InputContext` (sharded per element).
+            named: add a third element naming the example for error messages, `"<name>:<split>#<index>"`.
         """
         ds = self._as_dataset(split, encoded)
-        if keep is not None:
-            mask = np.zeros(self.count(split), bool)
-            mask[keep] = True
-            mask = tf.constant(mask)
-            ds = ds.enumerate().filter(lambda i, e: tf.gather(mask, i)).map(lambda i, e: e)
+        if named or keep is not None:
+            prefix = f"{self.name}:{split}#"
+            ds = ds.enumerate()
+            if keep is not None:
+                mask = np.zeros(self.count(split), bool)
+                mask[keep] = True
+                mask = tf.constant(mask)
+                ds = ds.filter(lambda i, e: tf.gather(mask, i))
+            if named:
+                ds = ds.map(lambda i, e: (e[0], e[1], tf.strings.join([prefix, tf.strings.as_string(i)])))
+            else:
+                ds = ds.map(lambda i, e: e)
         if input_context is not None and input_context.num_input_pipelines > 1:
             ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         return ds

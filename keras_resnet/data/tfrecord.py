@@ -4,7 +4,8 @@ TensorFlow-only: this module imports TensorFlow.
 
 Shards are `<split>-<index:05d>-of-<total:05d>` files of `tf.train.Example`s with the features
 `image/encoded` (bytes) and `image/class/label` (int64, 0-based unless `label_offset` says otherwise, e.g.
-`label_offset=1` for the Inception-era ImageNet shards whose label 0 is "background"). The converter
+`label_offset=1` for the Inception-era ImageNet shards whose label 0 is "background"), and optionally
+`image/filename` (bytes, the source file; used to name an undecodable image). The converter
 (`python -m keras_resnet.data.convert`) also writes `dataset.json` (class names, example counts) next to them.
 
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385); the
@@ -12,7 +13,7 @@ shard layout of TensorFlow's `inception/data/build_imagenet_data.py`.
 
 Example:
     >>> files = find_shards("/data/imagenet-tfrecord", "train")  # doctest: +SKIP
-    >>> ds = read_shards(files, training=True, seed=0)  # (encoded bytes, label, key) elements  # doctest: +SKIP
+    >>> ds = read_shards(files, training=True, seed=0)  # (encoded bytes, label) elements  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from keras_resnet.data.sources import SHARD_PATTERN
 
 IMAGE_KEY = "image/encoded"
 LABEL_KEY = "image/class/label"
+FILENAME_KEY = "image/filename"
 METADATA = "dataset.json"
 _KEY_STRIDE = 1 << 32  # element key = file index * stride + record index
 
@@ -36,12 +38,14 @@ def shard_name(split: str, index: int, total: int) -> str:
     return f"{split}-{index:05d}-of-{total:05d}"
 
 
-def make_example(encoded: bytes, label: int) -> bytes:
-    """A serialised `tf.train.Example` with `image/encoded` and `image/class/label`."""
+def make_example(encoded: bytes, label: int, filename=None) -> bytes:
+    """A serialised `tf.train.Example` with `image/encoded`, `image/class/label` and, if given, `image/filename`."""
     feature = {
         IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
         LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
     }
+    if filename is not None:
+        feature[FILENAME_KEY] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(filename).encode()]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -89,13 +93,15 @@ def check_features(path: str) -> None:
     raise ValueError(f"TFRecord {path!r} holds no records.")
 
 
-def parse(serialized):
-    """`(encoded bytes, int32 label)` of one serialised example."""
-    features = tf.io.parse_single_example(
-        serialized,
-        {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)},
-    )
-    return features[IMAGE_KEY], tf.cast(features[LABEL_KEY], tf.int32)
+def parse(serialized, with_filename: bool = False):
+    """`(encoded bytes, int32 label)` of one serialised example, plus `image/filename` (`""` if absent)
+    when `with_filename`."""
+    spec = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string), LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    if with_filename:
+        spec[FILENAME_KEY] = tf.io.FixedLenFeature([], tf.string, default_value="")
+    features = tf.io.parse_single_example(serialized, spec)
+    out = features[IMAGE_KEY], tf.cast(features[LABEL_KEY], tf.int32)
+    return out + (features[FILENAME_KEY],) if with_filename else out
 
 
 def scan_labels(files) -> list:
@@ -117,8 +123,8 @@ def element_keys(per_file_labels, indices) -> np.ndarray:
 
 
 def read_shards(files, *, training: bool, seed=None, input_context=None, keep_keys=None, drop_keys=None,
-                label_offset: int = 0, cycle_length: int = 8):
-    """Reads shards with parallel interleave; yields `(encoded, int32 label)` elements.
+                label_offset: int = 0, cycle_length: int = 8, named: bool = False):
+    """Reads shards with parallel interleave; yields `(encoded, int32 label)` elements (`named`: plus a name).
 
     Files are sharded across input pipelines first (`input_context`), at file level when there are at least
     as many files as pipelines, per element otherwise. Training shuffles the file order every epoch.
@@ -132,6 +138,8 @@ def read_shards(files, *, training: bool, seed=None, input_context=None, keep_ke
             for the held-out validation split.
         label_offset: subtracted from stored labels.
         cycle_length: files read in parallel.
+        named: add a third element naming the record for error messages: `"<image/filename> (<shard>#<i>)"`
+            when the example has `image/filename`, else `"<shard path>#<record index>"`.
     """
     n = len(files)
     ds = tf.data.Dataset.from_tensor_slices((tf.constant(files), tf.range(n, dtype=tf.int64)))
@@ -146,6 +154,8 @@ def read_shards(files, *, training: bool, seed=None, input_context=None, keep_ke
 
     def records(path, file_index):
         recs = tf.data.TFRecordDataset(path, buffer_size=8 << 20).enumerate()
+        if named:
+            return recs.map(lambda i, r: (file_index * _KEY_STRIDE + i, r, path))
         return recs.map(lambda i, r: (file_index * _KEY_STRIDE + i, r))
 
     ds = ds.interleave(records, cycle_length=min(cycle_length, n), num_parallel_calls=tf.data.AUTOTUNE,
@@ -156,12 +166,17 @@ def read_shards(files, *, training: bool, seed=None, input_context=None, keep_ke
                 tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.int64), tf.ones(len(keys), tf.int64)),
                 default_value=0,
             )
-            ds = ds.filter(lambda k, r, t=table, want=keep: tf.equal(t.lookup(k) > 0, want))
+            ds = ds.filter(lambda k, *_, t=table, want=keep: tf.equal(t.lookup(k) > 0, want))
     if element_shard:
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
 
-    def to_element(_, serialized):
-        encoded, label = parse(serialized)
-        return encoded, label - label_offset
+    def to_element(key, serialized, path=None):
+        if not named:
+            encoded, label = parse(serialized)
+            return encoded, label - label_offset
+        encoded, label, filename = parse(serialized, with_filename=True)
+        record = tf.strings.join([path, "#", tf.strings.as_string(key % _KEY_STRIDE)])
+        name = tf.where(tf.equal(filename, ""), record, tf.strings.join([filename, " (", record, ")"]))
+        return encoded, label - label_offset, name
 
     return ds.map(to_element, num_parallel_calls=tf.data.AUTOTUNE)

@@ -139,6 +139,40 @@ def test_convert_cli_tfrecord_round_trip_imagenet_style(tmp_path):
     assert sorted(np.concatenate([y for _, y in as_numpy(val)]).tolist()) == [0, 1]
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_tf_decoder_gives_exactly_the_pillow_pixels(mode):
+    from keras_resnet.data.augment import decode
+
+    for seed, quality in ((0, 75), (1, 95), (2, 50)):
+        rng = np.random.default_rng(seed)
+        small = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)  # smooth-ish content, like photographs
+        image = Image.fromarray(small).resize((37, 29), Image.BILINEAR).convert(mode)
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=quality)
+        want = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        np.testing.assert_array_equal(decode(tf.constant(buf.getvalue())).numpy(), want)
+    np.testing.assert_array_equal(decode(tf.constant(png_bytes(np.full((3, 4, 3), 7, np.uint8)))).numpy(),
+                                  np.full((3, 4, 3), 7, np.uint8))
+
+
+def test_streamed_shards_and_in_memory_folder_give_the_same_images(tmp_path):
+    folder = make_jpeg_folder(tmp_path / "imgs", size=(32, 32), per_class=4)  # CIFAR-style: 32x32 JPEGs
+    convert(folder, tmp_path / "shards", shards=2, progress=False)
+    memory, minfo = load(folder, "test", 8, training=False)  # decoded once with Pillow, kept in memory
+    streamed, sinfo = load(tmp_path / "shards", "test", 8, training=False)  # decoded by tf.data
+    np.testing.assert_allclose(sinfo.mean, minfo.mean, atol=1e-4)
+
+    def by_content(batches):
+        x = np.concatenate([b[0] for b in batches])
+        y = np.concatenate([b[1] for b in batches])
+        order = sorted(range(len(y)), key=lambda i: (np.round(x[i], 4).tobytes(), int(y[i])))
+        return x[order], y[order]
+
+    (xm, ym), (xs, ys) = by_content(as_numpy(memory)), by_content(as_numpy(streamed))
+    np.testing.assert_array_equal(ys, ym)
+    np.testing.assert_allclose(xs, xm, atol=1e-5)
+
+
 def test_tfrecord_without_expected_features(tmp_path):
     out = tmp_path / "bad"
     out.mkdir()

@@ -71,9 +71,21 @@ def cifar_crop_flip(images, seed, pad: int = CIFAR_PAD):
     return tf.gather(x, cols, axis=2, batch_dims=1)
 
 
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
 def decode(encoded, channels: int = 3):
-    """Decodes JPEG/PNG/BMP/GIF bytes to a uint8 `[H, W, channels]` tensor with a static rank."""
-    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+    """Decodes JPEG/PNG/BMP/GIF bytes to a uint8 `[H, W, channels]` tensor with a static rank.
+
+    JPEG uses the accurate integer DCT, which gives exactly the pixels Pillow gives (the in-memory path and
+    the reference decoders of most public models), and which the exported `serve_bytes` signature uses
+    too; TensorFlow's default fast DCT differs from it by up to a few levels.
+    """
+    image = tf.cond(
+        tf.equal(tf.strings.substr(encoded, 0, len(JPEG_MAGIC)), JPEG_MAGIC),
+        lambda: tf.io.decode_jpeg(encoded, channels=channels, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(encoded, channels=channels, expand_animations=False),
+    )
     image.set_shape([None, None, channels])
     return image
 

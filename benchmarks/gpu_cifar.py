@@ -19,9 +19,10 @@ One part (or a comma list of parts) per invocation, since everything does not fi
     batch indices (a host permutation per epoch) cross host -> device per call.
   - `host`: the same scan, fed with batches augmented on the host by the package's numpy `ArrayIterator`
     and transferred every call (the in-memory path's augmentation, for comparison).
-  - `package`: `keras_resnet.training.train()` itself (in-memory input, numpy augmentation, one dispatch
-    per iteration, the loss read on the host every `sync_every` iterations); images/s of its epochs
-    (`log.csv`), the first epoch (compilation) dropped.
+  - `package`: `keras_resnet.training.train()` itself (`input="auto"`: on one GPU the uint8 training set
+    lives on the device and each compiled step gathers and augments its batch there, as `fused` does, but
+    one dispatch per iteration and the loss read on the host every `sync_every` iterations); images/s of its
+    epochs (`log.csv`), the first epoch (compilation) dropped.
   - `compute`: the scan on one fixed, already normalised batch (no gather, no augmentation): the model's
     compute + dispatch ceiling, so that `fused` - `compute` is the input's cost (the profile the issue asks
     for where a target is missed).
@@ -661,7 +662,7 @@ def package_throughput(model_name, batch, precision, cifar, args, report):
     with tempfile.TemporaryDirectory() as model_dir:
         config = training.TrainConfig(model=model_name, data="in-memory", model_dir=model_dir, batch_size=batch,
                                       train_steps=steps * (windows + 1), steps_per_epoch=steps,
-                                      precision=PRECISIONS[precision], seed=args.seed, verbose=0, input="memory",
+                                      precision=PRECISIONS[precision], seed=args.seed, verbose=0, input="auto",
                                       distribution="none")
         t0 = time.perf_counter()
         summary = training.train(config, data=data)
@@ -1270,7 +1271,7 @@ def accuracy_package(model_name, args, report, cifar):
     config = training.TrainConfig(model=model_name, data="in-memory", model_dir=model_dir, batch_size=batch,
                                   train_steps=args.train_steps, steps_per_epoch=max(1, int(round(
                                       args.eval_every * steps_per_epoch))), precision=PRECISIONS[args.accuracy_precision],
-                                  seed=args.seed, verbose=2, input="memory", distribution="none")
+                                  seed=args.seed, verbose=2, input="auto", distribution="none")
     print(f"== accuracy: {model_name} through training.train() -> {model_dir}", flush=True)
     t0 = time.perf_counter()
     summary = training.train(config, data=cifar.data)

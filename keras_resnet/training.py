@@ -50,7 +50,7 @@ logger = logging.getLogger("keras_resnet.training")
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
-INPUTS = ("auto", "memory", "tfdata")
+INPUTS = ("auto", "memory", "device", "tfdata")
 RECIPES = ("auto", "cifar", "imagenet")
 
 # Fields that may change between a run and its resumption (they do not change what is computed).
@@ -94,8 +94,11 @@ class TrainConfig:
         distribution: one of `DISTRIBUTIONS`.
         sync_batch_norm: synchronise BN statistics across replicas (TensorFlow), so that N replicas compute
             what one device does with the same global batch.
-        input: "auto" (in memory on non-TensorFlow backends and for image folders, tf.data otherwise),
-            "memory" or "tfdata".
+        input: "auto" (in memory on non-TensorFlow backends and for image folders, tf.data otherwise; on
+            JAX with CIFAR-style data on one device, "device"), "memory" (numpy batches augmented on the
+            host), "device" (JAX: the uint8 training images live on the accelerator and the compiled step
+            gathers and augments its batch there; only indices and crop offsets cross per step, and the
+            batches are exactly those of "memory") or "tfdata".
         seed: seeds initialisation, shuffling and augmentation (None: not seeded).
         deterministic: TensorFlow op determinism (slower; for exact reproducibility tests).
         eval_batch_size: batch size of evaluation; `batch_size` by default.
@@ -407,9 +410,8 @@ class _MemoryInput:
     def _iterator(self, images, labels, batch, training, epoch=0):
         from keras_resnet.data.memory import ArrayIterator
 
-        augment = getattr(self.info, "preprocessing", "cifar") == "cifar"
         it = ArrayIterator(images, labels, batch, training=training, mean=self.info.mean,
-                           seed=self.seed if self.seed is not None else None, augment=augment)
+                           seed=self.seed if self.seed is not None else None, augment=self.augments)
         it.epoch = epoch
         return it
 
@@ -422,6 +424,25 @@ class _MemoryInput:
                 if i >= skip:
                     yield batch
                 i += 1
+
+    def epoch_plans(self, epoch, skip=0):
+        """The plans of `epoch_batches(epoch, skip)`: `(indices, (offset_y, offset_x, flip))` per global batch.
+
+        Applying them to the uint8 training images (`keras_resnet.data.device_augment.augment_normalize`)
+        gives exactly the batches `epoch_batches` yields; the device input path uses them.
+        """
+        images, labels = self.data.train
+        i = 0
+        for data_pass in range(1_000_000):
+            for plan in self._iterator(images, labels, self.global_batch, True, epoch * 1_000_000 + data_pass).plans():
+                if i >= skip:
+                    yield plan
+                i += 1
+
+    @property
+    def augments(self):
+        """Whether training batches get the CIFAR crop/flip (small images); otherwise only shuffled."""
+        return getattr(self.info, "preprocessing", "cifar") == "cifar"
 
     def eval_batches(self, split):
         images, labels = self.data.validation if split == "validation" else self.data.test
@@ -564,10 +585,11 @@ class _StatelessStepper:
     anything reads them (checkpoints, evaluation).
     """
 
-    def __init__(self, model, runtime):
+    def __init__(self, model, runtime, device_data=None):
         import jax
 
         self.model, self.runtime = model, runtime
+        self.on_device = device_data is not None
         optimizer = model.optimizer
 
         def loss_fn(trainable, non_trainable, optimizer_vars, x, y):
@@ -591,6 +613,18 @@ class _StatelessStepper:
             return model.stateless_call(trainable, non_trainable, x, training=False)[0]
 
         self._step, self._predict = jax.jit(step), jax.jit(predict)
+        if self.on_device:
+            from keras_resnet.data.device_augment import augment_normalize
+
+            images, labels, mean = device_data
+            self._images, self._labels = jax.device_put(images), jax.device_put(labels.astype(np.int32))
+            self._mean = None if mean is None else jax.device_put(np.asarray(mean, np.float32))
+
+            def device_step(state, images, labels, mean, idx, offset_y, offset_x, flip):
+                x = augment_normalize(ops.take(images, idx, axis=0), mean, offset_y, offset_x, flip)
+                return step(state, x, ops.take(labels, idx, axis=0))
+
+            self._device_step = jax.jit(device_step)
         self._load_state()
 
     def _load_state(self):
@@ -606,10 +640,19 @@ class _StatelessStepper:
 
     def start_epoch(self, data_input, epoch, skip, steps):
         self._load_state()
-        self._batches = data_input.epoch_batches(epoch, skip)
+        if self.on_device:
+            self._plans = data_input.epoch_plans(epoch, skip)
+        else:
+            self._batches = data_input.epoch_batches(epoch, skip)
 
     def step(self):
         """One iteration, dispatched asynchronously; returns the loss and correct count as device arrays."""
+        if self.on_device:
+            idx, (offset_y, offset_x, flip) = next(self._plans)
+            self.state, loss, correct = self._device_step(
+                self.state, self._images, self._labels, self._mean, idx.astype(np.int32),
+                offset_y.astype(np.int32), offset_x.astype(np.int32), flip)
+            return loss, correct
         x, y = next(self._batches)
         self.state, loss, correct = self._step(self.state, self._put(x), self._put(y))
         return loss, correct
@@ -727,6 +770,31 @@ def check_model_dir(model_dir, resolved):
                           "Use a new --model_dir, or the same flags to resume it.")
 
 
+def _device_input(choice, backend, runtime, data_input):
+    """Whether the JAX step gathers and augments its batches on the device (`--input=device`, or `auto`)."""
+    reasons = []
+    if backend != "jax":
+        reasons.append(f"the backend is {backend} (device input is the JAX path)")
+    if not isinstance(data_input, _MemoryInput):
+        reasons.append("the data is not in memory")
+    elif not data_input.augments:
+        reasons.append("the images are not CIFAR-style (no on-device augmentation for them)")
+    if runtime.jax_distribution is not None:
+        reasons.append("several devices are in use (device input is single-device)")
+    if choice == "device" and reasons:
+        raise ConfigError(f"--input=device is not possible here: {'; '.join(reasons)}. Use --input=memory.")
+    return choice in ("device", "auto") and not reasons
+
+
+def _input_description(tf_ok, use_memory, device_input):
+    if device_input:
+        return ("uint8 training images on the device, batches gathered and augmented inside the compiled step "
+                "(pad-4 crop + flip, mean subtraction)")
+    if use_memory:
+        return "in-memory arrays, batches augmented on the host (numpy)"
+    return "tf.data"
+
+
 def _progress(bar, current, iteration, total, lr, metrics):
     """Keras progress bar with the iteration count (as `12/64000`) and the learning rate."""
     for key, text in (("iteration", f"{iteration}/{total}"), ("lr", f"{lr:.4g}")):
@@ -771,7 +839,7 @@ def train(config, data=None, callbacks=None):
 
     global_batch = config.batch_size
     # --- data
-    use_memory = data is not None or config.input == "memory" or (
+    use_memory = data is not None or config.input in ("memory", "device") or (
         config.input == "auto" and (not tf_ok or os.path.isdir(config.data) or os.path.isfile(config.data)))
     if use_memory:
         if data is None:
@@ -798,6 +866,7 @@ def train(config, data=None, callbacks=None):
             data_input = _TFDataInput(config, global_batch, eval_batch, size)
             num_train = data_input.num_train
     info = data_input.info
+    device_input = _device_input(config.input, backend, runtime, data_input)
     if num_train < global_batch:
         raise ConfigError(f"--batch_size={global_batch} is larger than the {num_train} training images.")
     recipe = resolve_recipe(config, num_train, global_batch)
@@ -858,7 +927,12 @@ def train(config, data=None, callbacks=None):
         logger.warning("TensorBoard logs skipped: the %s backend runs without TensorFlow.", backend)
         _log(verbose, f"[keras_resnet] {backend} backend: TensorBoard, tf.data and tf.distribute skipped; "
                       "in-memory input.")
-    stepper = (_TFStepper if tf_ok else _StatelessStepper)(model, runtime)
+    if tf_ok:
+        stepper = _TFStepper(model, runtime)
+    else:
+        stepper = _StatelessStepper(model, runtime, device_data=(
+            data.train[0], data.train[1], info.mean) if device_input else None)
+    _log(verbose, f"[keras_resnet] input: {_input_description(tf_ok, use_memory, device_input)}.")
     best_path = os.path.join(model_dir, "checkpoints", "best.json")
     best = json.load(open(best_path)) if os.path.exists(best_path) else {"error": None}
     if (best.get("iteration") or 0) > start:  # chosen among epochs the restart runs again
@@ -1036,7 +1110,7 @@ def define_flags(model="resnet20", data="cifar10", recipe="auto"):
     f.DEFINE_enum("precision", "auto", list(PRECISIONS), "Numeric precision (auto: mixed on capable GPUs).")
     f.DEFINE_enum("distribution", "auto", list(DISTRIBUTIONS), "Distribution strategy.")
     f.DEFINE_bool("sync_batch_norm", False, "Synchronise BN statistics across replicas (TensorFlow).")
-    f.DEFINE_enum("input", "auto", list(INPUTS), "Input path: in memory or tf.data.")
+    f.DEFINE_enum("input", "auto", list(INPUTS), "Input path: in memory (host or, on JAX, device) or tf.data.")
     f.DEFINE_integer("seed", 0, "Random seed (initialisation, shuffling, augmentation).")
     f.DEFINE_bool("deterministic", False, "TensorFlow op determinism (slower).")
     f.DEFINE_integer("eval_batch_size", None, "Evaluation batch size.")

@@ -170,3 +170,46 @@ def test_trains_on_jax_without_tensorflow(tmp_path):
                  "checkpoints/latest.keras", "checkpoints/best.keras"):
         assert (run / name).exists(), name
     assert read_json(run / "summary.json")["iterations"] == 4
+
+
+JAX_DEVICE_INPUT_SCRIPT = r"""
+import json, sys
+sys.modules["tensorflow"] = None
+sys.path.insert(0, "tests")
+import keras
+import numpy as np
+from keras_resnet import run_log, training
+import test_training_utils as u
+
+out, result = sys.argv[1], {}
+for choice in ("memory", "device", "auto"):
+    cfg = training.TrainConfig(model="resnet8", data="toy", model_dir=f"{out}/{choice}", batch_size=32,
+                               train_steps=10, steps_per_epoch=4, learning_rate=0.05, seed=5, verbose=2,
+                               input=choice, sync_every=3)
+    s = training.train(cfg, data=u.array_data(train=128, test=32))
+    model = keras.saving.load_model(f"{out}/{choice}/checkpoints/latest.keras")
+    np.savez(f"{out}/{choice}.npz", *model.get_weights())
+    result[choice] = [float(r["loss"]) for r in run_log.read_csv(f"{out}/{choice}/log.csv")] + [s["test_loss"]]
+print("RESULT" + json.dumps(result))
+"""
+
+
+def test_device_input_on_jax_trains_exactly_like_host_batches(tmp_path):
+    out = subprocess.run([sys.executable, "-c", JAX_DEVICE_INPUT_SCRIPT, str(tmp_path)], cwd=REPO,
+                         env=env(KERAS_BACKEND="jax"), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    result = __import__("json").loads(out.stdout.split("RESULT")[-1])
+    assert out.stdout.count("input: uint8 training images on the device") == 2  # "device" and "auto"
+    assert out.stdout.count("input: in-memory arrays, batches augmented on the host") == 1
+    np.testing.assert_allclose(result["device"], result["memory"], rtol=1e-5)
+    assert result["auto"] == result["device"]
+    host, device = np.load(tmp_path / "memory.npz"), np.load(tmp_path / "device.npz")
+    for key in host.files:
+        np.testing.assert_allclose(device[key], host[key], rtol=1e-4, atol=1e-5)
+
+
+def test_device_input_is_refused_where_it_cannot_run(tmp_path):
+    config = tiny(tmp_path, input="device")  # TensorFlow backend
+    with pytest.raises(training.ConfigError, match="--input=device is not possible here: the backend is tensorflow"):
+        training.train(config, data=array_data(train=64, test=16))
+    assert not (tmp_path / "run" / "config.json").exists()

@@ -316,7 +316,7 @@ def make_tuner(options, hypermodel, data):
                               "on this machine; training from scratch up to the rung.", flush=True)
             if steps_per_epoch is None:
                 steps_per_epoch = max(1, options.budget_iterations // 4)
-            config = hypermodel.train_config(hp, model_dir, steps_per_epoch=steps_per_epoch, input="memory",
+            config = hypermodel.train_config(hp, model_dir, steps_per_epoch=steps_per_epoch, input="auto",
                                              verbose=2 if options.verbose else 0)
             keras.backend.clear_session()
             heartbeat = _Heartbeat(self.oracle, trial.trial_id, max(1.0, min(10.0, options.worker_timeout / 4)))

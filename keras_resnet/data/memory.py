@@ -44,18 +44,34 @@ def random_crop_flip(images, rng, pad: int = CIFAR_PAD, return_params: bool = Fa
     images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"`images` must be [B, H, W, C]; received shape {images.shape}.")
+    params = draw_crop_flip(rng, len(images), pad)
+    out = crop_flip(images, *params, pad=pad)
+    if return_params:
+        return out, params
+    return out
+
+
+def draw_crop_flip(rng, batch: int, pad: int = CIFAR_PAD):
+    """The random parameters of `random_crop_flip` for `batch` images: `(offset_y, offset_x, flipped)`.
+
+    Drawn from `rng` in this order (offsets uniform in `[0, 2 * pad]`, flips with probability 1/2), so
+    that drawing them and applying `crop_flip` (here, or `keras_resnet.data.device_augment.crop_flip` on an
+    accelerator) gives exactly what `random_crop_flip` gives for the same generator state.
+    """
+    oy = rng.integers(0, 2 * pad + 1, size=batch)
+    ox = rng.integers(0, 2 * pad + 1, size=batch)
+    flip = rng.random(batch) < 0.5
+    return oy, ox, flip
+
+
+def crop_flip(images, offset_y, offset_x, flip, pad: int = CIFAR_PAD):
+    """Zero-pads `pad` pixels on each side, crops `[B, H, W, C]` at the given offsets, flips where asked."""
     b, h, w, _ = images.shape
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    oy = rng.integers(0, 2 * pad + 1, size=b)
-    ox = rng.integers(0, 2 * pad + 1, size=b)
-    flip = rng.random(b) < 0.5
-    rows = oy[:, None] + np.arange(h)[None]
+    rows = offset_y[:, None] + np.arange(h)[None]
     cols_fwd = np.arange(w)[None]
-    cols = ox[:, None] + np.where(flip[:, None], w - 1 - cols_fwd, cols_fwd)
-    out = padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
-    if return_params:
-        return out, (oy, ox, flip)
-    return out
+    cols = offset_x[:, None] + np.where(flip[:, None], w - 1 - cols_fwd, cols_fwd)
+    return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 class ArrayIterator:
@@ -108,13 +124,25 @@ class ArrayIterator:
         return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
 
     def __iter__(self):
+        for idx, params in self.plans():
+            x = self.images[idx]
+            if params is not None:
+                x = crop_flip(x, *params, pad=self.pad)
+            yield normalize(x, self.mean), self.labels[idx]
+
+    def plans(self):
+        """One epoch of batch plans, without touching a pixel: `(indices, (offset_y, offset_x, flip) or None)`.
+
+        The same draws, in the same order, as iterating: batch `i` of `iter(self)` is
+        `normalize(crop_flip(images[indices], *params), mean)`. This lets an accelerator holding the uint8
+        images do the gather and augmentation itself (`keras_resnet.data.device_augment`) and receive only
+        indices and crop parameters per step. Counts as an epoch (advances `self.epoch`).
+        """
         rng = np.random.default_rng(None if self.seed is None else [int(self.seed), self.epoch])
         self.epoch += 1
         n = len(self.images)
         order = rng.permutation(n) if self.training else np.arange(n)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            x = self.images[idx]
-            if self.training and self.augment:
-                x = random_crop_flip(x, rng, self.pad)
-            yield normalize(x, self.mean), self.labels[idx]
+            params = draw_crop_flip(rng, len(idx), self.pad) if self.training and self.augment else None
+            yield idx, params

@@ -223,7 +223,9 @@ class Report:
     def save(self):
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(self.data, f, indent=1, default=_json_default)
+            from keras_resnet.run_log import json_default  # KERAS_BACKEND is set by main() first
+
+            json.dump(self.data, f, indent=1, default=json_default)
         os.replace(tmp, self.path)
 
     def check(self, name, ok, detail):
@@ -294,16 +296,6 @@ class Report:
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 def summarize(times, images_per_window):

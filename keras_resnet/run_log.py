@@ -36,11 +36,12 @@ def write_json(path, obj):
     """Writes `obj` as indented JSON to `path` atomically (numpy scalars and arrays are converted)."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=_json_default)
+        json.dump(obj, f, indent=1, default=json_default)
     os.replace(tmp, path)
 
 
-def _json_default(obj):
+def json_default(obj):
+    """`json.dump` fallback: numpy scalars and arrays as Python numbers and lists, anything else as str."""
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):

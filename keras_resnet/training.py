@@ -786,7 +786,7 @@ def _device_input(choice, backend, runtime, data_input):
     return choice in ("device", "auto") and not reasons
 
 
-def _input_description(tf_ok, use_memory, device_input):
+def _input_description(use_memory, device_input):
     if device_input:
         return ("uint8 training images on the device, batches gathered and augmented inside the compiled step "
                 "(pad-4 crop + flip, mean subtraction)")
@@ -932,7 +932,7 @@ def train(config, data=None, callbacks=None):
     else:
         stepper = _StatelessStepper(model, runtime, device_data=(
             data.train[0], data.train[1], info.mean) if device_input else None)
-    _log(verbose, f"[keras_resnet] input: {_input_description(tf_ok, use_memory, device_input)}.")
+    _log(verbose, f"[keras_resnet] input: {_input_description(use_memory, device_input)}.")
     best_path = os.path.join(model_dir, "checkpoints", "best.json")
     best = json.load(open(best_path)) if os.path.exists(best_path) else {"error": None}
     if (best.get("iteration") or 0) > start:  # chosen among epochs the restart runs again

@@ -249,7 +249,7 @@ def test_degradation_table():
 
 
 def test_train_runs_share_one_recipe_and_report_training_error(tmp_path):
-    from test_training_utils import array_data
+    from conftest import array_data
 
     from keras_resnet import training
 

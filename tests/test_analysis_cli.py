@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from test_training_utils import REPO, env, make_image_folder, run_cli
+from conftest import REPO, env, make_image_folder, run_cli
 
 
 def _png_size(path):

@@ -1,12 +1,10 @@
 """Contracts of the TensorFlow-free data path: preprocessing, in-memory augmentation, folders, load_arrays."""
 
 import io
-import json
 import os
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,39 +13,11 @@ from PIL import Image
 from keras_resnet.data import ArrayIterator, DatasetInfo, load_arrays, random_crop_flip
 from keras_resnet.data.preprocessing import mean_image, normalize, stratified_split
 
-REPO = Path(__file__).resolve().parents[1]
-CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg"
-CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
+from conftest import CIFAR, CIFAR_CLASSES, REPO, make_folder, make_tar, png_bytes
 
 @pytest.fixture(autouse=True)
 def _cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_RESNET_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def png_bytes(array):
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def make_folder(root, splits=("train", "test"), classes=("cat", "dog", "emu"), per_class=4, size=8, fmt="png"):
-    """root/<split>/<class>/<i>.png with pixel value 10*label + i (lossless PNG)."""
-    for split in splits:
-        for label, cls in enumerate(classes):
-            d = Path(root) / split / cls
-            d.mkdir(parents=True)
-            for i in range(per_class):
-                img = np.full((size, size, 3), 10 * label + i, np.uint8)
-                (d / f"{i}.{fmt}").write_bytes(png_bytes(img))
-    return Path(root)
-
-
-def make_tar(folder, path, prefix=""):
-    with tarfile.open(path, "w:gz" if str(path).endswith("gz") else "w") as tar:
-        for p in sorted(Path(folder).rglob("*")):
-            tar.add(p, arcname=prefix + str(p.relative_to(folder)), recursive=False)
-    return Path(path)
 
 
 def test_normalize_formula():

@@ -20,7 +20,7 @@ from keras_resnet.data.augment import cifar_crop_flip, imagenet_eval_geometry, t
 from keras_resnet.data.convert import convert  # noqa: E402
 from keras_resnet.data.tfrecord import make_example  # noqa: E402
 
-from test_data_memory import CIFAR, CIFAR_CLASSES, REPO, make_folder, make_tar, png_bytes  # noqa: E402
+from conftest import CIFAR, CIFAR_CLASSES, REPO, make_folder, make_tar, png_bytes  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -10,20 +10,7 @@ import pytest
 
 from keras_resnet import run_log
 
-
-def scalar_steps(log_dir, tag):
-    """Every (step, value) of `tag` in the raw event files under `log_dir`, duplicates included, file order."""
-    import tensorflow as tf
-    from tensorboard.compat.proto import event_pb2
-
-    found = []
-    for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
-        for record in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                if value.tag == tag:
-                    found.append((event.step, float(tf.make_ndarray(value.tensor))))
-    return found
+from conftest import scalar_steps
 
 
 def row(iteration):

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from test_training_utils import REPO, env, make_image_folder, read_json, run_cli
+from conftest import REPO, env, make_image_folder, read_json, run_cli
 
 pytest.importorskip("tensorflow")
 
@@ -112,7 +112,7 @@ def test_sigkill_and_restart_resumes_to_the_same_weights(data, tmp_path):
     rows = list(__import__("csv").DictReader(open(run / "log.csv")))
     assert [int(r["epoch"]) for r in rows] == list(range(8))  # one continuous log, no gaps or repeats
     assert [int(r["iteration"]) for r in rows] == list(range(3, 25, 3))
-    from test_run_log import scalar_steps
+    from conftest import scalar_steps
 
     for split, tag in (("test", "error"), ("train", "error"), ("train", "learning_rate")):
         steps = [step for step, _ in scalar_steps(run / "logs" / split, tag)]

@@ -9,7 +9,7 @@ import pytest
 
 import keras
 from keras_resnet import run_log, training
-from test_training_utils import REPO, array_data, env, make_image_folder, read_json
+from conftest import REPO, array_data, env, make_image_folder, read_json
 
 
 def tiny(tmp_path, **kw):
@@ -179,7 +179,7 @@ sys.path.insert(0, "tests")
 import keras
 import numpy as np
 from keras_resnet import run_log, training
-import test_training_utils as u
+import conftest as u
 
 out, result = sys.argv[1], {}
 for choice in ("memory", "device", "auto"):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_training_utils import REPO, env
+from conftest import REPO, env
 
 pytest.importorskip("tensorflow")
 
@@ -16,7 +16,7 @@ COMMON = """
 import json, sys
 sys.path.insert(0, "tests")
 from keras_resnet import run_log, training
-import test_training_utils as u
+import conftest as u
 """
 
 MIRRORED = COMMON.replace("from keras_resnet", """import tensorflow as tf

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from test_training_utils import REPO, env, make_image_folder, read_json
+from conftest import REPO, env, make_image_folder, read_json
 
 pytest.importorskip("tensorflow")
 kt = pytest.importorskip("keras_tuner")

@@ -1,13 +1,23 @@
-"""Helpers shared by the training and trainer tests (no tests here): tiny datasets and subprocess runs."""
+"""Helpers shared by the test modules: tiny datasets, image files, subprocess runs, TensorBoard events.
 
+Test modules import these as `from conftest import ...` (pytest puts `tests/` on `sys.path`); fixtures
+used by more than one module live here too.
+"""
+
+import glob
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
+from pathlib import Path
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CIFAR = Path(REPO).parent / "shared" / "datasets" / "cifar10-jpeg"
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
              "OMP_NUM_THREADS": "2"}
 
@@ -64,3 +74,47 @@ def run_cli(args, module="trainers.cifar", timeout=300, **env_extra):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def png_bytes(array):
+    """PNG encoding of a uint8 array (lossless)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_folder(root, splits=("train", "test"), classes=("cat", "dog", "emu"), per_class=4, size=8, fmt="png"):
+    """root/<split>/<class>/<i>.png with pixel value 10*label + i (lossless PNG)."""
+    for split in splits:
+        for label, cls in enumerate(classes):
+            d = Path(root) / split / cls
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                img = np.full((size, size, 3), 10 * label + i, np.uint8)
+                (d / f"{i}.{fmt}").write_bytes(png_bytes(img))
+    return Path(root)
+
+
+def make_tar(folder, path, prefix=""):
+    """A .tar / .tar.gz of `folder` (members relative to it, behind `prefix`)."""
+    with tarfile.open(path, "w:gz" if str(path).endswith("gz") else "w") as tar:
+        for p in sorted(Path(folder).rglob("*")):
+            tar.add(p, arcname=prefix + str(p.relative_to(folder)), recursive=False)
+    return Path(path)
+
+
+def scalar_steps(log_dir, tag):
+    """Every (step, value) of `tag` in the raw event files under `log_dir`, duplicates included, file order."""
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+
+    found = []
+    for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.tag == tag:
+                    found.append((event.step, float(tf.make_ndarray(value.tensor))))
+    return found

@@ -57,8 +57,9 @@ def test_schedule_serializes_with_the_optimizer():
     opt = recipes.cifar_recipe(110).optimizer()
     config = keras.optimizers.serialize(opt)
     restored = keras.optimizers.deserialize(config)
+    # private: Keras keeps the schedule object only as `_learning_rate` (`learning_rate` is its current value).
     assert isinstance(restored._learning_rate, recipes.StepDecay)
-    assert [lr(restored._learning_rate, t) for t in (399, 400)] == pytest.approx([0.01, 0.1], rel=1e-6)
+    assert [lr(restored._learning_rate, t) for t in (399, 400)]  # private: as above == pytest.approx([0.01, 0.1], rel=1e-6)
     cos = recipes.CosineDecay.from_config(recipes.CosineDecay(0.1, 1000, warmup="linear", warmup_steps=10).get_config())
     assert lr(cos, 5) == pytest.approx(0.05, rel=1e-5)
 

@@ -70,8 +70,7 @@ def main(argv):
                                     os.path.join(FLAGS.output_dir, "degradation.png"),
                                     title=f"CIFAR-10 ({config.data}), {results[models[0]]['iterations']} iterations")
     table = analysis.degradation_table(results)
-    with open(os.path.join(FLAGS.output_dir, "degradation.md"), "w") as f:
-        f.write(table)
+    analysis.write_report(os.path.join(FLAGS.output_dir, "degradation.md"), table)
     print(table)
     print(f"Wrote {png} and {os.path.join(FLAGS.output_dir, 'degradation.md')}", flush=True)
 

@@ -12,35 +12,18 @@ gradient vanishing towards the input; the identity term of the residual networks
 started fresh: an --output_dir that already holds one of the runs is refused.
 """
 
-import json
 import os
 import sys
 
 from absl import app, flags
 
-import keras
-
-from keras_resnet import analysis, training
+from keras_resnet import analysis, run_log, training
 from trainers.degradation import base_config, parse_depths  # noqa: E402  (defines the trainer flags)
 
 flags.DEFINE_integer("grad_batch_size", 128, "Images in the fixed batch the gradient norms are measured on.")
 FLAGS = flags.FLAGS
 FLAGS.set_default("depths", ["20", "56", "110"])
 FLAGS.set_default("train_steps", 300)
-
-
-class _GradientProbe(keras.callbacks.Callback):
-    """Records `analysis.gradient_norms` at the start and at the end of a training run."""
-
-    def __init__(self, batch):
-        super().__init__()
-        self.batch, self.norms = batch, {}
-
-    def on_train_begin(self, logs=None):
-        self.norms["init"] = analysis.gradient_norms(self.model, self.batch)
-
-    def on_train_end(self, logs=None):
-        self.norms["trained"] = analysis.gradient_norms(self.model, self.batch)
 
 
 def main(argv):
@@ -59,7 +42,7 @@ def main(argv):
                                            "gradients at initialisation need fresh runs: use a new --output_dir.")
         data = analysis.load_experiment_data(config.replace(input="memory"))
         batch = analysis.sample_batch(data, FLAGS.grad_batch_size, seed=config.seed or 0)
-        probes = {name: _GradientProbe(batch) for name in models}
+        probes = {name: analysis.GradientNormsCallback(batch) for name in models}
         results = analysis.train_runs(config, models, FLAGS.output_dir, data=data,
                                       callbacks=lambda name: [probes[name]])
     except training.ConfigError as e:
@@ -73,8 +56,8 @@ def main(argv):
               f"after {steps} iterations": {m: probes[m].norms["trained"] for m in models}}
     png = analysis.plot_gradient_norms(panels, os.path.join(FLAGS.output_dir, "gradient_flow.png"),
                                        title=f"gradient norm per layer, batch of {len(batch[1])} images")
-    with open(os.path.join(FLAGS.output_dir, "gradient_norms.json"), "w") as f:
-        json.dump({"iterations": steps, "norms": {m: probes[m].norms for m in models}}, f, indent=1)
+    run_log.write_json(os.path.join(FLAGS.output_dir, "gradient_norms.json"),
+                       {"iterations": steps, "norms": {m: probes[m].norms for m in models}})
     for m in models:
         init, trained = list(probes[m].norms["init"].values()), list(probes[m].norms["trained"].values())
         print(f"{m}: first/last layer gradient norm {init[0]:.3g}/{init[-1]:.3g} at init, "

@@ -17,8 +17,8 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from keras_resnet import analysis
-from keras_resnet.data import load_arrays, normalize
+from keras_resnet import analysis, run_log
+from keras_resnet.data import normalize
 
 flags.DEFINE_list("model_dirs", None, "Training runs (model_dir of keras_resnet.training) to analyse.")
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "Which checkpoint of each run.")
@@ -30,21 +30,13 @@ flags.DEFINE_string("output_dir", None, "Where layer_responses.png and layer_res
 FLAGS = flags.FLAGS
 
 
-def _images(source, mean, cache):
-    if source not in cache:
-        images, _, _ = load_arrays(source, FLAGS.split)
-        rng = np.random.default_rng(FLAGS.seed)
-        cache[source] = images[np.sort(rng.choice(len(images), min(FLAGS.num_images, len(images)), replace=False))]
-    return normalize(cache[source], mean)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.model_dirs or not FLAGS.output_dir:
         print("error: --model_dirs and --output_dir must be set.", file=sys.stderr)
         sys.exit(2)
-    responses, cache = {}, {}
+    responses, images = {}, {}
     for model_dir in FLAGS.model_dirs:
         config_path = os.path.join(model_dir, "config.json")
         if not os.path.exists(config_path):
@@ -56,14 +48,16 @@ def main(argv):
         mean = np.load(mean_path) if os.path.exists(mean_path) else None
         model = analysis.load_checkpoint(model_dir, FLAGS.checkpoint)
         label = config.get("model", model.name)
-        responses[label] = analysis.layer_responses(model, _images(FLAGS.data or config["data"], mean, cache))
+        source = FLAGS.data or config["data"]
+        if source not in images:  # one seeded subset per source, shared by the runs that use it
+            images[source] = analysis.sample_images(source, FLAGS.split, FLAGS.num_images, FLAGS.seed)
+        responses[label] = analysis.layer_responses(model, normalize(images[source], mean))
         values = np.array(list(responses[label].values()))
         print(f"{label}: {len(values)} 3x3 layers, mean std {values.mean():.3f}, max {values.max():.3f}", flush=True)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     png = analysis.plot_layer_responses(responses, os.path.join(FLAGS.output_dir, "layer_responses.png"),
                                         title=f"std of 3x3 layer responses ({FLAGS.split}, {FLAGS.checkpoint})")
-    with open(os.path.join(FLAGS.output_dir, "layer_responses.json"), "w") as f:
-        json.dump(responses, f, indent=1)
+    run_log.write_json(os.path.join(FLAGS.output_dir, "layer_responses.json"), responses)
     print(f"Wrote {png}", flush=True)
 
 

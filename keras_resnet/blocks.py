@@ -3,26 +3,30 @@
 Reference: He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016
 (arXiv:1512.03385), sections 3.2-3.4 and 4.2.
 
-Blocks are plain functions over Keras tensors (as in `keras.applications` and keras-hub). The only custom
-layer is `ZeroPadShortcut`, the parameter-free option-A shortcut, registered as serializable so that `.keras`
-files load in Keras' safe mode (no `Lambda` layers anywhere).
+Blocks are plain functions over Keras tensors (as in `keras.applications` and keras-hub). The custom layers
+are `ZeroPadShortcut`, the parameter-free option-A shortcut, and the fused `BatchNormalization`, both
+registered as serializable so that `.keras` files load in Keras' safe mode (no `Lambda` layers anywhere).
 
 Conventions shared by every block, as in the paper and its reference (Caffe / PyTorch) models:
 
 - no convolution biases; batch normalisation after every convolution (PyTorch's momentum 0.1 and epsilon
-  1e-5, i.e. Keras `momentum=0.9, epsilon=1e-5`);
+  1e-5, i.e. Keras `momentum=0.9, epsilon=1e-5`), with `keras_resnet.batch_norm.BatchNormalization`: Keras'
+  layer computed by TensorFlow's fused kernel on that backend (`KERAS_RESNET_FUSED_BN=0` turns it off);
 - ReLU after the addition;
 - He-normal kernel initialisation;
 - stride-2 convolutions pad symmetrically: explicit `ZeroPadding2D` followed by a `valid` convolution,
   never Keras' asymmetric `padding="same"` at stride 2.
 
-Only `keras.layers` and `keras.ops` are used, so the blocks run on the TensorFlow, JAX and PyTorch backends.
+Only `keras.layers` and `keras.ops` are used (the fused kernel only behind a backend check), so the blocks
+run on the TensorFlow, JAX and PyTorch backends.
 """
 
 from __future__ import annotations
 
 import keras
 from keras import layers, ops
+
+from keras_resnet.batch_norm import BatchNormalization
 
 SHORTCUTS = ("A", "B", "C", None)
 """Accepted values of the `shortcut` argument: the paper's options A, B, C, or `None` for a plain network."""
@@ -126,7 +130,7 @@ def conv_bn(x, filters, kernel_size, strides, name, kernel_regularizer=None, zer
         kernel_regularizer=kernel_regularizer,
         name=f"{name}_conv",
     )(x)
-    return layers.BatchNormalization(
+    return BatchNormalization(
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
         gamma_initializer="zeros" if zero_gamma else "ones",

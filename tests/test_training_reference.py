@@ -1,0 +1,118 @@
+"""The trainer computes what it computed before `keras_resnet/training.py` became a package.
+
+`tests/data/make_reference.py` recorded, from the trainer before the split, one small CIFAR command
+(`python -m trainers.cifar`, resnet8 on a toy image folder, `--deterministic`, a learning-rate boundary
+inside the run): its final weights and optimizer state (`training_reference/final_weights.npz`), the
+numbers of its `log.csv` (`training_reference/log.json`) and the `model_dir` of the same command killed
+after its first epoch (`old_backup_run/`). Here the same command must give bitwise-identical weights and
+the same `log.csv` numbers, and the old backup must resume to exactly the same end.
+
+Bitwise equality holds for one machine and one set of library versions: TensorFlow's CPU kernels (and so
+the rounding) follow the vector instructions of the CPU. On a different CPU or with other versions the
+tests skip, saying what differs; rerun `tests/data/make_reference.py --code=<checkout of the old
+trainer>` there to record a reference for it.
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, env, make_image_folder
+
+pytest.importorskip("tensorflow")
+
+DATA = os.path.join(REPO, "tests", "data")
+REFERENCE = os.path.join(DATA, "training_reference")
+OLD_BACKUP_RUN = os.path.join(DATA, "old_backup_run")
+TIMING_COLUMNS = ("wall_time_s", "images_per_second")
+
+with open(os.path.join(REFERENCE, "reference.json")) as f:
+    RECORDED = json.load(f)
+
+
+def platform_differences():
+    """What differs from the machine and versions the reference was recorded with ([] when nothing)."""
+    import platform
+
+    import keras
+    import tensorflow as tf
+
+    sys.path.insert(0, DATA)
+    try:
+        from make_reference import cpu_flags
+    finally:
+        sys.path.remove(DATA)
+    now = {"machine": platform.machine(), "cpu_flags": cpu_flags(), "keras": keras.__version__,
+           "tensorflow": tf.__version__}
+    return [f"{k}: recorded {RECORDED[k]!r}, here {v!r}" for k, v in now.items() if RECORDED[k] != v]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def same_platform():
+    differences = platform_differences()
+    if differences:
+        pytest.skip("bitwise reference recorded elsewhere (" + "; ".join(differences) + ")")
+
+
+def workdir(root):
+    """`root/data`: the recorded image folder; the command's `--data=data --model_dir=run` are relative to root."""
+    folder = RECORDED["folder"]
+    make_image_folder(root / "data", train=folder["train"], test=folder["test"], size=folder["size"],
+                      classes=folder["classes"])
+    return root
+
+
+def run_trainer(root):
+    out = subprocess.run([sys.executable, "-m", "trainers.cifar", *RECORDED["args"]], cwd=root,
+                         env=env(**RECORDED["env"]), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def final_state(run_dir):
+    import keras
+
+    import keras_resnet  # noqa: F401  (registers the layers and schedules the checkpoint names)
+
+    model = keras.saving.load_model(run_dir / "checkpoints" / "latest.keras")
+    state = {f"w{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
+    state.update({f"opt{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
+    return state
+
+
+def log_rows(run_dir, drop=TIMING_COLUMNS):
+    with open(run_dir / "log.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(f)]
+
+
+def assert_matches_reference(run_dir):
+    want = np.load(os.path.join(REFERENCE, "final_weights.npz"))
+    got = final_state(run_dir)
+    assert sorted(got) == sorted(want.files)
+    differing = [k for k in want.files if not np.array_equal(got[k], want[k])]
+    assert not differing, f"not bitwise equal to the reference: {differing}"
+    with open(os.path.join(REFERENCE, "log.json")) as f:
+        assert log_rows(run_dir) == json.load(f)
+
+
+def test_the_recorded_command_gives_bitwise_the_recorded_weights_and_log(tmp_path):
+    root = workdir(tmp_path)
+    run_trainer(root)
+    assert_matches_reference(root / "run")
+
+
+def test_a_backup_written_by_the_old_trainer_resumes_to_the_same_end(tmp_path):
+    root = workdir(tmp_path)
+    shutil.copytree(OLD_BACKUP_RUN, root / "run")
+    with open(root / "run" / "backup" / "training_metadata.json") as f:
+        assert json.load(f)["iteration"] == 4  # killed after its first epoch of 12 iterations
+    old_first_row = log_rows(root / "run", drop=())[0]
+    run_trainer(root)
+    assert_matches_reference(root / "run")
+    # The first epoch was not trained again: its row (timings included) is the old run's.
+    assert log_rows(root / "run", drop=())[0] == old_first_row

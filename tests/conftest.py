@@ -118,3 +118,26 @@ def scalar_steps(log_dir, tag):
                 if value.tag == tag:
                     found.append((event.step, float(tf.make_ndarray(value.tensor))))
     return found
+
+
+def real_cifar_test_images(per_class=10):
+    """`(uint8 images [N, 32, 32, 3], int64 labels, member names)`: the first `per_class` JPEGs of each class
+    of the real CIFAR-10 test archive in ../shared, decoded with Pillow; skips the test when it is absent."""
+    import pytest
+    from PIL import Image
+
+    archive = CIFAR / "cifar10-test.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"real CIFAR-10 test archive not found at {archive} (../shared absent)")
+    images, labels, names, taken = [], [], [], {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 3 or taken.get(parts[1], 0) >= per_class:
+                continue
+            taken[parts[1]] = taken.get(parts[1], 0) + 1
+            image = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB")
+            images.append(np.asarray(image, np.uint8))
+            labels.append(CIFAR_CLASSES.index(parts[1]))
+            names.append(member.name)
+    return np.stack(images), np.asarray(labels, np.int64), names

@@ -1,0 +1,90 @@
+"""SavedModel export for TF Serving: versioned, atomic, with serving signatures that preprocess like training.
+
+TensorFlow-only when writing (it traces the model into `tf.function` signatures and writes a TensorFlow
+SavedModel with `tf.saved_model.save`); importing this package loads neither TensorFlow nor Keras.
+
+Layout (TF Serving's convention)::
+
+    <export_root>/<version>/saved_model.pb
+                            variables/
+                            assets/labels.txt        one class name per line, in label order
+                            assets/model_card.json   model, dataset, input specs, preprocessing, accuracy
+
+`<version>` is an integer, the next free one by default. A version is written into a temporary directory
+beside it (`<export_root>/.tmp-<version>-*`, a name TF Serving ignores) and renamed into place, so a
+polling model server never sees a half-written version; an existing version is replaced only with
+`overwrite=True`.
+
+Signatures (all return `probabilities` float32 `[None, classes]`, `classes` int64 `[None]` (top-1 id) and
+`class_names` string `[None]` (top-1 label)):
+
+- `serving_default`: uint8 RGB images `[None, H, W, 3]`. CIFAR-style models take the training size;
+  ImageNet-style models take any size and resize the shorter side to 256 (bilinear) and crop the centre
+  224x224 in the graph (scaled for other crop sizes), as in evaluation.
+- `serve_bytes`: `tf.string [None]` of encoded JPEG/PNG images (TF Serving's `{"b64": ...}`).
+- `logits`: float32 preprocessed images `[None, H, W, 3]` (the network's input); also returns `logits`.
+
+Preprocessing is the training formula of `docs/CONTRACTS.md`, `(float32(image) - mean) / 255` with the
+mean image (0..255 units) stored in the SavedModel as the variable `mean_image`. The exported network is a
+float32 copy of the model whatever precision policy it was trained under, its classifier rebuilt without
+activation to expose logits; no function is XLA-compiled.
+
+Modules, one job each:
+
+- `versions`: atomic versioned publishing (`existing_versions`, `next_version`, `plan_destination`, `Staging`);
+- `preprocessing`: the inputs of an export resolved and checked (`resolve_inputs` -> `ServingInputs`):
+  class names, preprocessing kind, input size, mean; where a new in-graph preprocessing is added;
+- `prepare`: the float32 logits network (`prepare_serving_model` -> `ServingModel`), with the graph
+  transforms (`DEFAULT_TRANSFORMS`, none today) applied after the copy;
+- `serving`: the `tf.Module` and its three signatures (`ServingModule`, `build_serving_module`);
+- `card`: `assets/model_card.json` and `assets/labels.txt`;
+- `saved_model`: `export_saved_model`, `export_from_model_dir` (the steps above, in order);
+- `contract`: `SIGNATURES`, `OUTPUT_KEYS`;
+- `cli` (+ `__main__`): the command line, absl flags in their own `FlagValues`.
+
+Example:
+    >>> import keras_resnet
+    >>> from keras_resnet import export
+    >>> path = export.export_from_model_dir("runs/resnet20", "saved_models/resnet20")  # doctest: +SKIP
+    >>> path.name  # doctest: +SKIP
+    '1'
+
+Command line::
+
+    python -m keras_resnet.export --model_dir=runs/resnet20 --export_dir=saved_models/resnet20 \
+        [--version N] [--overwrite] [--checkpoint best|latest]
+"""
+
+from keras_resnet.export.contract import OUTPUT_KEYS, SIGNATURES
+from keras_resnet.export.preprocessing import PREPROCESSING_KINDS
+from keras_resnet.export.saved_model import CHECKPOINTS, export_from_model_dir, export_saved_model
+from keras_resnet.export.versions import existing_versions, next_version
+
+__all__ = [
+    "CHECKPOINTS",
+    "OUTPUT_KEYS",
+    "PREPROCESSING_KINDS",
+    "SIGNATURES",
+    "existing_versions",
+    "export_from_model_dir",
+    "export_saved_model",
+    "main",
+    "next_version",
+]
+
+
+def main(argv=None):
+    """The command line (`keras_resnet.export.cli.main`): exports a run, prints the version directory.
+
+    Args:
+        argv: the arguments after the program name (default `sys.argv[1:]`).
+
+    Returns:
+        0. Raises `SystemExit` 2 for a bad command line, 1 when the export fails (see `cli`).
+
+    Example:
+        >>> main(["--model_dir=runs/resnet20", "--export_dir=saved_models/resnet20"])  # doctest: +SKIP
+    """
+    from keras_resnet.export import cli
+
+    return cli.main(argv)

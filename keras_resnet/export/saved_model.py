@@ -1,0 +1,220 @@
+"""Writing a TF Serving SavedModel version: from an in-memory model or from a training run's `model_dir`.
+
+The steps, each in its own module: resolve and check the inputs (`preprocessing`), check the destination
+and create the staging directory (`versions`), prepare the float32 logits network (`prepare`), build the
+signatures (`serving`), save, write the labels and the model card (`card`), and publish (`versions`).
+Everything cheap is checked before anything expensive, and a failure removes the staging directory, so
+nothing is written half-way. A second export format would reuse every step but `serving` and the save.
+
+TensorFlow backend only. Named fault site: `export.saved_model_written` (the SavedModel is in the
+staging directory, its assets not yet), besides those of `keras_resnet.export.versions`.
+
+Example:
+    >>> export_from_model_dir("runs/resnet20", "saved_models/resnet20")  # doctest: +SKIP
+    PosixPath('.../saved_models/resnet20/1')
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from keras_resnet import faults
+from keras_resnet.export import card as card_lib
+from keras_resnet.export import prepare, versions
+from keras_resnet.export.preprocessing import dataset_dict, resolve_inputs
+
+CHECKPOINTS = ("best", "latest")
+"""Checkpoints of a training run's `model_dir` (`checkpoints/<name>.keras`)."""
+
+
+def require_tensorflow():
+    """A `RuntimeError` unless Keras runs on TensorFlow (SavedModels are TensorFlow graphs)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            f"SavedModel export needs the TensorFlow backend of Keras; KERAS_BACKEND is {keras.backend.backend()!r}."
+        )
+
+
+def export_saved_model(model, export_root, *, dataset_info=None, mean=None, class_names=None, preprocessing=None,
+                       version=None, overwrite=False, model_card_extra=None):
+    """Exports a Keras classifier as a versioned TF Serving SavedModel, atomically.
+
+    The model is copied into float32 (whatever policy it was trained under) with its classifier rebuilt
+    without activation, wrapped with the training preprocessing and saved with the signatures
+    `serving_default` (uint8 pixels), `serve_bytes` (encoded JPEG/PNG) and `logits` (preprocessed float32).
+    TensorFlow backend only.
+
+    Args:
+        model: a functional `keras.Model` ending in the Dense layer "predictions" (softmax, sigmoid or no
+            activation), e.g. `keras_resnet.ResNet20()`.
+        export_root: directory of the versions, e.g. "saved_models/resnet20"; created if missing.
+        dataset_info: the training data's `keras_resnet.data.DatasetInfo`, its `to_json()` string or dict
+            (`dataset.json` of a model_dir): class names, image shape, preprocessing kind, mean.
+        mean: float32 mean in 0..255 units, `[H, W, 3]` (CIFAR per-pixel) or `[1, 1, 3]`; defaults to
+            `dataset_info`'s mean; required one way or the other.
+        class_names: class names in label order; defaults to `dataset_info`'s, else "0", "1", ...
+        preprocessing: "cifar" (fixed input size) or "imagenet" (any size, shorter side 256, centre 224
+            crop in the graph); defaults to `dataset_info`'s, else "cifar".
+        version: positive int; defaults to the next free version.
+        overwrite: bool, replace an existing `version`.
+        model_card_extra: optional dict merged into `assets/model_card.json` (e.g. `test_accuracy`).
+
+    Returns:
+        `pathlib.Path` of the version directory written.
+
+    Raises:
+        ValueError: bad model or arguments. FileExistsError: `version` exists and not `overwrite`.
+        PermissionError / NotADirectoryError: `export_root` cannot be written (nothing is written).
+
+    Example:
+        >>> import numpy as np, keras_resnet
+        >>> model = keras_resnet.build("resnet8")
+        >>> export_saved_model(model, "/tmp/resnet8", mean=np.zeros((32, 32, 3)))  # doctest: +SKIP
+        PosixPath('/tmp/resnet8/1')
+    """
+    require_tensorflow()
+    dataset = dataset_dict(dataset_info)
+    inputs = resolve_inputs(model, dataset, mean, class_names, preprocessing)
+    root, version = versions.plan_destination(export_root, version, overwrite)
+    staging = versions.Staging(root, version)
+    try:
+        return write_version(staging, model, dataset, inputs, model_card_extra, overwrite)
+    except BaseException:
+        staging.abort()
+        raise
+
+
+def write_version(staging, model, dataset, inputs, extra, overwrite) -> Path:
+    """Prepares, saves and publishes one version into `staging` (a `versions.Staging`).
+
+    Args:
+        staging: the staging directory, already created.
+        model: the source Keras classifier.
+        dataset: the training data's description (dict).
+        inputs: `keras_resnet.export.preprocessing.ServingInputs`.
+        extra: dict merged into the model card, or None.
+        overwrite: bool, replace an existing version.
+
+    Returns:
+        The published version directory.
+    """
+    import tensorflow as tf
+
+    from keras_resnet.export import serving
+
+    prepared = prepare.prepare_serving_model(model)
+    module, signatures, specs = serving.build_serving_module(prepared, inputs)
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    tf.saved_model.save(module, str(staging.path), signatures=signatures, options=options)
+    faults.site("export.saved_model_written")
+    assets = staging.path / "assets"
+    assets.mkdir(exist_ok=True)
+    card_lib.write_labels(assets, inputs.class_names)
+    card = card_lib.model_card(model, prepared, inputs, dataset, specs, staging.version, extra)
+    return staging.publish(overwrite, before_rename=lambda version: card_lib.write_card(assets, card, version))
+
+
+def read_json(path):
+    """The JSON content of `path`; a `ValueError` naming the file when it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {error}.") from None
+
+
+def checkpoint_path(model_dir, checkpoint) -> Path:
+    """`<model_dir>/checkpoints/<checkpoint>.keras`, checked to exist (naming what was found otherwise)."""
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"`checkpoint` must be one of {CHECKPOINTS}; received {checkpoint!r}.")
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"`model_dir` {str(model_dir)!r} is not a directory.")
+    weights = model_dir / "checkpoints" / f"{checkpoint}.keras"
+    if not weights.is_file():
+        folder = model_dir / "checkpoints"
+        found = sorted(p.name for p in folder.glob("*.keras")) if folder.is_dir() else []
+        raise FileNotFoundError(
+            f"No checkpoint {str(weights)!r} in `model_dir` (found: {found or 'none'}); train first or pass "
+            f"--checkpoint={'latest' if checkpoint == 'best' else 'best'}."
+        )
+    return weights
+
+
+def read_model_dir(model_dir):
+    """`(dataset dict, mean, config dict, summary dict)` of a training run (docs/CONTRACTS.md layout).
+
+    Raises:
+        FileNotFoundError: `dataset.json` or `mean_image.npy` is missing. ValueError: a file is not JSON.
+    """
+    model_dir = Path(model_dir)
+    for name in ("dataset.json", "mean_image.npy"):
+        if not (model_dir / name).is_file():
+            raise FileNotFoundError(f"`model_dir` {str(model_dir)!r} has no {name} (see docs/CONTRACTS.md).")
+    dataset = read_json(model_dir / "dataset.json")
+    mean = np.load(model_dir / "mean_image.npy", allow_pickle=False)
+    config = read_json(model_dir / "config.json") if (model_dir / "config.json").is_file() else {}
+    summary = read_json(model_dir / "summary.json") if (model_dir / "summary.json").is_file() else {}
+    return dataset, mean, config, summary
+
+
+def export_from_model_dir(model_dir, export_root, checkpoint="best", version=None, overwrite=False,
+                          model_card_extra=None):
+    """Exports a training run's checkpoint (the `model_dir` layout of `docs/CONTRACTS.md`) for TF Serving.
+
+    Reads `checkpoints/<checkpoint>.keras` (safe mode), `dataset.json`, `mean_image.npy`, and, when present,
+    `config.json` and `summary.json` (test accuracy for the model card). Every file and the destination are
+    checked before the checkpoint is loaded, and nothing is written when a check fails.
+
+    Args:
+        model_dir: the training run's directory.
+        export_root: directory of the versions, e.g. "saved_models/resnet20".
+        checkpoint: "best" or "latest".
+        version: positive int; defaults to the next free version.
+        overwrite: bool, replace an existing `version`.
+        model_card_extra: optional dict merged into the model card.
+
+    Returns:
+        `pathlib.Path` of the version directory written.
+
+    Raises:
+        FileNotFoundError: `model_dir`, the checkpoint, `dataset.json` or `mean_image.npy` is missing.
+        ValueError / FileExistsError / PermissionError: as `export_saved_model`.
+
+    Example:
+        >>> export_from_model_dir("runs/resnet20", "saved_models/resnet20", checkpoint="latest")  # doctest: +SKIP
+        PosixPath('.../saved_models/resnet20/1')
+    """
+    weights = checkpoint_path(model_dir, checkpoint)
+    dataset, mean, config, summary = read_model_dir(model_dir)
+    require_tensorflow()
+    root, version = versions.plan_destination(export_root, version, overwrite)
+    staging = versions.Staging(root, version)  # the destination is writable: fail here, before loading anything
+    try:
+        return export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite)
+    except BaseException:
+        staging.abort()
+        raise
+
+
+def export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite) -> Path:
+    """Loads the `.keras` checkpoint `weights` (safe mode) and writes it into `staging` as one version."""
+    import keras
+
+    import keras_resnet  # noqa: F401  (registers the serializable layers)
+
+    model = keras.saving.load_model(weights, compile=False, safe_mode=True)
+    model_dir = weights.parent.parent
+    extra = {
+        "source": {"model_dir": str(model_dir.absolute()), "checkpoint": str(weights.relative_to(model_dir))},
+        "test_accuracy": summary.get("test_accuracy"),
+        "test_error": summary.get("test_error"),
+        "training_config": config or None,
+    }
+    extra.update(model_card_extra or {})
+    inputs = resolve_inputs(model, dataset, mean, None, None)
+    return write_version(staging, model, dataset, inputs, extra, overwrite)

@@ -25,6 +25,7 @@ import tensorflow as tf
 from PIL import Image
 
 import keras_resnet
+from conftest import QUIET_ENV, REPO
 from keras_resnet import export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -530,3 +531,83 @@ def test_cli_imagenet_geometry_any_size(tmp_path, capsys):
         export.main([f"--model_dir={model_dir}", f"--export_dir={dest}", "--version", "1"])
     assert exit_info.value.code == 1 and "--overwrite" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and export.existing_versions(dest) == [1]
+
+
+# --------------------------------------------------------------------------------------------------------
+# The command line's absl flags and exit codes; the fault sites of publishing a version
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "required: --model_dir, --export_dir"),
+    (["--model_dir=run"], "required: --export_dir"),
+    (["--model_dir=run", "--export_dir=out", "--checkpoint=last"], "--checkpoint=last: value should be one of"),
+    (["--model_dir=run", "--export_dir=out", "--version=abc"], "--version=abc"),
+    (["--model_dir=run", "--export_dir=out", "--bogus"], "Unknown command line flag 'bogus'"),
+    (["--model_dir=run", "--export_dir=out", "extra"], "unrecognized arguments: extra"),
+])
+def test_cli_bad_command_line_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        export.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "usage: python -m keras_resnet.export" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_flags_stay_out_of_absl_global_flags(capsys):
+    from absl import flags
+
+    before = set(flags.FLAGS)
+    with pytest.raises(SystemExit) as exit_info:
+        export.main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert all(f"--{name}" in out for name in ("model_dir", "export_dir", "version", "checkpoint")), out
+    assert "--[no]overwrite" in out and set(flags.FLAGS) == before
+
+
+def test_python_m_export_beside_the_trainer_flags(tmp_path):
+    """`python -m keras_resnet.export` (its `__main__`) in a process that already holds the trainers'
+    absl flags (`--model_dir`, ...): no duplicate flag, exit 1 for a failed export, 2 for a bad command."""
+    script = textwrap.dedent(f"""
+        import runpy, sys
+        import trainers.cifar  # noqa: F401  (defines --model_dir, ... in absl's global FLAGS)
+        codes = []
+        for argv in (["--model_dir={tmp_path / 'missing'}", "--export_dir={tmp_path / 'out'}"], []):
+            sys.argv = ["keras_resnet.export", *argv]
+            try:
+                runpy.run_module("keras_resnet.export", run_name="__main__", alter_sys=True)
+            except SystemExit as stop:
+                codes.append(stop.code)
+        print("codes", codes)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240,
+                            cwd=REPO, env=dict(os.environ, **QUIET_ENV))
+    assert "codes [1, 2]" in result.stdout, result.stderr[-3000:]
+    assert "is not a directory" in result.stderr and "required: --model_dir, --export_dir" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_publishing_marks_its_fault_sites(tmp_path, monkeypatch):
+    from keras_resnet.export import versions
+
+    log = tmp_path / "hits.log"
+    monkeypatch.setenv("KERAS_RESNET_FAULT_LOG", str(log))
+    root = tmp_path / "models"
+
+    def stage(text):
+        staging = versions.Staging(*versions.plan_destination(root, 1, overwrite=True))
+        (staging.path / "saved_model.pb").write_text(text)
+        return staging
+
+    stage("old").publish(overwrite=False)
+    stage("new").publish(overwrite=True)
+    hits = [line.split() for line in log.read_text().splitlines()]
+    assert [site for site, _ in hits] == ["export.version_written", "export.version_written", "export.overwrite"]
+    # A full disk injected at the rename: the complete temporary directory is not published.
+    monkeypatch.setenv("KERAS_RESNET_FAULT", f"export.version_written@{int(hits[1][1]) + 1}:enospc")
+    staging = stage("newer")
+    with pytest.raises(OSError, match="No space left on device"):
+        staging.publish(overwrite=True)
+    staging.abort()
+    assert (root / "1" / "saved_model.pb").read_text() == "new" and [p.name for p in root.iterdir()] == ["1"]

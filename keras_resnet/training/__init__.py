@@ -1,0 +1,90 @@
+"""The library side of a trainer: strategy, precision, the training loop, resume and what a run leaves behind.
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (the recipes of
+`keras_resnet.recipes`).
+
+`train(config)` runs one training job described by a `TrainConfig` and returns its summary. One job per
+module:
+
+- `config`: `TrainConfig`, `ConfigError`, `NaNLossError` and the accepted values (`PRECISIONS`, ...);
+- `flags`: the absl flags of the trainers, `config_from_flags`, `run_main` (exit codes 0 / 2 / 3);
+- `runtime`: backend, `tf.distribute` strategy or JAX data parallelism (`Runtime`, `make_runtime`),
+  precision (`select_precision`, `set_precision`), seeding and determinism;
+- `inputs`: `ArrayData`, `load_array_data`, the input paths (`MemoryInput`, `TFDataInput`, the JAX device
+  path) and the one rule choosing between them, `uses_memory_input(config, data=None, backend=None)`;
+- `steppers`: the compiled steps `TFStepper` and `JaxStepper` (`step_fn`, `multi_step_fn(k)`), one or
+  `--steps_per_call` iterations per call;
+- `checkpoints`: atomic `.keras` checkpoints, the backup a run resumes from (`BackupCheckpointer`, also as
+  the callback `AtomicBackupAndRestore`), `best.keras`;
+- `recipe` / `model`: `resolve_recipe` (the family's recipe with the flags on top) and `build_model`;
+- `rundir`: config.json / dataset.json / mean_image.npy, `check_model_dir`, `export_run`;
+- `progress`: the progress bar and messages;
+- `loop`: `train()` as phases (`prepare`, `resume`, `train_epoch`, `end_epoch`, `finish`).
+
+`model_dir` (see docs/CONTRACTS.md):
+
+    config.json, dataset.json, mean_image.npy, checkpoints/latest.keras, checkpoints/best.keras,
+    checkpoints/best.json, summary.json, log.csv, logs/ (TensorBoard), backup/ (the resume point), curves.png
+
+Backends: everything here runs on TensorFlow and JAX. TensorFlow-only pieces (tf.data input,
+TensorBoard, `tf.distribute`) are skipped on other backends with a log line; on JAX several local devices
+are used through `keras.distribution.DataParallel`.
+
+Example:
+    >>> from keras_resnet import training
+    >>> config = training.TrainConfig(model="resnet8", data="/data/tiny", model_dir="/tmp/run",
+    ...                               batch_size=32, train_steps=40)  # doctest: +SKIP
+    >>> training.train(config)["test_error"]  # doctest: +SKIP
+"""
+
+from keras_resnet.training.checkpoints import (
+    AtomicBackupAndRestore,
+    BackupCheckpointer,
+    BestCheckpoint,
+    save_model_atomic,
+    variable_int,
+)
+from keras_resnet.training.config import (
+    DISTRIBUTIONS,
+    INPUTS,
+    PRECISIONS,
+    RECIPES,
+    VOLATILE_FIELDS,
+    ConfigError,
+    NaNLossError,
+    TrainConfig,
+)
+from keras_resnet.training.flags import config_from_flags, define_flags, run_main
+from keras_resnet.training.inputs import (
+    ArrayData,
+    MemoryInput,
+    TFDataInput,
+    load_array_data,
+    uses_device_input,
+    uses_memory_input,
+    validation_size,
+)
+from keras_resnet.training.loop import train
+from keras_resnet.training.model import build_model, iter_layers
+from keras_resnet.training.recipe import default_batch_size, resolve_recipe
+from keras_resnet.training.rundir import check_model_dir, export_run
+from keras_resnet.training.runtime import (
+    Runtime,
+    has_tensorflow,
+    logger,
+    make_runtime,
+    prepare_backend,
+    select_precision,
+    set_precision,
+)
+from keras_resnet.training.steppers import JaxStepper, TFStepper, make_stepper
+
+__all__ = [
+    "DISTRIBUTIONS", "INPUTS", "PRECISIONS", "RECIPES", "VOLATILE_FIELDS",
+    "ArrayData", "AtomicBackupAndRestore", "BackupCheckpointer", "BestCheckpoint", "ConfigError", "JaxStepper",
+    "MemoryInput", "NaNLossError", "Runtime", "TFDataInput", "TFStepper", "TrainConfig",
+    "build_model", "check_model_dir", "config_from_flags", "default_batch_size", "define_flags", "export_run",
+    "has_tensorflow", "iter_layers", "load_array_data", "logger", "make_runtime", "make_stepper",
+    "prepare_backend", "resolve_recipe", "run_main", "save_model_atomic", "select_precision", "set_precision",
+    "train", "uses_device_input", "uses_memory_input", "validation_size", "variable_int",
+]

@@ -1,0 +1,90 @@
+"""The absl flags shared by the trainers (`python -m trainers.cifar`, `python -m trainers.imagenet`).
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (every recipe field of
+sections 3.4 / 4.2 is a flag: `--batch_size`, `--train_steps`, `--learning_rate`, `--boundaries`, ...).
+
+One flag per `TrainConfig` field. `run_main(FLAGS)` is a trainer's whole `main`: it builds the config,
+trains, and maps errors to a one-line message on stderr and an exit code: 0 done, 2 bad configuration
+(`ConfigError`, the message names the flag), 3 NaN loss (`NaNLossError`).
+
+Example:
+    >>> from absl import flags
+    >>> from keras_resnet.training import flags as train_flags
+    >>> train_flags.define_flags(model="resnet20", data="cifar10", recipe="cifar")  # doctest: +SKIP
+    >>> raise SystemExit(train_flags.run_main(flags.FLAGS))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from keras_resnet import recipes as recipes_lib
+from keras_resnet.training.config import DISTRIBUTIONS, INPUTS, PRECISIONS, RECIPES, ConfigError, NaNLossError, \
+    TrainConfig
+from keras_resnet.training.loop import train
+
+
+def define_flags(model="resnet20", data="cifar10", recipe="auto"):
+    """Defines the trainer flags (one per `TrainConfig` field) with the given defaults."""
+    from absl import flags
+
+    f = flags
+    f.DEFINE_string("model", model, "Network: any name of keras_resnet.MODELS or resnet<depth>/plain<depth>.")
+    f.DEFINE_string("data", data, "TFDS name, image-folder directory/archive, or TFRecord shard directory.")
+    f.DEFINE_string("model_dir", None, "Run directory (config, checkpoints, logs, backup, summary).")
+    f.DEFINE_string("data_dir", None, "TFDS data directory.")
+    f.DEFINE_bool("download", False, "Let TFDS download the dataset.")
+    f.DEFINE_enum("recipe", recipe, list(RECIPES), "Training recipe (auto: from the model family).")
+    f.DEFINE_integer("batch_size", None, "Global batch size (the learning rate follows it linearly).")
+    f.DEFINE_integer("train_steps", None, "Training iterations (recipe: 64000 CIFAR, 90 epochs ImageNet).")
+    f.DEFINE_float("learning_rate", None, "Base learning rate (default: the recipe's, scaled with the batch).")
+    f.DEFINE_enum("schedule", "step", list(recipes_lib.SCHEDULES), "Learning-rate schedule.")
+    f.DEFINE_integer("warmup_steps", None, "Warm-up length in iterations.")
+    f.DEFINE_list("boundaries", None, "Iterations where the step schedule divides the learning rate by 10.")
+    f.DEFINE_float("weight_decay", None, "Coupled L2 weight decay on conv/dense kernels (recipe: 1e-4).")
+    f.DEFINE_float("momentum", None, "SGD momentum (recipe: 0.9).")
+    f.DEFINE_string("shortcut", None, "Shortcut option A, B or C (default: the builder's).")
+    f.DEFINE_bool("zero_init_residual", False, "Zero-init the last BN scale of every residual branch.")
+    f.DEFINE_float("validation_split", 0.0, "Held-out training images: fraction in (0, 1) or a count.")
+    f.DEFINE_integer("steps_per_epoch", None, "Iterations between evaluations/backups (default: one pass).")
+    f.DEFINE_enum("precision", "auto", list(PRECISIONS), "Numeric precision (auto: mixed on capable GPUs).")
+    f.DEFINE_enum("distribution", "auto", list(DISTRIBUTIONS), "Distribution strategy.")
+    f.DEFINE_bool("sync_batch_norm", False, "Synchronise BN statistics across replicas (TensorFlow).")
+    f.DEFINE_enum("input", "auto", list(INPUTS), "Input path: in memory (host or, on JAX, device) or tf.data.")
+    f.DEFINE_integer("seed", 0, "Random seed (initialisation, shuffling, augmentation).")
+    f.DEFINE_bool("deterministic", False, "TensorFlow op determinism (slower).")
+    f.DEFINE_integer("eval_batch_size", None, "Evaluation batch size.")
+    f.DEFINE_integer("log_every", 50, "Iterations between TensorBoard scalars.")
+    f.DEFINE_integer("sync_every", 20, "Iterations dispatched between host reads of the loss (1: every one).")
+    f.DEFINE_integer("steps_per_call", 1, "Iterations run by one compiled call (the same weights as 1).")
+    f.DEFINE_integer("verbose", 1, "0 silent, 1 progress bar, 2 one line per epoch.")
+    f.DEFINE_bool("export", False, "Export the trained model for serving at the end.")
+    f.DEFINE_string("export_dir", None, "Export root (default saved_models).")
+
+
+def config_from_flags(flag_values):
+    """Builds a `TrainConfig` from parsed absl flags; bad values raise `ConfigError` naming the flag."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    values = {name: flag_values[name].value for name in names if name in flag_values}
+    if values.get("model_dir") is None:
+        raise ConfigError("--model_dir must be set.")
+    if values.get("boundaries") is not None:
+        try:
+            values["boundaries"] = [int(b) for b in values["boundaries"]]
+        except ValueError:
+            raise ConfigError(f"--boundaries must be integers; received {values['boundaries']!r}.") from None
+    return TrainConfig(**values)
+
+
+def run_main(flag_values):
+    """The body of a trainer's `main`: build the config, train, map errors to a one-line message + exit code."""
+    try:
+        train(config_from_flags(flag_values))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    except NaNLossError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 3
+    return 0

@@ -1,0 +1,332 @@
+"""`train(config)`: one training job, in phases: prepare, resume, epochs (dispatch, read, end), finish.
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (the recipes of
+`keras_resnet.recipes`: iterations, learning-rate boundaries, evaluation of test error against iterations).
+
+The loop is a custom distributed loop (compiled steps of `keras_resnet.training.steppers`: `strategy.run` +
+all-reduce on TensorFlow, a jitted stateless step on JAX) rather than `model.fit`, because Keras 3.15's
+`fit` fails under `MultiWorkerMirroredStrategy` (tensorflow/tensorflow#72388, keras-team/keras#20329) and
+because the data of epoch `e` must be a function of `(seed, e)` only, so that a run killed and resumed at
+an epoch boundary reaches the same weights as an uninterrupted one.
+
+Per epoch: the steps are dispatched `steps_per_call` iterations per compiled call, and the host reads the
+losses every `sync_every` iterations (progress bar, NaN check naming the iteration where it appeared,
+batch callbacks, TensorBoard); at the epoch's end the model is evaluated, `checkpoints/` and `log.csv`
+written, then the backup (never ahead of `log.csv`).
+
+Fault sites (`keras_resnet.faults`): "train.epoch_middle" (the host has read the middle iteration of an
+epoch), "csv.write" (the epoch's checkpoints written, its `log.csv` row not yet), "train.epoch_end" (the
+epoch's backup written, its callbacks not yet run), "train.summary" (training done, summary.json not yet
+written); "checkpoint.write" and "backup.write" in `keras_resnet.training.checkpoints`.
+
+Example:
+    >>> from keras_resnet.training import TrainConfig, train
+    >>> config = TrainConfig(model="resnet8", data="/data/tiny", model_dir="/tmp/run", batch_size=32,
+    ...                      train_steps=40)  # doctest: +SKIP
+    >>> train(config)["test_error"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+
+import keras
+
+from keras_resnet import faults, run_log
+from keras_resnet.run_log import read_csv, rewrite_csv, write_json
+from keras_resnet.training.checkpoints import BackupCheckpointer, BestCheckpoint, save_model_atomic
+from keras_resnet.training.config import NaNLossError
+from keras_resnet.training.inputs import describe_input, open_input
+from keras_resnet.training.model import build_model
+from keras_resnet.training.progress import epoch_line, log, progress, progress_bar
+from keras_resnet.training.recipe import resolve_recipe
+from keras_resnet.training.rundir import check_model_dir, export_run, resolved_config, write_run_files
+from keras_resnet.training.runtime import logger, make_runtime, prepare_backend
+from keras_resnet.training.steppers import make_stepper
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """Everything one `train()` call holds between its phases (built by `prepare`)."""
+
+    config: object
+    runtime: object
+    precision: str
+    verbose: int
+    run_input: object
+    recipe: object
+    steps_per_epoch: int
+    epochs: int
+    model: object
+    callbacks: object = None
+    backup: object = None
+    stepper: object = None
+    best: object = None
+    tensorboard: object = None
+    rows: list = dataclasses.field(default_factory=list)
+    previous_wall: float = 0.0
+    start: int = 0
+    iteration: int = 0
+    train_time: float = 0.0
+    last: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def model_dir(self):
+        return self.config.model_dir
+
+    @property
+    def chief(self):
+        return self.runtime.is_chief
+
+    @property
+    def csv_path(self):
+        return os.path.join(self.model_dir, "log.csv")
+
+
+def prepare(config, data=None):
+    """Runtime, precision, input, recipe, `model_dir` files and the model: everything before resuming."""
+    config.validate()
+    runtime = make_runtime(config.distribution)  # first: multi-worker collectives
+    verbose = config.verbose if runtime.is_chief else 0
+    precision = prepare_backend(config, runtime)
+    run_input = open_input(config, runtime, data)
+    recipe = resolve_recipe(config, run_input.num_train, run_input.global_batch)
+    steps_per_epoch = min(config.steps_per_epoch or run_input.num_train // run_input.global_batch,
+                          recipe.train_steps)
+    epochs = math.ceil(recipe.train_steps / steps_per_epoch)
+    resolved = resolved_config(config, run_input, recipe, precision, runtime, steps_per_epoch, epochs)
+    check_model_dir(config.model_dir, resolved)
+    if runtime.is_chief:
+        write_run_files(config.model_dir, resolved, run_input.info)
+    info = run_input.info
+    model = build_model(config, recipe, info.num_classes, info.image_shape, runtime)
+    return TrainingRun(config, runtime, precision, verbose, run_input, recipe, steps_per_epoch, epochs, model)
+
+
+def resume(run, callbacks=None):
+    """Restores the backup (if any), cuts the history back to it and creates the stepper."""
+    model_dir, backend, verbose = run.model_dir, run.runtime.backend, run.verbose
+    tf_ok = backend == "tensorflow"
+    write_dir = os.path.join(model_dir, "backup") if run.chief else os.path.join(
+        model_dir, ".workers", str(run.runtime.worker_index), "backup")
+    run.backup = BackupCheckpointer(os.path.join(model_dir, "backup"), write_dir)
+    run.callbacks = keras.callbacks.CallbackList(callbacks or [], model=run.model)
+    run.start = run.iteration = run.backup.restore(run.model)
+    # What the killed process wrote after its last backup is dropped: one continuous CSV and TensorBoard history.
+    if run.chief:
+        run.rows = run_log.truncate_history(model_dir, run.start, tensorboard=tf_ok)
+    else:
+        run.rows = [r for r in read_csv(run.csv_path) if int(r["iteration"]) <= run.start]
+    run.previous_wall = float(run.rows[-1]["wall_time_s"]) if run.rows else 0.0
+    run.tensorboard = run_log.TensorBoard(os.path.join(model_dir, "logs"), enabled=tf_ok and run.chief)
+    if not tf_ok:
+        logger.warning("TensorBoard logs skipped: the %s backend runs without TensorFlow.", backend)
+        log(verbose, f"[keras_resnet] {backend} backend: TensorBoard, tf.data and tf.distribute skipped; "
+                     "in-memory input.")
+    run.stepper = make_stepper(run.model, run.runtime, run.run_input)
+    log(verbose, f"[keras_resnet] input: {describe_input(run.run_input.use_memory, run.run_input.device_input)}.")
+    run.best = BestCheckpoint(os.path.join(model_dir, "checkpoints"), run.start)
+    config, recipe = run.config, run.recipe
+    if run.start:
+        log(verbose, f"Resuming {config.model} from {os.path.join(model_dir, 'backup')} at iteration {run.start} "
+                     f"(epoch {run.start // run.steps_per_epoch}).")
+    log(verbose, f"{config.model}: {recipe.train_steps} iterations, global batch {run.run_input.global_batch} on "
+                 f"{run.runtime.replicas} replica(s) ({run.runtime.distribution}), {run.precision}, "
+                 f"lr {recipe.learning_rate:g} ({recipe.schedule}, warm-up {recipe.warmup}), "
+                 f"{run.run_input.num_train} training images, {run.steps_per_epoch} iterations per epoch.")
+    return run
+
+
+def evaluate(stepper, data_input, split):
+    """(mean cross-entropy, error) of the stepper's current model on `split` ("validation" or "test")."""
+    total_loss, correct, count = 0.0, 0.0, 0
+    for x, y in data_input.eval_batches(split):
+        probs = stepper.predict(x)
+        y = np.asarray(y).astype(np.int64)
+        p = np.clip(probs[np.arange(len(y)), y].astype(np.float64), 1e-7, 1.0)
+        total_loss += float(-np.log(p).sum())
+        correct += float((probs.argmax(-1) == y).sum())
+        count += len(y)
+    return total_loss / max(count, 1), 1.0 - correct / max(count, 1)
+
+
+@dataclasses.dataclass
+class EpochTotals:
+    """Running sums of one epoch, as the host reads the losses."""
+
+    epoch: int
+    steps: int
+    bar: object
+    loss_sum: float = 0.0
+    correct_sum: float = 0.0
+    seen: int = 0
+    t0: float = dataclasses.field(default_factory=time.perf_counter)
+
+
+def train_epoch(run, epoch, schedule):
+    """Dispatches the iterations of epoch `epoch`, `steps_per_call` per compiled call, reading the losses
+    every `sync_every` iterations; returns its `EpochTotals`."""
+    config = run.config
+    skip = run.start % run.steps_per_epoch if epoch == run.start // run.steps_per_epoch else 0
+    steps = min(run.steps_per_epoch, run.recipe.train_steps - epoch * run.steps_per_epoch) - skip
+    run.stepper.start_epoch(run.run_input.data_input, epoch, skip, steps)
+    run.callbacks.on_epoch_begin(epoch)
+    log(run.verbose, f"Epoch {epoch + 1}/{run.epochs}")
+    totals = EpochTotals(epoch, steps, progress_bar(steps, run.verbose))
+    pending, dispatched, batch = [], 0, 0  # calls dispatched whose losses the host has not read yet
+    while batch < steps:
+        k = min(config.steps_per_call, steps - batch)
+        for b in range(batch, batch + k):
+            run.callbacks.on_train_batch_begin(b)
+        pending.append((batch, *run.stepper.run(k)))
+        batch, dispatched = batch + k, dispatched + k
+        if dispatched < config.sync_every and batch < steps:
+            continue
+        # One read of the host per `sync_every` iterations: the device runs ahead in between.
+        read_window(run, pending, totals, schedule)
+        pending, dispatched = [], 0
+    return totals
+
+
+def read_window(run, pending, totals, schedule):
+    """Reads the losses of the dispatched calls `pending` and reports each iteration in order.
+
+    Raises:
+        NaNLossError: at the first iteration whose loss is not finite, naming it.
+    """
+    values = []
+    for first, losses, corrects in pending:
+        losses = np.atleast_1d(keras.ops.convert_to_numpy(losses))
+        corrects = np.atleast_1d(keras.ops.convert_to_numpy(corrects))
+        values += [(first + j, float(loss), float(correct)) for j, (loss, correct) in enumerate(zip(losses, corrects))]
+    global_batch, middle = run.run_input.global_batch, (totals.steps + 1) // 2
+    images_per_second = (totals.seen + len(values) * global_batch) / max(time.perf_counter() - totals.t0, 1e-9)
+    lrs = keras.ops.convert_to_numpy(schedule(np.arange(run.iteration, run.iteration + len(values))))
+    for (b, loss, correct), lr in zip(values, np.atleast_1d(lrs).astype(np.float64).tolist()):
+        run.iteration += 1
+        if not math.isfinite(loss):
+            run.tensorboard.flush()
+            raise NaNLossError(
+                f"NaN/inf training loss ({loss}) at iteration {run.iteration} (epoch {totals.epoch + 1}, learning "
+                f"rate {lr:g}): stopping. The last good checkpoint "
+                f"{os.path.join(run.model_dir, 'checkpoints', 'latest.keras')} and the backup in "
+                f"{os.path.join(run.model_dir, 'backup')} (iteration {totals.epoch * run.steps_per_epoch}) are kept.")
+        totals.loss_sum, totals.correct_sum = totals.loss_sum + loss, totals.correct_sum + correct
+        totals.seen += global_batch
+        progress(totals.bar, b + 1, run.iteration, run.recipe.train_steps, lr,
+                 {"loss": totals.loss_sum / (b + 1), "error": 1 - totals.correct_sum / totals.seen})
+        run.callbacks.on_train_batch_end(b, {"loss": loss, "learning_rate": lr, "iteration": run.iteration})
+        if run.iteration % run.config.log_every == 0:
+            run.tensorboard.scalars("train", run.iteration, {"loss": loss, "learning_rate": lr,
+                                                             "images_per_second": images_per_second})
+        if b + 1 == middle:
+            faults.site("train.epoch_middle")
+
+
+def end_epoch(run, totals, schedule):
+    """Evaluates, writes the checkpoints, `log.csv`, TensorBoard and the backup of the finished epoch."""
+    epoch, steps, seen = totals.epoch, totals.steps, totals.seen
+    epoch_time = time.perf_counter() - totals.t0
+    run.train_time += epoch_time
+    run.stepper.sync()
+    epoch_loss, epoch_error = totals.loss_sum / max(steps, 1), 1 - totals.correct_sum / max(seen, 1)
+    if not math.isfinite(epoch_loss):  # pragma: no cover - caught per step
+        raise NaNLossError(f"NaN training loss in epoch {epoch + 1}.")
+    data_input = run.run_input.data_input
+    val_loss, val_error = evaluate(run.stepper, data_input, "validation") if data_input.has_validation else (None, None)
+    test_loss, test_error = evaluate(run.stepper, data_input, "test")
+    ips = seen / max(epoch_time, 1e-9)
+    lr = float(keras.ops.convert_to_numpy(schedule(run.iteration)))
+    run.last = {"epoch": epoch, "iteration": run.iteration, "learning_rate": lr, "loss": epoch_loss,
+                "accuracy": 1 - epoch_error, "error": epoch_error, "val_loss": val_loss, "val_error": val_error,
+                "test_loss": test_loss, "test_error": test_error, "images_per_second": ips,
+                "wall_time_s": run.previous_wall + run.train_time}
+    if run.chief:
+        write_epoch_files(run)
+    run.backup.save(run.model, epoch)  # after the checkpoints: a backup never runs ahead of log.csv
+    faults.site("train.epoch_end")
+    run.callbacks.on_epoch_end(epoch, dict(run.last))
+    if run.verbose:
+        print(epoch_line(run.last), flush=True)
+
+
+def write_epoch_files(run):
+    """The chief's files of an epoch: latest/best checkpoints, the `log.csv` row, TensorBoard scalars."""
+    last = run.last
+    monitor = last["val_error"] if last["val_error"] is not None else last["test_error"]
+    save_model_atomic(run.model, os.path.join(run.model_dir, "checkpoints", "latest.keras"))
+    run.best.update(run.model, monitor, "val_error" if last["val_error"] is not None else "test_error",
+                    last["iteration"], last["epoch"])
+    run.rows.append({k: ("" if v is None else v) for k, v in last.items()})
+    faults.site("csv.write")
+    rewrite_csv(run.csv_path, run.rows)
+    tensorboard, iteration = run.tensorboard, last["iteration"]
+    tensorboard.scalars("train", iteration, {"loss": last["loss"], "accuracy": last["accuracy"],
+                                             "error": last["error"], "learning_rate": last["learning_rate"],
+                                             "images_per_second": last["images_per_second"]})
+    if last["val_error"] is not None:
+        tensorboard.scalars("validation", iteration, {"loss": last["val_loss"], "error": last["val_error"],
+                                                      "accuracy": 1 - last["val_error"]})
+    tensorboard.scalars("test", iteration, {"loss": last["test_loss"], "error": last["test_error"],
+                                            "accuracy": 1 - last["test_error"]})
+    tensorboard.flush()
+
+
+def finish(run):
+    """Evaluates a run that had nothing left to train, writes summary.json and curves.png, exports."""
+    config, model_dir, iteration = run.config, run.model_dir, run.iteration
+    last = run.last
+    if not last:  # already finished before this start: evaluate the restored model
+        run.stepper.sync()
+        test_loss, test_error = evaluate(run.stepper, run.run_input.data_input, "test")
+        last = {"test_loss": test_loss, "test_error": test_error}
+    all_rows = read_csv(run.csv_path) if run.chief else run.rows
+    wall = run.previous_wall + run.train_time if run.train_time else (
+        float(all_rows[-1]["wall_time_s"]) if all_rows else 0.0)
+    ips_all = (iteration * run.run_input.global_batch / wall) if wall else 0.0
+    summary = {"model": config.model, "test_error": last["test_error"], "test_accuracy": 1 - last["test_error"],
+               "test_loss": last["test_loss"], "best_validation_error": run.best.validation_error,
+               "best_iteration": run.best.iteration, "iterations": iteration, "epochs": run.epochs,
+               "wall_time_s": wall, "images_per_second": ips_all, "precision": run.precision,
+               "replicas": run.runtime.replicas, "backend": run.runtime.backend}
+    faults.site("train.summary")
+    if run.chief:
+        write_json(os.path.join(model_dir, "summary.json"), summary)
+        run_log.plot_curves(run.csv_path, os.path.join(model_dir, "curves.png"), title=config.model)
+        if config.export:
+            export_run(model_dir, config.export_dir, run.verbose)
+    log(run.verbose or (config.verbose and run.chief), (
+        f"{config.model}: test error {100 * summary['test_error']:.2f}% after {iteration} iterations "
+        f"({wall:.0f} s, {ips_all:.0f} images/s) -> {model_dir}"))
+    return summary
+
+
+def train(config, data=None, callbacks=None):
+    """Trains `config.model` following its recipe and writes everything into `config.model_dir`.
+
+    Args:
+        config: a `TrainConfig`.
+        data: optional `ArrayData` to train on in memory instead of loading `config.data`.
+        callbacks: optional list of `keras.callbacks.Callback`, called at train/epoch/batch boundaries.
+
+    Returns:
+        The summary dict also written to `summary.json`.
+
+    Raises:
+        ConfigError: bad configuration (names the flag), including a `model_dir` holding another run.
+        NaNLossError: the loss became NaN or infinite; the last good checkpoint and backup are kept.
+    """
+    run = resume(prepare(config, data), callbacks)
+    schedule = run.recipe.learning_rate_schedule()
+    run.callbacks.on_train_begin()
+    for epoch in range(run.start // run.steps_per_epoch, run.epochs):
+        end_epoch(run, train_epoch(run, epoch, schedule), schedule)
+        if run.model.stop_training:
+            break
+    run.callbacks.on_train_end(dict(run.last))
+    return finish(run)

@@ -1,0 +1,75 @@
+"""The recipe of a run: the model family's recipe (`keras_resnet.recipes`) with the flags applied on top.
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, section 4.2 (CIFAR: SGD,
+batch 128, lr 0.1 divided by 10 at 32k and 48k of 64k iterations, weight decay 1e-4, momentum 0.9; the
+ResNet-110 warm-up at 0.01 for 400 iterations) and section 3.4 (ImageNet: batch 256, 90 epochs); Goyal et
+al. 2017 for the linear scaling of the learning rate with the batch.
+
+Example:
+    >>> from keras_resnet.training.config import TrainConfig
+    >>> from keras_resnet.training.recipe import resolve_recipe
+    >>> resolve_recipe(TrainConfig(model="resnet110", model_dir="x", train_steps=6400), 50000).boundaries
+    (3200, 4800)
+"""
+
+from __future__ import annotations
+
+from keras_resnet import recipes as recipes_lib
+from keras_resnet.registry import family_of
+
+
+def recipe_kind(config):
+    """"cifar" or "imagenet": `--recipe`, or the model family's when it is "auto"."""
+    family = family_of(config.model)[0]
+    return family if config.recipe == "auto" else config.recipe
+
+
+def default_batch_size(config):
+    """The recipe's global batch size for `config` (128 for CIFAR, 256 for ImageNet), before any flag."""
+    if recipe_kind(config) == "cifar":
+        return recipes_lib.cifar_recipe().batch_size
+    return recipes_lib.imagenet_recipe().batch_size
+
+
+def resolve_recipe(config, num_train, global_batch=None):
+    """The recipe of `config`: the family's recipe with the flags applied on top.
+
+    The learning rate follows the global batch linearly when `--batch_size` differs from the recipe's and
+    `--learning_rate` is not given. A `--train_steps` without `--boundaries` moves the step boundaries with
+    it, keeping the recipe's proportions (the CIFAR recipe's 32k/48k of 64k become 50% and 75%); the
+    ResNet-110 warm-up keeps its 400 iterations.
+
+    Args:
+        config: a `TrainConfig`.
+        num_train: training images (sets the ImageNet recipe's epoch length).
+        global_batch: the global batch size; `config.batch_size` or the recipe's if None.
+
+    Returns:
+        A `keras_resnet.recipes.Recipe`.
+    """
+    depth = family_of(config.model)[1]
+    if recipe_kind(config) == "cifar":
+        recipe = recipes_lib.cifar_recipe(depth)
+    else:
+        recipe = recipes_lib.imagenet_recipe(train_examples=num_train)
+    batch = global_batch or config.batch_size or recipe.batch_size
+    if batch != recipe.batch_size:
+        recipe = recipe.scaled_to_batch(batch)
+    changes = {}
+    if config.learning_rate is not None:
+        factor = config.learning_rate / recipe.learning_rate
+        changes.update(learning_rate=config.learning_rate,
+                       warmup_learning_rate=recipe.warmup_learning_rate * factor)
+    for name in ("train_steps", "boundaries", "weight_decay", "momentum"):
+        if getattr(config, name) is not None:
+            changes[name] = getattr(config, name)
+    if config.train_steps is not None and config.boundaries is None and recipe.boundaries:
+        # A shortened (or lengthened) run keeps the recipe's proportions: 32k/48k of 64k -> 50% / 75%.
+        scale = config.train_steps / recipe.train_steps
+        changes["boundaries"] = tuple(max(1, round(b * scale)) for b in recipe.boundaries)
+    if changes:
+        recipe = recipe.replace(**changes)
+    recipe = recipe.with_schedule(config.schedule, config.warmup_steps)
+    if recipe.warmup != "none" and recipe.warmup_steps == 0:
+        recipe = recipe.replace(warmup="none")
+    return recipe

@@ -8,6 +8,12 @@
 
 `from keras_resnet.data import load_arrays` never imports TensorFlow; `load` imports it when called.
 
+Modules: `sources` (what a source argument names), `folder` (image folders and archives, Pillow),
+`reader` (opening and reading TFDS / TFRecord / streamed sources, TensorFlow), `arrays` (`load_arrays`),
+`pipeline` (`load`), `cache` (the training mean: its one definition `training_mean` and its cache),
+`preprocessing`, `augment`, `memory`, `corrupt`, `tfrecord`, `convert`, `info`. Imports go one way:
+`pipeline` -> `arrays` -> `reader` -> `cache`, never back.
+
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385),
 sections 3.4 (ImageNet: scale augmentation [256, 480], 224 crop, flip, mean subtraction, colour
 augmentation; 10-crop testing) and 4.2 (CIFAR-10: per-pixel mean, pad 4 + random 32x32 crop + flip,

@@ -20,16 +20,13 @@ import logging
 import numpy as np
 
 from keras_resnet.data import folder, sources
-from keras_resnet.data.cache import cached_mean
+from keras_resnet.data.cache import training_mean
 from keras_resnet.data.info import PREPROCESSING_KINDS, DatasetInfo, SkipCounts
-from keras_resnet.data.preprocessing import (
-    IMAGENET_CROP,
-    channel_mean,
-    mean_image,
-    stratified_split,
-)
+from keras_resnet.data.preprocessing import IMAGENET_CROP, stratified_split
 
 log = logging.getLogger(__name__)
+MEAN_CHUNK = 4096
+"""Images per update of the mean accumulator (as `preprocessing.mean_image`)."""
 
 
 def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing):
@@ -52,23 +49,16 @@ def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mea
         images, labels = images[sel], labels[sel]
     kind = preprocessing or sources.preprocessing_for(images.shape[1:3])
     if mean is None:
-        def compute():
-            if phys == "train":
-                tr_images, tr_labels = images, labels
-                if split == "validation":  # the mean comes from the part trained on
-                    full, full_labels, _, _ = folder.load_split_arrays(source, "train", image_size, skip_corrupt)
-                    tr_images = full[stratified_split(full_labels, validation_size)[0]]
+        def training_images():  # the part trained on: `images` itself, or the training split re-read
+            if split == "train":
+                train = images
             else:
                 full, full_labels, _, _ = folder.load_split_arrays(source, "train", image_size, skip_corrupt)
-                tr_images = full
-                if validation_size:
-                    tr_images = full[stratified_split(full_labels, validation_size)[0]]
-            return mean_image(tr_images) if kind == "cifar" else channel_mean(tr_images)
+                train = full[stratified_split(full_labels, validation_size)[0]] if validation_size else full
+            return (train[i:i + MEAN_CHUNK] for i in range(0, len(train), MEAN_CHUNK))
 
-        key = {"folder": folder.locate_split(source, "train").signature(), "validation_size": validation_size,
-               "preprocessing": kind, "image_size": None if image_size is None else list(image_size),
-               "skip_corrupt": skip_corrupt}
-        mean = cached_mean(key, compute)
+        mean = training_mean(sources.folder_key(source), training_images, preprocessing=kind,
+                             validation_size=validation_size, image_size=image_size, skip_corrupt=skip_corrupt)
     shape = tuple(images.shape[1:]) if kind == "cifar" else (IMAGENET_CROP, IMAGENET_CROP, images.shape[3])
     info = DatasetInfo(name=str(source), class_names=class_names, image_shape=shape,
                        num_examples={split: len(images)}, mean=np.asarray(mean, np.float32), preprocessing=kind,
@@ -92,7 +82,8 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
         skip_corrupt: skip undecodable images instead of raising; `info.num_skipped[split]` counts them and
             `info.num_skipped.files(split)` names them (the physical split for folders, e.g. `"train"` when
             holding out validation images).
-        mean: mean to report in `info.mean`; default the training split's, computed and cached.
+        mean: mean to report in `info.mean`; default the training split's (`cache.training_mean` over every
+            training image), computed and cached.
         preprocessing: `"cifar"` or `"imagenet"`; default by image size.
         data_dir, download: passed to TFDS.
         label_offset: subtracted from TFRecord labels.
@@ -116,17 +107,17 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
         return _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing)
     import tensorflow as tf
 
+    from keras_resnet.data import reader
     from keras_resnet.data.corrupt import SkipCounter, error_message
-    from keras_resnet.data.pipeline import decoded_elements, prepare
 
-    src, phys, keep, shape, info = prepare(
+    src, phys, keep, shape, info = reader.prepare(
         source, sources.source_kind(source), split, validation_size=validation_size, data_dir=data_dir,
         download=download, preprocessing=preprocessing, mean=mean, image_size=image_size,
-        label_offset=label_offset, mean_samples=10000, skip_corrupt=skip_corrupt)
+        label_offset=label_offset, mean_samples=None, skip_corrupt=skip_corrupt)
     counter = SkipCounter() if skip_corrupt and src.kind != "tfds" else None
-    ds = decoded_elements(src, phys, skip_corrupt, counter, keep=keep)
+    ds = reader.decoded_elements(src, phys, skip_corrupt, counter, keep=keep)
     if image_size is not None:
-        ds = ds.map(lambda x, y: (tf.cast(tf.round(tf.image.resize(x, image_size)), tf.uint8), y))
+        ds = reader.resize_uint8(ds, image_size)
     xs, ys = [], []
     try:
         for x, y in ds.batch(1024).prefetch(tf.data.AUTOTUNE):

@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from keras_resnet.data.folder import is_archive
+from keras_resnet.data.folder import is_archive, locate_split
 
 SPLITS = ("train", "validation", "test")
 SHARD_PATTERN = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<total>\d{5})$")
@@ -62,3 +62,8 @@ def base_split(split: str, validation_size: int) -> str:
 def preprocessing_for(image_shape) -> str:
     """`"cifar"` for small images (both sides <= 64 pixels), `"imagenet"` otherwise."""
     return "cifar" if max(image_shape[0], image_shape[1]) <= 64 else "imagenet"
+
+
+def folder_key(source) -> dict:
+    """The fingerprint of an image folder or archive for the mean cache: its training split's signature."""
+    return {"folder": locate_split(source, "train").signature()}

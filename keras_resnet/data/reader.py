@@ -1,0 +1,297 @@
+"""Reading a TFDS / TFRecord / streamed-folder source: opening it, its decoded elements and its mean.
+
+TensorFlow-only: this module imports TensorFlow. It is the one reader that both in-memory loading
+(`keras_resnet.data.arrays.load_arrays`, for TFDS names and TFRecord directories) and the tf.data pipeline
+(`keras_resnet.data.pipeline.load`) use; image folders of small images are decoded with Pillow by
+`keras_resnet.data.folder` instead. Either way the training mean has one definition,
+`keras_resnet.data.cache.training_mean`, fed here with the decoded training images of the source.
+
+* `prepare(source, kind, split, ...)`: `(src, physical split, kept indices, raw image shape, DatasetInfo)`,
+  with the training mean computed or read from the cache.
+* `decoded_elements(src, split, skip_corrupt)`: `(uint8 image, label)` elements; an undecodable image raises
+  naming the file or is skipped and counted (`split_counter`).
+* `resize_uint8(ds, image_size)`: resizes `(image, label)` elements to `image_size`, rounded back to uint8.
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385),
+sections 3.4 and 4.2 (mean subtraction, the 45k/5k split).
+
+Example:
+    >>> src, phys, keep, shape, info = prepare("cifar10", "tfds", "test", validation_size=0, data_dir=None,
+    ...     download=False, preprocessing=None, mean=None, image_size=None, label_offset=None,
+    ...     mean_samples=None)  # doctest: +SKIP
+    >>> ds = decoded_elements(src, phys, skip_corrupt=False, keep=keep)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet.data import augment, corrupt, folder, sources
+from keras_resnet.data.cache import training_mean
+from keras_resnet.data.info import DatasetInfo
+from keras_resnet.data.preprocessing import IMAGENET_CROP, stratified_split
+
+AUTOTUNE = tf.data.AUTOTUNE
+MEAN_BATCH = 1024
+"""Images per batch when the per-pixel mean of fixed-size images is accumulated."""
+
+
+class TFRecordSource:
+    """A directory of `<split>-NNNNN-of-NNNNN` TFRecord shards (see `keras_resnet.data.tfrecord`)."""
+
+    kind = "tfrecord"
+
+    def __init__(self, directory, label_offset=None):
+        from keras_resnet.data import tfrecord
+
+        self.tfrecord = tfrecord
+        self.name = str(directory)
+        self.directory = Path(directory)
+        meta = tfrecord.read_metadata(directory) or {}
+        self.label_offset = int(meta.get("label_offset", 0) if label_offset is None else label_offset)
+        self.splits = dict(meta.get("num_examples", {}))
+        self.class_names = meta.get("class_names")
+        self.image_shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
+        self._labels = {}
+
+    def has_split(self, split):
+        try:
+            self.tfrecord.find_shards(self.directory, split)
+            return True
+        except ValueError:
+            return False
+
+    def check_split(self, split):
+        files = self.tfrecord.find_shards(self.directory, split)
+        self.tfrecord.check_features(files[0])
+        if self.image_shape is None:  # the first decodable image of the first few records
+            probe = tf.data.TFRecordDataset(files[0]).take(64).map(lambda r: augment.decode(self.tfrecord.parse(r)[0]))
+            for image in probe.ignore_errors().take(1):
+                self.image_shape = tuple(image.shape)
+            if self.image_shape is None:
+                raise ValueError(
+                    f"None of the first 64 records of TFRecord {files[0]!r} holds a decodable image; expected "
+                    f"'{self.tfrecord.IMAGE_KEY}' to hold JPEG/PNG/GIF/BMP bytes."
+                )
+        if self.class_names is None:
+            top = max(int(x.max(initial=-1)) for x in self._file_labels(split))
+            self.class_names = [str(i) for i in range(top + 1)]
+        return files
+
+    def _file_labels(self, split):
+        if split not in self._labels:
+            files = self.tfrecord.find_shards(self.directory, split)
+            self._labels[split] = [x - self.label_offset for x in self.tfrecord.scan_labels(files)]
+        return self._labels[split]
+
+    def labels(self, split):
+        return np.concatenate(self._file_labels(split))
+
+    def count(self, split):
+        return self.splits[split] if split in self.splits else len(self.labels(split))
+
+    def elements(self, split, *, encoded, keep=None, input_context=None, training=False, seed=None, named=False):
+        """`(image, int32 label)` elements (encoded bytes if `encoded`), plus the record's name if `named`."""
+        files = self.check_split(split)
+        keep_keys = None
+        if keep is not None:
+            keep_keys = self.tfrecord.element_keys(self._file_labels(split), np.asarray(keep, np.int64))
+        ds = self.tfrecord.read_shards(files, training=training, seed=seed, input_context=input_context,
+                                       keep_keys=keep_keys, label_offset=self.label_offset, named=named)
+        return ds if encoded else ds.map(_decode_first, num_parallel_calls=AUTOTUNE)
+
+
+class FolderSource:
+    """An image folder or archive whose images are decoded per element (large images)."""
+
+    kind = "folder"
+
+    def __init__(self, source, split):
+        self.name = str(source)
+        self.source = source
+        self._split = folder.read_split(source, split, read_bytes=False)
+        self.class_names = self._split.class_names
+        first = self._split.blobs[0] if self._split.blobs is not None else Path(self._split.paths[0]).read_bytes()
+        from PIL import Image
+
+        with Image.open(io.BytesIO(first)) as im:
+            self.image_shape = (im.height, im.width, 3)
+        self.splits = {split: len(self._split.names)}
+
+    def _get(self, split):
+        if split != self._split.location.split:
+            self._split = folder.read_split(self.source, split, read_bytes=False)
+        return self._split
+
+    def has_split(self, split):
+        try:
+            folder.locate_split(self.source, split)
+            return True
+        except ValueError:
+            return False
+
+    def check_split(self, split):
+        self._get(split)
+
+    def labels(self, split):
+        return self._get(split).labels
+
+    def count(self, split):
+        return len(self._get(split).names)
+
+    def elements(self, split, *, encoded, keep=None, input_context=None, training=False, seed=None, named=False):
+        """`(image, int32 label)` elements (encoded bytes if `encoded`), plus the file name if `named` (the
+        path, or `archive:<split>/<class>/<image>`)."""
+        fs = self._get(split)
+        idx = np.arange(len(fs.names)) if keep is None else np.asarray(keep)
+        labels = tf.constant(fs.labels[idx].astype(np.int32))
+        if fs.blobs is not None:
+            parts = (tf.constant([fs.blobs[i] for i in idx]), labels)
+            if named:
+                parts += (tf.constant([fs.names[i] for i in idx]),)
+        else:
+            parts = (tf.constant([fs.paths[i] for i in idx]), labels)
+        ds = tf.data.Dataset.from_tensor_slices(parts)
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        if fs.blobs is None:  # the path is the name
+            ds = ds.map(lambda p, y: (tf.io.read_file(p), y) + ((p,) if named else ()), num_parallel_calls=AUTOTUNE)
+        return ds if encoded else ds.map(_decode_first, num_parallel_calls=AUTOTUNE)
+
+
+def _decode_first(encoded, *rest):
+    return (augment.decode(encoded),) + rest
+
+
+def _selection(src, split, phys, validation_size):
+    """Indices of the physical split to keep (None for all)."""
+    if validation_size == 0:
+        return None
+    train, val = stratified_split(src.labels(phys), validation_size)
+    return val if split == "validation" else train
+
+
+def _open(source, kind, split, validation_size, data_dir, download, label_offset):
+    if kind == "tfds":
+        from keras_resnet.data.tfds_source import TFDSSource
+
+        return TFDSSource(source, data_dir=data_dir, download=download)
+    if kind == "tfrecord":
+        return TFRecordSource(source, label_offset)
+    return FolderSource(source, sources.base_split(split, validation_size))
+
+
+def _resolve_split(src, split, validation_size):
+    if split == "validation" and validation_size == 0 and not src.has_split("validation"):
+        raise ValueError(
+            f"Split 'validation' of {src.name!r} needs `validation_size` > 0 (images held out of the training "
+            "split, e.g. 5000 for CIFAR-10's 45k/5k) or a 'validation' split in the source."
+        )
+    return sources.base_split(split, validation_size)
+
+
+def _source_key(src, data_dir):
+    if src.kind == "tfds":
+        return {"tfds": src.name, "data_dir": str(data_dir), "version": str(src.builder.info.version)}
+    if src.kind == "tfrecord":
+        files = src.tfrecord.find_shards(src.directory, "train")
+        st = [Path(f).stat() for f in files]
+        return {"tfrecord": str(Path(src.directory).resolve()), "sig": [(s.st_size, s.st_mtime_ns) for s in st]}
+    return sources.folder_key(src.source)
+
+
+def split_counter(src, split_key, validation_size):
+    """The process-wide skip counter of one split of one source (`corrupt.shared_counter`)."""
+    where = src.name if src.kind == "tfds" else str(Path(src.name).resolve())
+    return corrupt.shared_counter((src.kind, where, getattr(src, "data_dir", None), split_key, validation_size))
+
+
+def decoded_elements(src, split, skip_corrupt, counter=None, channels=3, **kwargs):
+    """`(uint8 image, label)` of a source; undecodable images raise naming the file, or are skipped and
+    recorded in `counter`. TFDS data is decoded by TFDS (prepared data; with `skip_corrupt` undecodable
+    images are dropped uncounted)."""
+    if src.kind == "tfds":
+        ds = src.elements(split, encoded=False, **kwargs)
+        return ds.ignore_errors(log_warning=True) if skip_corrupt else ds
+    ds = src.elements(split, encoded=True, named=True, **kwargs)
+    return corrupt.decode_named(ds, skip_corrupt, counter, channels)
+
+
+def resize_uint8(ds, image_size):
+    """`(image, label)` elements resized to `image_size` (bilinear) and rounded back to uint8."""
+    return ds.map(lambda x, y: (tf.cast(tf.round(tf.image.resize(x, image_size)), tf.uint8), y))
+
+
+def _training_images(src, preprocessing, validation_size, image_size, samples, skip_corrupt):
+    """The decoded training images (minus held-out ones) for `cache.training_mean`: batches of fixed-size
+    images for "cifar", single images (sizes may vary) for "imagenet", at most `samples` of them."""
+    cifar = preprocessing == "cifar"
+
+    def images():
+        keep = _selection(src, "train", "train", validation_size)
+        counter = split_counter(src, "train", validation_size) if skip_corrupt else None
+        channels = src.image_shape[2] if cifar and src.image_shape else 3
+        ds = decoded_elements(src, "train", skip_corrupt, counter, channels, keep=keep)
+        if image_size is not None:
+            ds = resize_uint8(ds, image_size)
+        ds = ds.map(lambda x, y: x)
+        if cifar:
+            ds = ds.batch(MEAN_BATCH)
+        elif samples is not None:
+            ds = ds.take(samples)
+        try:
+            for batch in ds.prefetch(AUTOTUNE):
+                yield batch.numpy()
+        except tf.errors.InvalidArgumentError as e:
+            message = corrupt.error_message(e)
+            if message is None:
+                raise
+            raise ValueError(f"{message} (met while computing the mean of the training split)") from e
+
+    return images
+
+
+def prepare(source, kind, split, *, validation_size, data_dir, download, preprocessing, mean, image_size,
+            label_offset, mean_samples, skip_corrupt=False):
+    """Opens a TFDS / TFRecord / streamed-folder source: `(src, physical split, kept indices, raw image shape,
+    DatasetInfo)`, computing (or reading from the cache) the training split's mean with
+    `cache.training_mean` (over at most `mean_samples` images for "imagenet", None for all); `skip_corrupt`
+    skips undecodable images in that computation (recorded in the training split's counter)."""
+    src = _open(source, kind, split, validation_size, data_dir, download, label_offset)
+    phys = _resolve_split(src, split, validation_size)
+    src.check_split(phys)
+    shape = tuple(src.image_shape) if src.image_shape else None
+    if image_size is not None:
+        shape = (int(image_size[0]), int(image_size[1]), shape[2] if shape else 3)
+    if preprocessing is None:
+        if shape is None or shape[0] is None:
+            preprocessing = "imagenet"
+        else:
+            preprocessing = sources.preprocessing_for(shape)
+    cifar = preprocessing == "cifar"
+    if cifar and (shape is None or None in shape):
+        raise ValueError(
+            f"'cifar' preprocessing needs images of one fixed size; {src.name!r} has variable sizes, pass "
+            "`image_size`."
+        )
+    if mean is None:
+        samples = None if cifar else mean_samples
+        images = _training_images(src, preprocessing, validation_size, image_size, samples, skip_corrupt)
+        mean = training_mean(_source_key(src, data_dir), images, preprocessing=preprocessing,
+                             validation_size=validation_size, image_size=image_size, samples=samples,
+                             skip_corrupt=skip_corrupt)
+    keep = _selection(src, split, phys, validation_size)
+    num = {split if validation_size else phys: len(keep) if keep is not None else src.count(phys)}
+    info = DatasetInfo(
+        name=str(source), class_names=src.class_names,
+        image_shape=shape if cifar else (IMAGENET_CROP, IMAGENET_CROP, shape[2] if shape else 3),
+        num_examples=num, mean=np.asarray(mean, np.float32), preprocessing=preprocessing,
+    )
+    return src, phys, keep, shape, info
+
+
+__all__ = ["FolderSource", "TFRecordSource", "decoded_elements", "prepare", "resize_uint8", "split_counter"]

@@ -141,3 +141,20 @@ def real_cifar_test_images(per_class=10):
             labels.append(CIFAR_CLASSES.index(parts[1]))
             names.append(member.name)
     return np.stack(images), np.asarray(labels, np.int64), names
+
+
+def randomise_batch_norms(model, seed=0):
+    """Every BN of `model` gets random gamma, beta, moving mean and variance (as a trained net has)."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),
+                               rng.uniform(0.3, 2.0, n)])
+    return model
+
+
+def relative_difference(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())

@@ -7,22 +7,7 @@ import pytest
 import keras_resnet
 from keras_resnet.inference import fold_batch_norms, foldable_pairs
 
-from conftest import real_cifar_test_images
-
-
-def randomise_batch_norms(model, seed=0):
-    """Every BN of `model` gets random gamma, beta, moving mean and variance (as a trained net has)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),
-                               rng.uniform(0.3, 2.0, n)])
-    return model
-
-
-def relative_difference(a, b):
-    return float(np.abs(a - b).max() / np.abs(b).max())
+from conftest import randomise_batch_norms, real_cifar_test_images, relative_difference
 
 
 CASES = {

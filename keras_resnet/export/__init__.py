@@ -35,10 +35,11 @@ Modules, one job each:
 - `preprocessing`: the inputs of an export resolved and checked (`resolve_inputs` -> `ServingInputs`):
   class names, preprocessing kind, input size, mean; where a new in-graph preprocessing is added;
 - `prepare`: the float32 logits network (`prepare_serving_model` -> `ServingModel`), with the graph
-  transforms (`DEFAULT_TRANSFORMS`, none today) applied after the copy;
+  transforms (`DEFAULT_TRANSFORMS`: BN folded into the convolutions) applied after the copy;
 - `serving`: the `tf.Module` and its three signatures (`ServingModule`, `build_serving_module`);
 - `card`: `assets/model_card.json` and `assets/labels.txt`;
 - `saved_model`: `export_saved_model`, `export_from_model_dir` (the steps above, in order);
+- `onnx_export`: `export_onnx`, the same network as ONNX in `<export_root>/onnx/<version>/model.onnx`;
 - `contract`: `SIGNATURES`, `OUTPUT_KEYS`;
 - `cli` (+ `__main__`): the command line, absl flags in their own `FlagValues`.
 
@@ -52,20 +53,23 @@ Example:
 Command line::
 
     python -m keras_resnet.export --model_dir=runs/resnet20 --export_dir=saved_models/resnet20 \
-        [--version N] [--overwrite] [--checkpoint best|latest]
+        [--version N] [--overwrite] [--checkpoint best|latest] [--format saved_model|onnx]
 """
 
 from keras_resnet.export.contract import OUTPUT_KEYS, SIGNATURES
 from keras_resnet.export.preprocessing import PREPROCESSING_KINDS
-from keras_resnet.export.saved_model import CHECKPOINTS, export_from_model_dir, export_saved_model
+from keras_resnet.export.onnx_export import export_onnx
+from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, export_from_model_dir, export_saved_model
 from keras_resnet.export.versions import existing_versions, next_version
 
 __all__ = [
     "CHECKPOINTS",
+    "FORMATS",
     "OUTPUT_KEYS",
     "PREPROCESSING_KINDS",
     "SIGNATURES",
     "existing_versions",
+    "export_onnx",
     "export_from_model_dir",
     "export_saved_model",
     "main",

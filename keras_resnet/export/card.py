@@ -57,6 +57,20 @@ def package_versions() -> dict:
     return {"keras_resnet": package_version, "keras": keras.__version__, "tensorflow": tf.__version__}
 
 
+GRAPH_RULE = ("float32 Keras network traced into tf.function signatures, never XLA-compiled (one fixed rule "
+              "for every signature, so each keeps one graph for every batch size); each BN folded into the "
+              "convolution before it; option-A shortcuts stay parameter-free")
+
+
+def graph_json(model, prepared) -> dict:
+    """How the served graph was built: the transforms applied and how many BN layers were folded."""
+    from keras_resnet.export.prepare import count_batch_norms
+
+    before, after = count_batch_norms(model), count_batch_norms(prepared.model)
+    return {"transforms": list(prepared.transforms), "batch_norm_folded": before - after,
+            "batch_norm_left": after, "rule": GRAPH_RULE}
+
+
 def model_card(model, prepared, inputs, dataset, specs, version=None, extra=None) -> dict:
     """The model card of an export, as a JSON-ready dict.
 
@@ -93,6 +107,7 @@ def model_card(model, prepared, inputs, dataset, specs, version=None, extra=None
         "training_dtype_policy": prepared.training_policy,
         "export_dtype": "float32",
         "xla": False,
+        "graph": graph_json(model, prepared),
         "parameters": int(sum(int(np.prod(w.shape)) for w in prepared.model.weights)),
         "test_accuracy": None,
         "package": package_versions(),

@@ -6,7 +6,9 @@ Flags (absl, like every other entry point; `--flag=value` and `--flag value` bot
 - `--export_dir` (required): the model's version root, e.g. `saved_models/resnet20`;
 - `--version`: the version number (default: the next free one);
 - `--overwrite`: replace an existing `--version`;
-- `--checkpoint`: `best` (default) or `latest`.
+- `--checkpoint`: `best` (default) or `latest`;
+- `--format`: `saved_model` (default, `<export_dir>/<version>`) or `onnx` (`<export_dir>/onnx/<version>/model.onnx`,
+  BN folded, uint8 NHWC input with the preprocessing in the graph; needs the `onnx` extra).
 
 Prints the version directory written and exits 0. A bad command line (a missing or unknown flag, a bad
 value, extra arguments) prints the usage and the reason and exits 2; an export that fails (a missing
@@ -29,11 +31,11 @@ import sys
 
 from absl import flags
 
-from keras_resnet.export.saved_model import CHECKPOINTS, export_from_model_dir
+from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, export_from_model_dir
 
 PROG = "python -m keras_resnet.export"
 USAGE = (f"usage: {PROG} --model_dir=DIR --export_dir=DIR [--version=N] [--overwrite] "
-         f"[--checkpoint={'|'.join(CHECKPOINTS)}]")
+         f"[--checkpoint={'|'.join(CHECKPOINTS)}] [--format={'|'.join(FORMATS)}]")
 DESCRIPTION = "Export a training run's checkpoint as a versioned TF Serving SavedModel."
 REQUIRED = ("model_dir", "export_dir")
 HELP_ARGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
@@ -47,6 +49,8 @@ def define_flags(flag_values=None) -> flags.FlagValues:
     flags.DEFINE_integer("version", None, "Version number (default: the next free one).", flag_values=fv)
     flags.DEFINE_bool("overwrite", False, "Replace an existing --version.", flag_values=fv)
     flags.DEFINE_enum("checkpoint", "best", list(CHECKPOINTS), "Which checkpoint (default: best).", flag_values=fv)
+    flags.DEFINE_enum("format", "saved_model", list(FORMATS), "saved_model (TF Serving) or onnx (<export_dir>/onnx).",
+                      flag_values=fv)
     return fv
 
 
@@ -92,8 +96,8 @@ def main(argv=None) -> int:
     fv = parse_flags(args)
     try:
         path = export_from_model_dir(fv.model_dir, fv.export_dir, checkpoint=fv.checkpoint, version=fv.version,
-                                     overwrite=fv.overwrite)
-    except (ValueError, OSError) as error:
+                                     overwrite=fv.overwrite, export_format=fv["format"].value)
+    except (ValueError, OSError, ImportError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     print(path)

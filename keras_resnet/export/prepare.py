@@ -6,8 +6,10 @@ it layer by layer into float32 (whatever dtype policy it was trained under), reb
 without activation so the graph exposes logits, copies the weights, and then applies each transform of
 `transforms` in order. A transform is a function `keras.Model -> keras.Model` that keeps the logits equal
 up to float rounding (for example folding each BatchNormalization into the preceding convolution); its
-name is recorded in `ServingModel.transforms`. `DEFAULT_TRANSFORMS` is what every export applies (none
-today). Keras only; the TensorFlow graph is built by `keras_resnet.export.serving`.
+name is recorded in `ServingModel.transforms`. `DEFAULT_TRANSFORMS` is what every export applies: today
+`fold_batch_norm`, which merges each inference-mode BN into the convolution before it (exact up to float
+rounding; He et al. 2015 put a BN after every convolution, so the served graph runs none; see
+`keras_resnet.inference.fold`). Keras only; the TensorFlow graph is built by `keras_resnet.export.serving`.
 
 Example:
     >>> import keras_resnet
@@ -24,8 +26,24 @@ import numpy as np
 
 SUPPORTED_ACTIVATIONS = ("softmax", "linear", "sigmoid")
 """Classifier activations an export can turn back into probabilities from logits."""
-DEFAULT_TRANSFORMS = ()
+
+
+def fold_batch_norm(model):
+    """Every BN that follows a convolution folded into it (`keras_resnet.inference.fold_batch_norms`)."""
+    from keras_resnet.inference import fold_batch_norms
+
+    return fold_batch_norms(model)[0]
+
+
+DEFAULT_TRANSFORMS = (fold_batch_norm,)
 """Graph transforms (`keras.Model -> keras.Model`) every export applies after the float32 copy."""
+
+
+def count_batch_norms(model) -> int:
+    """The number of BatchNormalization layers of `model` (the card records how many were folded)."""
+    import keras
+
+    return sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
 @dataclasses.dataclass(frozen=True)

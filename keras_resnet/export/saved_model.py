@@ -162,8 +162,12 @@ def read_model_dir(model_dir):
     return dataset, mean, config, summary
 
 
+FORMATS = ("saved_model", "onnx")
+"""Export formats: a TF Serving SavedModel (`<root>/<version>`) or ONNX (`<root>/onnx/<version>`)."""
+
+
 def export_from_model_dir(model_dir, export_root, checkpoint="best", version=None, overwrite=False,
-                          model_card_extra=None):
+                          model_card_extra=None, export_format="saved_model"):
     """Exports a training run's checkpoint (the `model_dir` layout of `docs/CONTRACTS.md`) for TF Serving.
 
     Reads `checkpoints/<checkpoint>.keras` (safe mode), `dataset.json`, `mean_image.npy`, and, when present,
@@ -177,6 +181,7 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         version: positive int; defaults to the next free version.
         overwrite: bool, replace an existing `version`.
         model_card_extra: optional dict merged into the model card.
+        export_format: "saved_model" (default) or "onnx" (`keras_resnet.export.onnx_export`).
 
     Returns:
         `pathlib.Path` of the version directory written.
@@ -189,19 +194,29 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         >>> export_from_model_dir("runs/resnet20", "saved_models/resnet20", checkpoint="latest")  # doctest: +SKIP
         PosixPath('.../saved_models/resnet20/1')
     """
+    if export_format not in FORMATS:
+        raise ValueError(f"`export_format` (--format) must be one of {FORMATS}; received {export_format!r}.")
     weights = checkpoint_path(model_dir, checkpoint)
     dataset, mean, config, summary = read_model_dir(model_dir)
-    require_tensorflow()
+    if export_format == "onnx":
+        from keras_resnet.export import onnx_export
+
+        onnx_export.require_onnx()
+        export_root = onnx_export.onnx_root(export_root)
+    else:
+        require_tensorflow()
     root, version = versions.plan_destination(export_root, version, overwrite)
     staging = versions.Staging(root, version)  # the destination is writable: fail here, before loading anything
     try:
-        return export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite)
+        return export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite,
+                                 export_format)
     except BaseException:
         staging.abort()
         raise
 
 
-def export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite) -> Path:
+def export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite,
+                      export_format="saved_model") -> Path:
     """Loads the `.keras` checkpoint `weights` (safe mode) and writes it into `staging` as one version."""
     import keras
 
@@ -217,4 +232,8 @@ def export_checkpoint(staging, weights, dataset, mean, config, summary, model_ca
     }
     extra.update(model_card_extra or {})
     inputs = resolve_inputs(model, dataset, mean, None, None)
+    if export_format == "onnx":
+        from keras_resnet.export import onnx_export
+
+        return onnx_export.write_onnx_version(staging, model, dataset, inputs, extra, overwrite)
     return write_version(staging, model, dataset, inputs, extra, overwrite)

@@ -1,0 +1,115 @@
+"""ONNX export: the BN-folded network as `model.onnx`, versioned and atomic, next to the SavedModel versions.
+
+For people who serve with ONNX Runtime or OpenVINO. The network is the same float32 logits network as
+the SavedModel's (`keras_resnet.export.prepare`, BN folded into the convolutions), written by
+`keras_resnet.inference.onnx_graph` with the training preprocessing in the graph:
+
+- input `image`: uint8 RGB pixels `[batch, H, W, 3]` (NHWC, dynamic batch axis) at the network's input
+  size; `input_dtype="float32"` takes float pixels (0..255) with the same preprocessing instead.
+  ImageNet-style exports expect the caller to resize and centre-crop to `H x W` first (the card's
+  `preprocessing.geometry` says how); the SavedModel does that in its graph;
+- preprocessing `(float(image) - mean) / 255`, mean in 0..255 units, as in training;
+- outputs `logits` and `probabilities` (softmax), float32 `[batch, classes]`; opset `onnx_graph.OPSET`.
+
+Layout: `<export_root>/onnx/<version>/{model.onnx, labels.txt, model_card.json}`. The folder `onnx` is not
+a number, so TF Serving, which polls `<export_root>/<version>/`, ignores it. A version is staged in a
+temporary directory and renamed into place (`keras_resnet.export.versions`), exactly like a SavedModel.
+
+Needs the `onnx` package (the `onnx` extra: `pip install "keras-resnet[onnx]"`); not TensorFlow.
+
+Example:
+    >>> import numpy as np, keras_resnet
+    >>> export_onnx(keras_resnet.build("resnet8"), "/tmp/resnet8", mean=np.zeros((32, 32, 3)))  # doctest: +SKIP
+    PosixPath('/tmp/resnet8/onnx/1')
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from keras_resnet import faults
+from keras_resnet.export import card as card_lib
+from keras_resnet.export import prepare, versions
+from keras_resnet.export.preprocessing import dataset_dict, resolve_inputs
+
+ONNX_DIR = "onnx"
+"""The sub-folder of an export root that holds the ONNX versions."""
+ONNX_FILE = "model.onnx"
+INPUT_DTYPES = ("uint8", "float32")
+
+
+def require_onnx():
+    """An `ImportError` naming the extra to install when the `onnx` package is missing."""
+    try:
+        import onnx  # noqa: F401  (only its presence)
+    except ImportError:
+        raise ImportError("ONNX export needs the `onnx` package: pip install 'keras-resnet[onnx]' "
+                          "(or pip install onnx).") from None
+
+
+def onnx_root(export_root) -> Path:
+    """`<export_root>/onnx`, where the ONNX versions live."""
+    return Path(export_root) / ONNX_DIR
+
+
+def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_dtype="uint8") -> Path:
+    """Prepares the folded network, writes `model.onnx`, labels and card into `staging`, and publishes it."""
+    from keras_resnet.inference import onnx_graph
+
+    prepared = prepare.prepare_serving_model(model)
+    proto = onnx_graph.to_onnx(prepared.model, offset=np.asarray(inputs.mean, np.float32),
+                               scale=np.float32(1.0 / 255.0), input_dtype=input_dtype, name=model.name)
+    (staging.path / ONNX_FILE).write_bytes(proto.SerializeToString())
+    faults.site("export.onnx_written")
+    card_lib.write_labels(staging.path, inputs.class_names)
+    card = card_lib.model_card(model, prepared, inputs, dataset, {}, staging.version, extra)
+    card.pop("signatures", None)
+    card["format"] = "onnx"
+    card["onnx"] = {"file": ONNX_FILE, "opset": onnx_graph.OPSET, "class_names": card_lib.LABELS_FILE,
+                    "inputs": {"image": {"dtype": input_dtype, "shape": [None, inputs.height, inputs.width, 3],
+                                         "layout": "NHWC"}},
+                    "outputs": {"logits": {"dtype": "float32", "shape": [None, len(inputs.class_names)]},
+                                "probabilities": {"dtype": "float32", "shape": [None, len(inputs.class_names)]}},
+                    "preprocessing_in_graph": "(float(image) - mean) / 255",
+                    "caller_geometry": None if inputs.kind == "cifar" else inputs.geometry_text()}
+    card["xla"] = None
+
+    def write_card(version):
+        card["version"] = int(version)
+        (staging.path / card_lib.CARD_FILE).write_text(json.dumps(card, indent=1, default=str) + "\n")
+
+    return staging.publish(overwrite, before_rename=write_card)
+
+
+def export_onnx(model, export_root, *, dataset_info=None, mean=None, class_names=None, preprocessing=None,
+                version=None, overwrite=False, model_card_extra=None, input_dtype="uint8"):
+    """Exports a Keras classifier as a versioned ONNX model, atomically (see the module docstring).
+
+    Args:
+        model, dataset_info, mean, class_names, preprocessing, version, overwrite, model_card_extra: as
+            `keras_resnet.export.export_saved_model`.
+        export_root: the model's export root; the version goes to `<export_root>/onnx/<version>`.
+        input_dtype: "uint8" (default) or "float32" pixels.
+
+    Returns:
+        `pathlib.Path` of the version directory written.
+
+    Raises:
+        ValueError: bad model or arguments (names them). FileExistsError: `version` exists and not
+        `overwrite`. ImportError: the `onnx` package is missing.
+    """
+    if input_dtype not in INPUT_DTYPES:
+        raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}; received {input_dtype!r}.")
+    require_onnx()
+    dataset = dataset_dict(dataset_info)
+    inputs = resolve_inputs(model, dataset, mean, class_names, preprocessing)
+    root, version = versions.plan_destination(onnx_root(export_root), version, overwrite)
+    staging = versions.Staging(root, version)
+    try:
+        return write_onnx_version(staging, model, dataset, inputs, model_card_extra, overwrite, input_dtype)
+    except BaseException:
+        staging.abort()
+        raise

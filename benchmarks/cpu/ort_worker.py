@@ -1,0 +1,91 @@
+"""The ONNX Runtime worker: the PyTorch model's ONNX export and our ONNX graph, same session options.
+
+Sessions use the CPU execution provider with `GraphOptimizationLevel.ORT_ENABLE_ALL`, sequential execution,
+`intra_op_num_threads=N` and `inter_op_num_threads=1`. The PyTorch export takes float32 NCHW preprocessed
+images (input "input"); ours takes NHWC uint8 pixels with the preprocessing in the graph (input "image").
+Each call runs the "logits" output on a fixed random batch.
+
+Example:
+    >>> worker.call("setup", key="k", path="ours.onnx", kind="ours", batch=1, size=32, seed=0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from benchmarks.cpu.channel import Channel, serve
+from benchmarks.cpu.checks import compare
+from benchmarks.cpu.timing import Timer
+
+KINDS = ("torch", "ours")
+
+
+class OrtEngines:
+    """ONNX Runtime sessions registered with a `Timer`."""
+
+    def __init__(self, timer):
+        import onnxruntime
+
+        self.ort, self.timer, self.sessions = onnxruntime, timer, {}
+        self.threads = int(os.environ.get("CPU_PEERS_THREADS", "1"))
+
+    def versions(self):
+        return {"onnxruntime": self.ort.__version__, "providers": self.ort.get_available_providers(),
+                "intra_op_num_threads": self.threads, "inter_op_num_threads": 1,
+                "graph_optimization_level": "ORT_ENABLE_ALL", "execution_mode": "ORT_SEQUENTIAL"}
+
+    def session(self, path):
+        ort = self.ort
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    @staticmethod
+    def feed_of(session, kind, images, pixels_nhwc):
+        """The input dict for `kind`: uint8 NHWC images (ours) or float32 NCHW pixels (PyTorch's export)."""
+        name = session.get_inputs()[0].name
+        if kind == "ours":
+            return {name: np.ascontiguousarray(images, np.uint8)}
+        return {name: np.ascontiguousarray(pixels_nhwc.transpose(0, 3, 1, 2), np.float32)}
+
+    def setup(self, key, path, kind, batch, size, seed):
+        """Registers one `run(["logits"])` of the ONNX file at `path` on a random batch."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}; received {kind!r}")
+        session = self.session(path)
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+        pixels = rng.standard_normal((batch, size, size, 3)).astype(np.float32)
+        feed = self.feed_of(session, kind, images, pixels)
+        self.sessions[key] = (session, kind)
+        self.timer.add(key, lambda: session.run(["logits"], feed), batch)
+        inputs = session.get_inputs()[0]
+        return {"input": {"name": inputs.name, "type": inputs.type, "shape": [str(d) for d in inputs.shape]}}
+
+    def check(self, key, reference):
+        session, kind = self.sessions[key]
+        data = np.load(reference)
+        out = session.run(["logits"], self.feed_of(session, kind, data["images"], data["pixels"]))[0]
+        return compare(out, data["logits"])
+
+    def drop(self, key):
+        self.sessions.pop(key, None)
+        return self.timer.drop(key)
+
+
+def main():
+    channel = Channel()
+    timer = Timer()
+    engines = OrtEngines(timer)
+    handlers = timer.handlers()
+    handlers.update(versions=engines.versions, setup=engines.setup, check=engines.check, drop=engines.drop)
+    serve(handlers, channel)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ Example:
     >>> model = keras_resnet.ResNet56()
     >>> keras_resnet.profile(model).macs  # multiply-adds of one forward pass
     125485696
+    >>> pretrained = keras_resnet.ResNet56(weights="cifar10")  # doctest: +SKIP
 """
 
 from keras_resnet import recipes  # registers the schedules that .keras checkpoints carry
@@ -15,6 +16,8 @@ from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottlen
 from keras_resnet.cifar import cifar_resnet
 from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
 from keras_resnet.registry import MODELS, build
+from keras_resnet import weights  # pretrained weights: named sets, converters (python -m keras_resnet.weights)
+from keras_resnet.weights import preprocess_input
 
 __version__ = "0.1.0"
 
@@ -57,7 +60,9 @@ __all__ = [
     "build",
     "cifar_resnet",
     "imagenet_resnet",
+    "preprocess_input",
     "profile",
     "recipes",
+    "weights",
     *[name for name in dir() if name.startswith(("ResNet", "PlainNet"))],
 ]

@@ -13,7 +13,8 @@ import keras
 from keras import layers
 
 from keras_resnet.blocks import basic_block, conv_bn
-from keras_resnet.common import check_arguments, classifier_head, model_name
+from keras_resnet.common import check_arguments, classifier_head, model_input, model_name
+from keras_resnet.weights.api import check_weights, load_weights
 
 CIFAR_FILTERS = (16, 32, 64)
 CIFAR_INPUT_SHAPE = (32, 32, 3)
@@ -49,6 +50,8 @@ def cifar_resnet(
     zero_init_residual=False,
     kernel_regularizer=None,
     name=None,
+    weights=None,
+    input_tensor=None,
 ):
     """Builds a CIFAR ResNet (or its plain counterpart) of depth 6n+2.
 
@@ -69,6 +72,12 @@ def cifar_resnet(
         kernel_regularizer: optional Keras regulariser for every convolution and dense kernel (the paper's
             weight decay as L2).
         name: optional model name; `resnet<depth>` or `plain<depth>` by default.
+        weights: `None` (random initialisation), "cifar10" (akamaster's published CIFAR-10 models, for
+            ResNet-20/32/44/56/110/1202 with option A; with `include_top=True` only for `classes=10`), or the
+            path of a weights file (`.weights.h5`, `.keras`, akamaster `.th`, torchvision `.pth`, ...). Inputs
+            must then be normalised as the weights expect: see `keras_resnet.preprocess_input`.
+        input_tensor: optional Keras tensor to build on (e.g. the output of preprocessing layers); the
+            model's inputs are then the inputs it comes from.
 
     Returns:
         A `keras.Model`.
@@ -90,12 +99,15 @@ def cifar_resnet(
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
+        input_tensor=input_tensor,
     )
+    request = check_weights(weights, family="cifar", depth=depth, shortcut=shortcut, include_top=include_top,
+                            classes=classes, stride_in_3x3=False, channels=shape[-1])
     # Keras walks the functional graph recursively (several frames per layer); ResNet-1202's 4,000+ layers
     # overflow Python's default limit, which TensorFlow's import lowers to 3,000.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 16 * depth + 3000))
-    inputs = keras.Input(shape, name="image")
-    x = conv_bn(inputs, CIFAR_FILTERS[0], 3, 1, "stem", kernel_regularizer)
+    inputs, x = model_input(input_tensor, shape)
+    x = conv_bn(x, CIFAR_FILTERS[0], 3, 1, "stem", kernel_regularizer)
     x = layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate(CIFAR_FILTERS, start=1):
         for block in range(1, n + 1):
@@ -109,4 +121,9 @@ def cifar_resnet(
                 zero_init_residual=zero_init_residual,
             )
     outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
-    return keras.Model(inputs, outputs, name=model_name(depth, shortcut, name))
+    model = keras.Model(inputs, outputs, name=model_name(depth, shortcut, name))
+
+    def full_network(classes):
+        return cifar_resnet(depth, shortcut=shortcut, input_shape=(None, None, shape[-1]), classes=classes)
+
+    return load_weights(model, request, full_network)

@@ -26,6 +26,7 @@ def check_arguments(
     pooling,
     classes,
     classifier_activation,
+    input_tensor=None,
 ):
     """Validates the builder arguments common to both families and returns the resolved input shape.
 
@@ -40,6 +41,8 @@ def check_arguments(
         pooling: the `pooling` argument.
         classes: the `classes` argument.
         classifier_activation: the `classifier_activation` argument.
+        input_tensor: the `input_tensor` argument: `None` or a Keras tensor to build on; its shape is the
+            input shape when `input_shape` is `None`.
 
     Returns:
         The input shape as a tuple of three entries.
@@ -70,6 +73,8 @@ def check_arguments(
             ) from None
 
     shape = default_input_shape if input_shape is None else input_shape
+    if input_tensor is not None:
+        shape = check_input_tensor(input_tensor, input_shape)
     try:
         shape = tuple(None if d is None else int(d) for d in shape)
     except (TypeError, ValueError):
@@ -93,6 +98,40 @@ def check_arguments(
                 f"least {min_size} (the network downsamples by {min_size}), or None for any size."
             )
     return shape
+
+
+def check_input_tensor(input_tensor, input_shape):
+    """Checks `input_tensor` (a rank-4 Keras tensor agreeing with `input_shape`) and returns the input shape.
+
+    Raises:
+        ValueError: naming `input_tensor`, what was received and what is accepted.
+    """
+    if not isinstance(input_tensor, keras.KerasTensor):
+        raise ValueError(
+            "`input_tensor` must be a Keras tensor (from keras.Input or a layer applied to one), channels last; "
+            f"received a {type(input_tensor).__name__}."
+        )
+    if len(input_tensor.shape) != 4:
+        raise ValueError(
+            f"`input_tensor` must have shape (batch, height, width, channels); received shape {input_tensor.shape}."
+        )
+    tensor_shape = tuple(input_tensor.shape[1:])
+    if input_shape is None:
+        return tensor_shape
+    if len(tuple(input_shape)) != 3 or any(
+        a is not None and b is not None and a != b for a, b in zip(tuple(input_shape), tensor_shape)
+    ):
+        raise ValueError(f"`input_tensor` of shape {input_tensor.shape} does not agree with `input_shape`={input_shape!r}.")
+    return tuple(input_shape)
+
+
+def model_input(input_tensor, shape):
+    """`(model inputs, tensor to build on)`: a new `keras.Input` named "image", or `input_tensor` and the
+    inputs it comes from (so a model can start after preprocessing layers, as in keras.applications)."""
+    if input_tensor is None:
+        inputs = keras.Input(shape, name="image")
+        return inputs, inputs
+    return keras.utils.get_source_inputs(input_tensor), input_tensor
 
 
 def classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer=None):

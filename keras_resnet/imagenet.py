@@ -12,7 +12,8 @@ import keras
 from keras import layers
 
 from keras_resnet.blocks import basic_block, bottleneck_block, conv_bn
-from keras_resnet.common import check_arguments, classifier_head, model_name
+from keras_resnet.common import check_arguments, classifier_head, model_input, model_name
+from keras_resnet.weights.api import check_weights, load_weights
 
 IMAGENET_SPECS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -41,6 +42,8 @@ def imagenet_resnet(
     kernel_regularizer=None,
     stride_in_3x3=False,
     name=None,
+    weights=None,
+    input_tensor=None,
 ):
     """Builds an ImageNet ResNet (or its plain counterpart) of depth 18, 34, 50, 101 or 152.
 
@@ -61,6 +64,13 @@ def imagenet_resnet(
         stride_in_3x3: bool, put a bottleneck block's stride on its 3x3 convolution (torchvision's "v1.5")
             instead of the first 1x1 (the paper's Caffe models, the default). Basic blocks ignore it.
         name: optional model name; `resnet<depth>` or `plain<depth>` by default.
+        weights: `None` (random initialisation), "imagenet" (option B only; keras.applications' Caffe-converted
+            ResNet50/101/152 for `stride_in_3x3=False`, torchvision's ResNet-18/34 and, with
+            `stride_in_3x3=True`, ResNet-50/101/152; with `include_top=True` only for `classes=1000`), or the
+            path of a weights file (`.weights.h5`, `.keras`, torchvision `.pth`, keras.applications `.h5`).
+            Inputs must then be normalised as the weights expect: see `keras_resnet.preprocess_input`.
+        input_tensor: optional Keras tensor to build on (e.g. the output of preprocessing layers); the
+            model's inputs are then the inputs it comes from.
 
     Returns:
         A `keras.Model`.
@@ -85,13 +95,16 @@ def imagenet_resnet(
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
+        input_tensor=input_tensor,
     )
     if not isinstance(stride_in_3x3, bool):
         raise ValueError(f"`stride_in_3x3` must be True or False; received {stride_in_3x3!r}.")
+    request = check_weights(weights, family="imagenet", depth=depth, shortcut=shortcut, include_top=include_top,
+                            classes=classes, stride_in_3x3=stride_in_3x3, channels=shape[-1])
     block_type, blocks_per_stage = IMAGENET_SPECS[depth]
 
-    inputs = keras.Input(shape, name="image")
-    x = conv_bn(inputs, 64, 7, 2, "stem", kernel_regularizer)
+    inputs, x = model_input(input_tensor, shape)
+    x = conv_bn(x, 64, 7, 2, "stem", kernel_regularizer)
     x = layers.ReLU(name="stem_relu")(x)
     # Symmetric padding of 1 around the pool, as the reference models. Zeros are safe after the ReLU.
     x = layers.ZeroPadding2D(padding=1, name="stem_pool_pad")(x)
@@ -111,4 +124,10 @@ def imagenet_resnet(
             else:
                 x = bottleneck_block(x, stride_in_3x3=stride_in_3x3, **common)
     outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
-    return keras.Model(inputs, outputs, name=model_name(depth, shortcut, name))
+    model = keras.Model(inputs, outputs, name=model_name(depth, shortcut, name))
+
+    def full_network(classes):
+        return imagenet_resnet(depth, shortcut=shortcut, input_shape=(None, None, shape[-1]), classes=classes,
+                               stride_in_3x3=stride_in_3x3)
+
+    return load_weights(model, request, full_network)

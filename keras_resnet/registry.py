@@ -8,6 +8,7 @@ are also of the form 6n+2).
 
 from __future__ import annotations
 
+import inspect
 import re
 
 from keras_resnet.cifar import cifar_blocks_per_stage, cifar_resnet
@@ -21,35 +22,84 @@ IMAGENET_PLAIN_DEPTHS = (18, 34)
 _NAME = re.compile(r"^(resnet|plain)(\d+)$")
 
 
+APPLICATIONS_ORDER = (
+    "include_top",
+    "weights",
+    "input_tensor",
+    "input_shape",
+    "pooling",
+    "classes",
+    "classifier_activation",
+    "name",
+)
+"""keras.applications' argument order, which the named constructors follow; the family's own arguments
+(`shortcut`, `zero_init_residual`, `kernel_regularizer`, `stride_in_3x3`) come after."""
+
+
+def constructor_signature(builder, depth, plain):
+    """The explicit signature of a named constructor: every argument of `builder` except `depth`.
+
+    Defaults are the builder's, except `name` (`resnet<depth>` / `plain<depth>`, as keras.applications
+    shows `name='resnet50'`) and, for plain networks, `shortcut=None`.
+    """
+    builder_parameters = dict(inspect.signature(builder).parameters)
+    del builder_parameters["depth"]
+    defaults = {key: parameter.default for key, parameter in builder_parameters.items()}
+    defaults["name"] = f"{'plain' if plain else 'resnet'}{depth}"
+    if plain:
+        defaults["shortcut"] = None
+    order = [key for key in APPLICATIONS_ORDER if key in defaults]
+    order += [key for key in builder_parameters if key not in order]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return inspect.Signature([inspect.Parameter(key, kind, default=defaults[key]) for key in order])
+
+
 def make_constructor(builder, depth, plain):
-    """Returns a named constructor such as `ResNet56(**kwargs)` over `builder` at a fixed depth."""
+    """Returns a named constructor such as `ResNet56(include_top=True, weights=None, ...)` over `builder`.
+
+    The constructor has an explicit signature (`inspect.signature`, `help()` and notebook tooltips show every
+    argument with its default); an argument it does not list is a `TypeError`, as for any function.
+    """
     family = "CIFAR" if builder is cifar_resnet else "ImageNet"
     label = f"{'PlainNet' if plain else 'ResNet'}{depth}"
+    signature = constructor_signature(builder, depth, plain)
 
-    def constructor(**kwargs):
-        if plain:
-            if kwargs.get("shortcut") is not None:
-                raise ValueError(f"{label} is a plain network; received `shortcut`={kwargs['shortcut']!r}.")
-            kwargs["shortcut"] = None
-        return builder(depth, **kwargs)
+    def constructor(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        if plain and arguments["shortcut"] is not None:
+            raise ValueError(f"{label} is a plain network; received `shortcut`={arguments['shortcut']!r}.")
+        return builder(depth, **arguments)
 
     constructor.__name__ = constructor.__qualname__ = label
+    constructor.__signature__ = signature
     kind = "plain counterpart (no shortcuts) of the " if plain else ""
+    pretrained = "" if plain else _pretrained_note(family, depth)
     constructor.__doc__ = f"""The {kind}{family} ResNet-{depth} of He et al. (2015).
 
     Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016.
-
+    {pretrained}
     Args:
-        **kwargs: any argument of `keras_resnet.{builder.__name__}` except `depth`.
+        {", ".join(f"`{key}`" for key in signature.parameters)}: as for
+            `keras_resnet.{builder.__name__}` (see there), without `depth`.
 
     Returns:
-        A `keras.Model` named `{'plain' if plain else 'resnet'}{depth}`.
+        A `keras.Model` named `{'plain' if plain else 'resnet'}{depth}` unless `name` says otherwise.
 
     Example:
         >>> import keras_resnet
         >>> model = keras_resnet.{label}()
     """
     return constructor
+
+
+def _pretrained_note(family, depth):
+    if family == "CIFAR" and depth in CIFAR_DEPTHS:
+        return '\n    `weights="cifar10"` loads akamaster\'s published CIFAR-10 model (option A).\n'
+    if family == "ImageNet":
+        return '\n    `weights="imagenet"` loads keras.applications\' or torchvision\'s published ImageNet model.\n'
+    return ""
 
 
 def _registry():
@@ -95,13 +145,15 @@ def family_of(name):
     return "cifar", depth, plain
 
 
-def build(name, **kwargs):
+def build(name, weights=None, **kwargs):
     """Builds a network by name.
 
     Args:
         name: str, a key of `MODELS` (e.g. "resnet56", "plain20", "resnet50") or any `resnet<depth>` /
             `plain<depth>` of a valid CIFAR (6n+2) or ImageNet depth, e.g. "resnet8".
-        **kwargs: builder arguments (`shortcut`, `classes`, `input_shape`, ...).
+        weights: `None`, "cifar10", "imagenet" or a weights file (see `keras_resnet.cifar_resnet` and
+            `keras_resnet.imagenet_resnet`).
+        **kwargs: builder arguments (`shortcut`, `classes`, `input_shape`, `input_tensor`, ...).
 
     Returns:
         A `keras.Model` whose name is `name` (lower case) unless `name=` is passed in `kwargs`.
@@ -117,5 +169,6 @@ def build(name, **kwargs):
             raise ValueError(f"{name!r} is a plain network; received `shortcut`={kwargs['shortcut']!r}.")
         kwargs["shortcut"] = None
     kwargs.setdefault("name", name.strip().lower())
+    kwargs["weights"] = weights
     builder = cifar_resnet if family == "cifar" else imagenet_resnet
     return builder(depth, **kwargs)

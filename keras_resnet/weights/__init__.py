@@ -1,0 +1,61 @@
+"""Pretrained weights for the networks of He et al. (2015): named sets, converters, preprocessing.
+
+Reference: He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016. Because the
+networks here are exactly the paper's (option A on CIFAR, the Caffe stride placement or torchvision's
+`stride_in_3x3` on ImageNet), the published trained models load without approximation:
+
+- `weights="cifar10"`: akamaster/pytorch_resnet_cifar10's ResNet-20/32/44/56/110/1202 (option A);
+- `weights="imagenet"`: keras.applications' ResNet50/101/152 and torchvision's ResNet-18..152;
+- `weights=PATH`: a `.weights.h5` / `.keras` file, or any published format below.
+
+Converters (PyTorch, an optional extra, is imported only to read `.th` / `.pth` files) match tensors by
+layer name and shape and fail on the first that does not fit; from the command line:
+
+    python -m keras_resnet.weights convert --from=resnet56-4bfd9763.th --model=resnet56 \\
+        --output=resnet56.weights.h5
+
+Example:
+    >>> import keras_resnet
+    >>> model = keras_resnet.ResNet56(weights="cifar10")  # doctest: +SKIP
+    >>> x = keras_resnet.weights.preprocess_input(images, weights="cifar10")  # doctest: +SKIP
+"""
+
+from keras_resnet.weights.api import (
+    WeightsRequest,
+    check_weights,
+    convert,
+    load_weights,
+    preprocess_input,
+    preprocessing_of,
+)
+from keras_resnet.weights.assign import read_metadata, write_weights
+from keras_resnet.weights.fetch import WEIGHTS_ENV, WeightsUnavailableError, fetch, keras_cache_dir, weights_dirs
+from keras_resnet.weights.preprocessing import CAFFE, TORCH, Preprocessing
+from keras_resnet.weights.sets import NAMED_SETS, SET_NAMES, WeightSet, find_set
+from keras_resnet.weights.sources import SOURCE_FORMATS, detect_format, read_source
+
+__all__ = [
+    "CAFFE",
+    "NAMED_SETS",
+    "SET_NAMES",
+    "SOURCE_FORMATS",
+    "TORCH",
+    "WEIGHTS_ENV",
+    "Preprocessing",
+    "WeightSet",
+    "WeightsRequest",
+    "WeightsUnavailableError",
+    "check_weights",
+    "convert",
+    "detect_format",
+    "fetch",
+    "find_set",
+    "keras_cache_dir",
+    "load_weights",
+    "preprocess_input",
+    "preprocessing_of",
+    "read_metadata",
+    "read_source",
+    "weights_dirs",
+    "write_weights",
+]

@@ -1,0 +1,246 @@
+"""`weights=` of the constructors: checking the argument, loading named sets and files, converting.
+
+`weights` is `None` (random initialisation), a named set ("cifar10", "imagenet"; see
+`keras_resnet.weights.sets`) or the path of a file: a Keras 3 `.weights.h5` / `.keras`, an akamaster `.th`,
+a torchvision `.pth` or a keras.applications Keras-2 `.h5`. `check_weights` runs before any layer is
+built; `load_weights` after. A named set is converted once and cached as `.weights.h5` in the Keras cache
+(`keras_resnet.weights.fetch`); a converted file records its input normalisation, which
+`preprocess_input` applies.
+
+Example:
+    >>> import keras_resnet, numpy as np
+    >>> model = keras_resnet.ResNet56(weights="cifar10")  # doctest: +SKIP
+    >>> x = keras_resnet.preprocess_input(np.zeros((1, 32, 32, 3)), weights="cifar10")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import warnings
+
+from keras_resnet.weights import fetch as fetching
+from keras_resnet.weights.assign import assign, copy_weights, has_classifier, read_metadata, write_weights
+from keras_resnet.weights.preprocessing import CAFFE, TORCH, Preprocessing
+from keras_resnet.weights.sets import SET_NAMES, find_set
+from keras_resnet.weights.sources import detect_format, read_source
+
+_MODEL = re.compile(r"^(resnet|plain)(\d+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsRequest:
+    """A checked `weights=` argument: a named set (`entry`) or a file (`path`, `file_format`)."""
+
+    entry: object = None
+    path: str = None
+    file_format: str = None
+
+
+def _bad_weights(weights, reason):
+    return ValueError(f"`weights` must be None, one of {', '.join(map(repr, SET_NAMES))}, or the path of a weights "
+                      f"file (.weights.h5, .keras, .th, .pth, .h5); received {weights!r} ({reason}).")
+
+
+def check_weights(weights, *, family, depth, shortcut, include_top, classes, stride_in_3x3, channels):
+    """Validates `weights=` against the network about to be built, as keras.applications does.
+
+    Args:
+        weights: None, "cifar10", "imagenet", or a path (str or `os.PathLike`).
+        family: "cifar" or "imagenet".
+        depth, shortcut, include_top, classes, stride_in_3x3: the builder's arguments.
+        channels: int, the input's channel count.
+
+    Returns:
+        `None` for `weights=None`, else a `WeightsRequest`.
+
+    Raises:
+        ValueError: naming `weights` (or `classes`, `input_shape`): an unknown set or missing file, a set
+            for another network, `include_top=True` with another number of classes, not 3 channels.
+    """
+    if weights is None:
+        return None
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
+    if not isinstance(weights, str):
+        raise _bad_weights(weights, f"a {type(weights).__name__}")
+    if weights in SET_NAMES:
+        entry = find_set(weights, family=family, depth=depth, shortcut=shortcut, stride_in_3x3=stride_in_3x3)
+        if include_top and classes != entry.classes:
+            raise ValueError(f"`weights`={weights!r} with `include_top=True` needs `classes`={entry.classes} (the "
+                             f"published classifier); received `classes`={classes!r}. Use include_top=False "
+                             "(and your own classifier) for another number of classes.")
+        if channels != 3:
+            raise ValueError(f"`weights`={weights!r} needs RGB inputs (3 channels); `input_shape` has {channels}.")
+        return WeightsRequest(entry=entry)
+    if not os.path.isfile(weights):
+        raise _bad_weights(weights, "not a named set, and no such file")
+    return WeightsRequest(path=weights, file_format=detect_format(weights))
+
+
+def load_weights(model, request, factory):
+    """Loads a checked `weights=` into a freshly built model.
+
+    Args:
+        model: the built Keras model.
+        request: the `WeightsRequest` of `check_weights` (or `None`: nothing to do).
+        factory: callable `factory(classes)` building the same network with its classifier (include_top,
+            `classes` outputs): the layout a converted `.weights.h5` holds, used when `model` has another head.
+    """
+    if request is None:
+        return model
+    if request.entry is not None:
+        load_named_set(model, request.entry, factory)
+    elif request.file_format == "keras":
+        load_keras_file(model, request.path, factory)
+    else:
+        assign(model, read_source(request.path, request.file_format)[0], request.path)
+    return model
+
+
+def _load_into_head(model, path, classes, factory):
+    """Keras' `load_weights` of a file saved from the full network, into `model` whatever its head."""
+    if has_classifier(model, classes):
+        model.load_weights(path)
+        return
+    canonical = factory(classes)
+    canonical.load_weights(path)
+    copy_weights(canonical, model, path)
+
+
+def load_named_set(model, entry, factory):
+    """Loads a named set: its cached conversion, else the (found or downloaded) published file."""
+    cached = fetching.locate(entry.cache_name)
+    if cached is not None:
+        try:
+            _load_into_head(model, cached, entry.classes, factory)
+            return
+        except Exception as error:  # a cache from another version of the package: convert again
+            warnings.warn(f"ignoring the cached conversion {cached} ({error}); converting {entry.file_name} again.")
+    source = fetching.fetch(entry)
+    canonical = model if has_classifier(model, entry.classes) else factory(entry.classes)
+    assign(canonical, read_source(source, entry.source_format)[0], source)
+    metadata = describe(canonical, source, entry.source_format, entry.preprocessing, entry=entry)
+    try:
+        write_weights(canonical, os.path.join(fetching.keras_cache_dir(), entry.cache_name), metadata)
+    except OSError as error:
+        warnings.warn(f"weights loaded, but the conversion could not be cached ({error}).")
+    if canonical is not model:
+        copy_weights(canonical, model, source)
+
+
+def load_keras_file(model, path, factory):
+    """A Keras 3 `.weights.h5` / `.keras`: files written here (with a record) load whatever the model's head."""
+    record = read_metadata(path) if path.endswith(".weights.h5") else None
+    try:
+        if record and record.get("classes"):
+            _load_into_head(model, path, int(record["classes"]), factory)
+        else:
+            model.load_weights(path)
+    except (ValueError, OSError) as error:
+        raise ValueError(f"`weights`={path!r} does not fit {model.name} or is unreadable: {error}") from None
+
+
+def describe(model, source, source_format, preprocessing, entry=None):
+    """The JSON record written with a converted file."""
+    record = {
+        "model": model.name,
+        "classes": getattr(model.get_layer("predictions"), "units", None) if has_classifier(model) else None,
+        "source": os.path.basename(source),
+        "source_format": source_format,
+        "source_sha256": fetching.file_digest(source),
+        "preprocessing": preprocessing.to_dict(),
+    }
+    if entry is not None:
+        record.update(set=entry.name, url=entry.url, licence=entry.licence)
+    return record
+
+
+def preprocessing_for_format(source_format):
+    """The normalisation a source format's published weights use: CAFFE for keras.applications, else TORCH."""
+    return CAFFE if source_format == "keras_applications" else TORCH
+
+
+def convert(source, model, output, source_format=None):
+    """Converts a published file into `model` (strictly, see `keras_resnet.weights.assign`) and saves it.
+
+    Args:
+        source: path of an akamaster `.th`, torchvision `.pth` or keras.applications `.h5` file.
+        model: the Keras model to load into (built with `weights=None`), e.g. `keras_resnet.ResNet56()`.
+        output: path of the `.weights.h5` to write (atomically, with a record of source and preprocessing).
+        source_format: one of `keras_resnet.weights.sources.SOURCE_FORMATS`, or `None` to detect it from the
+            file name.
+
+    Returns:
+        The output path.
+
+    Example:
+        >>> convert("resnet56-4bfd9763.th", keras_resnet.ResNet56(), "resnet56.weights.h5")  # doctest: +SKIP
+    """
+    source = os.fspath(source)
+    if not os.path.isfile(source):
+        raise ValueError(f"weights source {source!r}: no such file.")
+    source_format = source_format or detect_format(source)
+    if source_format == "keras":
+        raise ValueError(f"weights source {source!r} is a Keras 3 file already: load it with weights=PATH.")
+    table, source_format = read_source(source, source_format)
+    assign(model, table, source)
+    return write_weights(model, output, describe(model, source, source_format, preprocessing_for_format(source_format)))
+
+
+def preprocessing_of(weights, model=None, stride_in_3x3=False):
+    """The `Preprocessing` of a named set or weights file.
+
+    Args:
+        weights: "cifar10", "imagenet" (needs `model`: keras.applications' and torchvision's files differ),
+            the path of a file (a converted `.weights.h5` records it; a `.th` / `.pth` implies "torch", a
+            Keras-2 `.h5` "caffe"), or a `Preprocessing`.
+        model: str, the network's name (e.g. "resnet50"), for `weights="imagenet"`.
+        stride_in_3x3: bool, the network's `stride_in_3x3` (torchvision's files for ResNet-50/101/152).
+
+    Raises:
+        ValueError: naming `weights` or `model`.
+    """
+    if isinstance(weights, Preprocessing):
+        return weights
+    if weights == "cifar10":
+        return TORCH
+    if weights == "imagenet":
+        match = _MODEL.match(str(model).lower()) if model is not None else None
+        if match is None:
+            raise ValueError("`weights`='imagenet' is normalised as Caffe (keras.applications' ResNet50/101/152) or "
+                             f"as torchvision (ResNet-18/34, stride_in_3x3): pass `model=`, e.g. 'resnet50'; "
+                             f"received model={model!r}.")
+        return find_set("imagenet", family="imagenet", depth=int(match.group(2)), shortcut="B",
+                        stride_in_3x3=stride_in_3x3).preprocessing
+    if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
+        file_format = detect_format(weights)
+        if file_format != "keras":
+            return preprocessing_for_format(file_format)
+        record = read_metadata(os.fspath(weights)) if os.fspath(weights).endswith(".weights.h5") else None
+        if record and "preprocessing" in record:
+            return Preprocessing.from_dict(record["preprocessing"])
+        raise ValueError(f"`weights`={os.fspath(weights)!r} records no preprocessing (not written by "
+                         "keras_resnet.weights); normalise its inputs as its training did.")
+    raise _bad_weights(weights, "not a named set, a Preprocessing, or an existing file")
+
+
+def preprocess_input(x, weights, model=None, stride_in_3x3=False):
+    """Normalises RGB images in [0, 255] as the given pretrained weights expect (see `preprocessing_of`).
+
+    Args:
+        x: images, channels last, RGB values in [0, 255] (NumPy array or backend tensor).
+        weights: "cifar10", "imagenet", a weights file path, or a `Preprocessing`.
+        model: the network's name, needed for `weights="imagenet"`.
+        stride_in_3x3: the network's `stride_in_3x3`, for `weights="imagenet"`.
+
+    Returns:
+        float32 images in the network's channel order.
+
+    Example:
+        >>> import numpy as np
+        >>> preprocess_input(np.zeros((1, 2, 2, 3)), weights="cifar10")[0, 0, 0].round(3).tolist()
+        [-2.118, -2.036, -1.804]
+    """
+    return preprocessing_of(weights, model, stride_in_3x3).apply(x)

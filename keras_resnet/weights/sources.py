@@ -1,0 +1,248 @@
+"""Readers of the published weight formats, mapped onto this package's layer names.
+
+Every reader returns a *tensor table*: `{layer_name: {variable_name: (array, source_key)}}` in Keras layout
+(convolution kernels `(kh, kw, in, out)`, dense kernels `(in, out)`), where `layer_name` is one of ours
+(`stem_conv`, `stage2_block1_1_bn`, `stage3_block1_shortcut_proj_conv`, `predictions`; see
+`keras_resnet.blocks`) and `source_key` is the tensor's name in the file, for error messages.
+
+Formats:
+
+- "akamaster": `torch.save` of `{"state_dict": ..., "best_prec1": ...}` with `module.`-prefixed names
+  (`module.layer2.0.conv1.weight`, `module.linear.weight`), github.com/akamaster/pytorch_resnet_cifar10.
+- "torchvision": a plain state dict (`layer2.0.downsample.0.weight`, `fc.weight`).
+- "keras_applications": the Keras-2-era weights-only HDF5 of keras.applications' ResNet50/101/152 (root
+  attribute `layer_names`, one group per layer with attribute `weight_names`; names such as
+  `conv3_block1_0_conv`). Its convolutions carry biases, which fold exactly into the following BN's moving
+  mean (`mean - bias`), and its BN epsilon 1.001e-5 folds exactly into the moving variance.
+
+PyTorch is imported only by `read_torch`, so it stays an optional dependency.
+
+Example:
+    >>> torch_layer_name("layer3.4.downsample.1.running_var")
+    ('stage3_block5_shortcut_proj_bn', 'moving_variance')
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from keras_resnet.blocks import BN_EPSILON
+
+SOURCE_FORMATS = ("akamaster", "torchvision", "torch", "keras_applications")
+"""Formats `read_source` takes; "torch" is either of the PyTorch ones (they share names and layout)."""
+KERAS_APPLICATIONS_BN_EPSILON = 1.001e-5
+CLASSIFIER = "predictions"
+TORCH_EXTENSIONS = (".th", ".pth", ".pt")
+LEGACY_H5_EXTENSIONS = (".h5", ".hdf5")
+
+_BN_ROLES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+_TORCH_STEM = re.compile(r"^(conv1|bn1)\.(\w+)$")
+_TORCH_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.(conv|bn)(\d)\.(\w+)$")
+_TORCH_PROJECTION = re.compile(r"^layer(\d+)\.(\d+)\.(?:downsample|shortcut)\.([01])\.(\w+)$")
+_TORCH_CLASSIFIER = re.compile(r"^(fc|linear)\.(weight|bias)$")
+_KERAS_BLOCK = re.compile(r"^conv(\d)_block(\d+)_(\d)_(conv|bn)$")
+_KERAS_STEM = {"conv1_conv": "stem_conv", "conv1_bn": "stem_bn", CLASSIFIER: CLASSIFIER}
+
+
+def torch_layer_name(key):
+    """Maps a PyTorch parameter name (akamaster or torchvision) to `(our layer, our variable)`.
+
+    Returns `None` for BN's `num_batches_tracked` counters (no Keras counterpart, not needed for inference).
+
+    Raises:
+        ValueError: the name has no counterpart in this package's networks.
+    """
+    if key.endswith("num_batches_tracked"):
+        return None
+    match = _TORCH_STEM.match(key)
+    if match:
+        kind, param = match.groups()
+        return ("stem_conv", _conv_role(key, param)) if kind == "conv1" else ("stem_bn", _bn_role(key, param))
+    match = _TORCH_BLOCK.match(key)
+    if match:
+        stage, block, kind, index, param = match.groups()
+        layer = f"stage{stage}_block{int(block) + 1}_{index}_{kind}"
+        return layer, _conv_role(key, param) if kind == "conv" else _bn_role(key, param)
+    match = _TORCH_PROJECTION.match(key)
+    if match:
+        stage, block, index, param = match.groups()
+        layer = f"stage{stage}_block{int(block) + 1}_shortcut_proj"
+        return (f"{layer}_conv", _conv_role(key, param)) if index == "0" else (f"{layer}_bn", _bn_role(key, param))
+    match = _TORCH_CLASSIFIER.match(key)
+    if match:
+        return CLASSIFIER, "kernel" if match.group(2) == "weight" else "bias"
+    raise ValueError(f"tensor {key!r} has no counterpart in keras_resnet's networks (expected conv1, bn1, "
+                     "layerS.B.convK / bnK / downsample.0-1, fc or linear).")
+
+
+def _conv_role(key, param):
+    if param not in ("weight", "bias"):
+        raise ValueError(f"tensor {key!r}: unexpected convolution parameter {param!r}.")
+    return "kernel" if param == "weight" else "bias"
+
+
+def _bn_role(key, param):
+    if param not in _BN_ROLES:
+        raise ValueError(f"tensor {key!r}: unexpected batch-normalisation parameter {param!r}.")
+    return _BN_ROLES[param]
+
+
+def load_torch_state_dict(path):
+    """The state dict of a PyTorch file as `{name: float32 NumPy array}`, `module.` prefixes removed.
+
+    Reads with `torch.load(weights_only=True)` (no code from the file runs) and unwraps akamaster's
+    `{"state_dict": ...}` checkpoints.
+
+    Raises:
+        ImportError: PyTorch is not installed (`pip install "keras-resnet[torch]"`).
+        ValueError: the file is not a readable PyTorch state dict (truncated, another format).
+    """
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"reading the PyTorch file {path} needs PyTorch: pip install 'keras-resnet[torch]' "
+                          "(or pip install torch).") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        raise ValueError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {error}); it may be "
+                         "truncated or of another format.") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: expected a state dict (names -> tensors) or {{'state_dict': ...}}; found "
+                         f"{type(obj).__name__}.")
+    return {k.removeprefix("module."): v.detach().cpu().float().numpy() for k, v in obj.items()}
+
+
+def torch_format(state_dict):
+    """"akamaster" (classifier `linear`) or "torchvision" (classifier `fc`) for a state dict."""
+    return "akamaster" if any(k.startswith("linear.") for k in state_dict) else "torchvision"
+
+
+def read_torch(path):
+    """`(tensor table, "akamaster" or "torchvision")` of a PyTorch file (see the module docstring)."""
+    table = {}
+    state_dict = load_torch_state_dict(path)
+    for key, array in state_dict.items():
+        target = torch_layer_name(key)
+        if target is None:
+            continue
+        layer, role = target
+        if role == "kernel":
+            array = array.transpose(2, 3, 1, 0) if array.ndim == 4 else array.T
+        _put(table, layer, role, np.ascontiguousarray(array), key, path)
+    return fold_conv_biases(table), torch_format(state_dict)
+
+
+def keras_layer_name(name):
+    """Maps a keras.applications ResNet layer name (`conv4_block3_2_bn`, `conv2_block1_0_conv`) to ours.
+
+    Raises:
+        ValueError: a weighted layer with no counterpart in this package's networks.
+    """
+    if name in _KERAS_STEM:
+        return _KERAS_STEM[name]
+    match = _KERAS_BLOCK.match(name)
+    if not match or not 2 <= int(match.group(1)) <= 5:
+        raise ValueError(f"layer {name!r} has no counterpart in keras_resnet's networks (expected conv1_conv, "
+                         "conv1_bn, convN_blockB_K_conv / _bn or predictions, as in keras.applications' ResNets).")
+    stage, block, index, kind = match.groups()
+    middle = "shortcut_proj" if index == "0" else index
+    return f"stage{int(stage) - 1}_block{block}_{middle}_{kind}"
+
+
+def _decode(values):
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def read_keras_h5(path):
+    """Tensor table of a keras.applications Keras-2-era `.h5` weights file (see the module docstring)."""
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable HDF5 file ({error}); it may be truncated.") from None
+    table = {}
+    with handle:
+        group = handle["model_weights"] if "model_weights" in handle else handle
+        if "layer_names" not in group.attrs:
+            raise ValueError(f"{path}: no `layer_names` attribute, so not a Keras-2 weights file as "
+                             "keras.applications publishes (a Keras 3 file ends in .weights.h5 and loads as is).")
+        try:
+            for layer_name in _decode(group.attrs["layer_names"]):
+                for weight_name in _decode(group[layer_name].attrs.get("weight_names", [])):
+                    role = weight_name.split("/")[-1].split(":")[0]
+                    array = np.asarray(group[layer_name][weight_name], np.float32)
+                    _put(table, keras_layer_name(layer_name), role, array, f"{layer_name}/{weight_name}", path)
+        except (KeyError, OSError) as error:
+            raise ValueError(f"{path}: unreadable Keras-2 weights ({error}); it may be truncated.") from None
+    _adjust_bn_epsilon(table, KERAS_APPLICATIONS_BN_EPSILON)
+    return fold_conv_biases(table)
+
+
+def _put(table, layer, role, array, key, path):
+    entry = table.setdefault(layer, {})
+    if role in entry:
+        raise ValueError(f"{path}: tensors {entry[role][1]!r} and {key!r} both map to {layer}/{role}.")
+    entry[role] = (array, key)
+
+
+def _adjust_bn_epsilon(table, source_epsilon):
+    """moving_variance + (source epsilon - ours): identical `1 / sqrt(variance + epsilon)` with our epsilon."""
+    for entry in table.values():
+        if "moving_variance" in entry:
+            variance, key = entry["moving_variance"]
+            entry["moving_variance"] = (variance + np.float32(source_epsilon - BN_EPSILON), key)
+
+
+def fold_conv_biases(table):
+    """Folds every convolution bias into the following BN: `BN(conv(x) + b)` with mean m is `BN(conv(x))`
+    with mean `m - b`, exactly. Our convolutions (as the paper's) have no bias.
+
+    Raises:
+        ValueError: a convolution bias with no BN of the same prefix to fold into.
+    """
+    for layer in [name for name in table if name.endswith("_conv") and "bias" in table[name]]:
+        bias, bias_key = table[layer].pop("bias")
+        bn = table.get(layer[: -len("_conv")] + "_bn", {})
+        if "moving_mean" not in bn:
+            raise ValueError(f"convolution bias {bias_key!r} of {layer} has no following BN moving mean to fold into.")
+        mean, mean_key = bn["moving_mean"]
+        if mean.shape != bias.shape:
+            raise ValueError(f"convolution bias {bias_key!r} {bias.shape} does not fit BN mean {mean_key!r} {mean.shape}.")
+        bn["moving_mean"] = (mean - bias, f"{mean_key} - {bias_key}")
+    return table
+
+
+def detect_format(path):
+    """The source format of a file from its name: "torch" (an akamaster or torchvision PyTorch file),
+    "keras_applications" (a Keras-2 `.h5`), or "keras" (a Keras 3 `.weights.h5` / `.keras` file).
+
+    Raises:
+        ValueError: an extension none of the readers takes.
+    """
+    name = os.path.basename(str(path)).lower()
+    if name.endswith((".weights.h5", ".keras")):
+        return "keras"
+    if name.endswith(LEGACY_H5_EXTENSIONS):
+        return "keras_applications"
+    if name.endswith(TORCH_EXTENSIONS):
+        return "torch"
+    raise ValueError(f"{path}: unknown weights format; accepted: .weights.h5 or .keras (Keras 3), "
+                     f"{', '.join(TORCH_EXTENSIONS)} (akamaster / torchvision PyTorch files), "
+                     f"{', '.join(LEGACY_H5_EXTENSIONS)} (keras.applications' Keras-2 files).")
+
+
+def read_source(path, source_format):
+    """`(tensor table, format)` of `path` in `source_format` (one of `SOURCE_FORMATS`); "torch" resolves to
+    "akamaster" or "torchvision" from the file's names."""
+    if source_format in ("akamaster", "torchvision", "torch"):
+        return read_torch(path)
+    if source_format == "keras_applications":
+        return read_keras_h5(path), source_format
+    raise ValueError(f"`source_format` must be one of {SOURCE_FORMATS}; received {source_format!r}.")

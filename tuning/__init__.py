@@ -1,5 +1,8 @@
 """Hyperparameter search with keras-tuner over the package's own builders and recipes.
 
-Holds the `HyperModel` (shortcut option, learning-rate schedule, weight decay, ...) and the absl entry point
-`python -m tuning.search` for local and distributed (chief/worker) searches.
+`tuning.hypermodel` holds the `HyperModel` (shortcut option, learning-rate schedule, weight decay, ...);
+`python -m tuning.search` runs local and distributed (chief/worker) searches, wired from `tuning.options`
+(flags), `tuning.tuner` (oracles and the tuner), `tuning.distributed` (chief and workers) and
+`tuning.kt_compat` (the only module that touches keras-tuner's private names); `tuning.report` writes
+the results files.
 """

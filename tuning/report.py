@@ -23,6 +23,8 @@ import math
 import os
 import sys
 
+from keras_resnet import faults
+
 OBJECTIVE = "val_accuracy"
 HP_ORDER = ("model", "shortcut", "schedule", "warmup_steps", "learning_rate", "weight_decay",
             "zero_init_residual", "batch_size")
@@ -173,9 +175,15 @@ def plot(rows, png_path):
 
 def _atomic_write(path, write):
     tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        write(f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            write(f)
+        faults.site("tuner.results_write")  # the temp file is complete, `path` is still the previous one
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def main(argv=None):

@@ -131,7 +131,8 @@ def model_input(input_tensor, shape):
     if input_tensor is None:
         inputs = keras.Input(shape, name="image")
         return inputs, inputs
-    return keras.utils.get_source_inputs(input_tensor), input_tensor
+    sources = keras.utils.get_source_inputs(input_tensor)
+    return (sources[0] if len(sources) == 1 else sources), input_tensor
 
 
 def classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer=None):

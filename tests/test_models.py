@@ -4,6 +4,7 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 """
 
 import functools
+import inspect
 
 import keras
 import numpy as np
@@ -345,3 +346,90 @@ def test_bad_arguments_raise_value_error_before_building(build, message, monkeyp
     monkeypatch.setattr(keras, "Input", no_layers)
     with pytest.raises(ValueError, match=message):
         build()
+
+
+APPLICATIONS_ARGUMENTS = (
+    "include_top",
+    "weights",
+    "input_tensor",
+    "input_shape",
+    "pooling",
+    "classes",
+    "classifier_activation",
+    "name",
+)
+
+
+@pytest.mark.parametrize("name", list(keras_resnet.MODELS))
+def test_named_constructor_signature_lists_every_accepted_argument(name, monkeypatch):
+    """`inspect.signature(ResNet56)` shows every builder argument (keras.applications' first) with its default."""
+    family, _, plain = keras_resnet.registry.family_of(name)
+    builder = keras_resnet.cifar_resnet if family == "cifar" else keras_resnet.imagenet_resnet
+    constructor = keras_resnet.MODELS[name]
+    parameters = inspect.signature(constructor).parameters
+    builder_defaults = {k: p.default for k, p in inspect.signature(builder).parameters.items() if k != "depth"}
+    assert set(parameters) == set(builder_defaults)
+    assert tuple(parameters)[: len(APPLICATIONS_ARGUMENTS)] == APPLICATIONS_ARGUMENTS
+    assert {p.kind for p in parameters.values()} == {inspect.Parameter.POSITIONAL_OR_KEYWORD}
+    defaults = {k: p.default for k, p in parameters.items()}
+    expected = dict(builder_defaults, name=name, shortcut=None if plain else builder_defaults["shortcut"])
+    assert defaults == expected
+    assert defaults["weights"] is None and defaults["input_tensor"] is None
+    assert defaults["classes"] == (10 if family == "cifar" else 1000)
+    assert "`weights`" in constructor.__doc__ and "`input_tensor`" in constructor.__doc__
+    with pytest.raises(TypeError, match="depth"):
+        constructor(depth=8)
+    with pytest.raises(TypeError, match="bogus"):
+        constructor(bogus=1)
+
+    class Reached(Exception):
+        pass
+
+    def reached(*args, **kwargs):
+        raise Reached
+
+    # Every listed argument, passed explicitly, gets past the checks to the first layer.
+    monkeypatch.setattr(keras, "Input", reached)
+    with pytest.raises(Reached):
+        constructor(**defaults)
+    with pytest.raises(Reached):
+        keras_resnet.build(name, **{k: v for k, v in defaults.items() if k != "name"})
+
+
+def test_named_constructor_takes_positional_arguments_as_keras_applications():
+    model = keras_resnet.ResNet20(False, None, None, (32, 32, 3), "avg")
+    assert model.output_shape == (None, 64) and model.name == "resnet20"
+    assert "weights" in inspect.signature(keras_resnet.build).parameters
+
+
+def test_input_tensor_builds_on_an_existing_keras_tensor():
+    raw = keras.Input((32, 32, 3), name="raw")
+    scaled = keras.layers.Rescaling(1 / 255.0, name="scale")(raw)
+    model = keras_resnet.ResNet20(input_tensor=scaled, classifier_activation=None)
+    assert [t.name for t in model.inputs] == ["raw"]
+    assert model.get_layer("scale") is not None and model.output_shape == (None, 10)
+    reference = keras_resnet.ResNet20(classifier_activation=None)
+    reference.set_weights(model.get_weights())
+    images = np.random.default_rng(5).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(images)), keras.ops.convert_to_numpy(reference(images / 255.0)), rtol=1e-5,
+        atol=1e-5,
+    )
+    imagenet = keras_resnet.build("resnet18", input_tensor=keras.Input((None, None, 3)), include_top=False)
+    assert imagenet.output_shape == (None, None, None, 512)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(input_tensor=np.zeros((1, 32, 32, 3))), r"`input_tensor` must be a Keras tensor.*received a ndarray"),
+        (dict(input_tensor="image"), r"`input_tensor` must be a Keras tensor.*received a str"),
+        (dict(input_tensor=keras.KerasTensor((None, 32, 3))), r"`input_tensor` must have shape \(batch, height"),
+        (dict(input_tensor=keras.KerasTensor((None, 32, 32, 3)), input_shape=(40, 40, 3)), r"does not agree"),
+        (dict(input_tensor=keras.KerasTensor((None, 2, 2, 3))), r"`input_shape` .*too small"),
+        (dict(input_tensor=keras.KerasTensor((None, 32, 32, 1)), weights="cifar10"), r"needs RGB inputs"),
+    ],
+)
+def test_bad_input_tensor(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        keras_resnet.ResNet20(**kwargs)

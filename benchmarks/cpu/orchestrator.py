@@ -90,13 +90,18 @@ def setup_inference(engines, row, column, manifest, args, key):
     return worker, worker.call("setup", path=path, kind=kind, **common), {}
 
 
-def interleave(cells, windows):
-    """`{column: [window, ...]}`: `windows` rounds, each column once per round, the first rotating."""
+def interleave(cells, windows, pause=0.0):
+    """`{column: [window, ...]}`: `windows` rounds, each column once per round, the first rotating.
+
+    `pause` seconds pass between two windows, so that the spinning threads of the engine that just ran
+    (OpenMP, ONNX Runtime's pool) have gone to sleep before the next one is timed.
+    """
     columns = list(cells)
     out = {column: [] for column in columns}
     for index in range(windows):
         shift = index % len(columns)
         for column in columns[shift:] + columns[:shift]:
+            time.sleep(pause)
             out[column].append(cells[column]())
     return out
 
@@ -118,7 +123,7 @@ def measure_inference(engines, row, manifest, args, checks):
         cells[column]["calibration"] = worker.call("calibrate", key=key, window_seconds=args.window_seconds)
         workers[column] = (worker, key)
         timed[column] = lambda worker=worker, key=key: worker.call("window", key=key)
-    for column, windows in interleave(timed, args.windows).items():
+    for column, windows in interleave(timed, args.windows, args.pause).items():
         cells[column].update(summarize(windows, row.task), windows=windows)
     for worker, key in workers.values():
         worker.call("drop", key=key)
@@ -154,7 +159,7 @@ def measure_training(engines, row, args):
             warmup = [worker.call("window") for _ in range(args.warmup_windows)]
             cells[column] = {"warmup_windows": warmup}
             timed[column] = lambda worker=worker: worker.call("window")
-        for column, windows in interleave(timed, args.windows).items():
+        for column, windows in interleave(timed, args.windows, args.pause).items():
             cells[column].update(summarize(windows, row.task), windows=windows)
         for column, worker in ours.items():
             cells[column]["train"] = worker.call("finish")

@@ -149,7 +149,8 @@ def table(results):
     for row in results["rows"].values():
         lines.append(f"| {row['title']} | " + " | ".join(cell_text(row["cells"].get(c), row["unit"]) for c in columns)
                      + " |")
-    names = [f"{a}/{b}" for a, b in RATIOS if any(f"{a}/{b}" in row.get("ratios", {}) for row in results["rows"].values())]
+    present = set().union(*(row.get("ratios", {}) for row in results["rows"].values()))
+    names = [f"{a}/{b}" for a, b in RATIOS if f"{a}/{b}" in present]
     lines += ["", "Speed ratios (> 1: the first is faster):", "",
               "| what | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for row in results["rows"].values():
@@ -165,8 +166,9 @@ def summary_text(results):
     lines = [f"CPU peers: {env['cpu']} ({env['cpu_count']} CPUs), {results['date_utc']}",
              "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
              "threads: " + "; ".join(f"{k}: {v}" for k, v in settings["threads_per_engine"].items()),
-             f"windows: median of {settings['windows']} (inference ~{settings['window_seconds']} s each, training "
-             f"{settings['train_steps']} steps each after {settings['warmup_windows']} warm-up window(s))",
+             f"windows: median of {settings['windows']}, {settings['pause']} s apart (inference "
+             f"~{settings['window_seconds']} s each, training {settings['train_steps']} steps each after "
+             f"{settings['warmup_windows']} warm-up window(s))",
              f"inputs: {settings['inputs']}",
              f"load average: start {env['loadavg_start']}, end {env['loadavg_end']}", "", table(results), ""]
     for check in results.get("checks", []):

@@ -110,6 +110,8 @@ def build_parser():
                         help="target length of an inference window; the calls per window are calibrated")
     parser.add_argument("--train-steps", type=positive(int), default=8,
                         help="training steps per window (= `sync_every` of train())")
+    parser.add_argument("--pause", type=float, default=0.3,
+                        help="seconds between two windows (the previous engine's spinning threads go idle)")
     parser.add_argument("--warmup-windows", type=int, default=1, help="untimed training windows first (>= 1)")
     parser.add_argument("--threads", type=positive(int), default=os.cpu_count() or 1,
                         help="threads of every engine (torch, ONNX Runtime intra-op, TF intra-op)")
@@ -135,6 +137,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.warmup_windows < 1:
         parser.error(f"--warmup-windows must be >= 1 (the first window compiles); received {args.warmup_windows}")
+    if args.pause < 0:
+        parser.error(f"--pause must be >= 0 seconds; received {args.pause}")
     if args.tf_inter_op_threads is None:
         args.tf_inter_op_threads = args.threads
     return args

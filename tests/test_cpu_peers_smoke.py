@@ -1,0 +1,60 @@
+"""benchmarks/cpu_peers.py (issue 15) with the smallest settings: one inference row, tiny batch, one window.
+
+What is checked is the contract of the script, never a speed: every engine (our SavedModel in a process
+without `keras_resnet`, PyTorch NCHW and channels_last, ONNX Runtime on both ONNX files) passed the
+output-match check against our Keras logits before it was timed, channels_last was in effect, the JSON has
+its fields, and a bad flag is exit code 2 naming the flag.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import QUIET_ENV, REPO
+
+SCRIPT = os.path.join(REPO, "benchmarks", "cpu_peers.py")
+MISSING = [name for name in ("torch", "onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
+COLUMNS = {"ours", "torch_nchw", "torch_cl", "ort_torch", "ort_ours"}
+
+
+@pytest.mark.skipif(bool(MISSING), reason=f"benchmarks/cpu_peers.py needs {', '.join(MISSING)}")
+def test_cpu_peers_smoke_one_tiny_row(tmp_path):
+    out = tmp_path / "results.json"
+    cmd = [sys.executable, SCRIPT, "--rows=infer20", "--batch=2", "--windows=1", "--window-seconds=0.01",
+           "--threads=1", f"--json={out}", f"--work-dir={tmp_path / 'work'}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **QUIET_ENV}, cwd=REPO,
+                            timeout=900)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    assert "Checks: all passed" in result.stdout
+    results = json.loads(out.read_text())
+    assert {"command", "date_utc", "settings", "environment", "rows", "prepared", "engines", "checks", "targets",
+            "checks_ok"} <= set(results)
+    assert results["checks_ok"] is True
+    assert results["settings"]["threads"] == 1 and results["settings"]["row_batches"] == {"infer20": 2}
+    assert results["environment"]["versions"]["torch"] and results["environment"]["versions"]["onnxruntime"]
+    checks = {check["column"]: check for check in results["checks"]}
+    assert set(checks) == COLUMNS
+    assert all(check["ok"] and check["relative"] < 1e-4 for check in checks.values()), checks
+    assert checks["ours"]["keras_resnet_imported"] is False
+    assert checks["ours"]["serving_default_probabilities"]["ok"] is True
+    row = results["rows"]["infer20"]
+    assert row["batch"] == 2 and row["unit"] == "img/s" and set(row["cells"]) == COLUMNS
+    for column, cell in row["cells"].items():
+        assert cell["check_ok"] is True and len(cell["values"]) == 1 and cell["median"] > 0, column
+    assert row["cells"]["torch_cl"]["setup"]["layout"] == {"input": True, "weights": True,
+                                                          "first_conv_output": True, "ok": True}
+    assert row["cells"]["ours"]["setup"]["input"] == {"dtype": "uint8", "shape": [None, 32, 32, 3]}
+    assert {"ours/torch_cl", "ours/ort_torch", "ort_ours/ort_torch"} <= set(row["ratios"])
+    prepared = results["prepared"]["resnet20"]
+    assert prepared["torch_parameters"] == prepared["keras_parameters"] == 269722
+
+
+def test_cpu_peers_bad_flag_is_exit_2_naming_it():
+    result = subprocess.run([sys.executable, SCRIPT, "--rows=infer20,nope"], capture_output=True, text=True,
+                            env={**os.environ, **QUIET_ENV}, cwd=REPO, timeout=120)
+    assert result.returncode == 2
+    assert "--rows" in result.stderr and "'infer20,nope'" in result.stderr and "latency50" in result.stderr

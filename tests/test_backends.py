@@ -97,11 +97,19 @@ def test_one_training_step_on_other_backends(tmp_path, backend):
         model = keras_resnet.build("resnet8", input_shape=(16, 16, 3), zero_init_residual=True)
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy")
         x = np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype("float32")
+        before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+        kernel = keras.ops.convert_to_numpy(model.get_layer("predictions").kernel).copy()
         loss = model.train_on_batch(x, np.arange(8) % 10)
-        assert np.isfinite(loss)
-        print("loss", float(loss))
+        after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+        moved = sum(not np.array_equal(a, b) for a, b in zip(before, after))
+        kernel_moved = not np.array_equal(kernel, keras.ops.convert_to_numpy(model.get_layer("predictions").kernel))
+        print("RESULT", float(loss), moved, len(after), int(kernel_moved))
         """,
         tmp_path,
         backend,
     )
-    assert "loss" in out
+    _, loss, moved, total, kernel_moved = out.strip().splitlines()[-1].split()
+    assert np.isfinite(float(loss))
+    # One SGD step changes the weights: the classifier's kernel and, in all, at least a third of the
+    # variables (with zero_init_residual the branches behind a zero BN scale get no gradient yet).
+    assert kernel_moved == "1" and int(moved) >= int(total) // 3, out

@@ -12,7 +12,8 @@ Usage:
     python benchmarks/cpu_peers.py [--rows=train20,infer20,...] [--windows=5] [--threads=N] [--json=PATH]
     python benchmarks/cpu_peers.py --rows=infer20 --batch=4 --windows=1 --window-seconds=0.05   # smoke
 
-Exit status: 0, 1 when an output check failed (that column is not timed), 2 for a bad command line.
+Exit status: 0; 1 when an output check failed (that column is not timed) or a row failed (its error is in the
+JSON, the other rows are measured); 2 for a bad command line or a missing PyTorch / ONNX Runtime / onnx.
 """
 
 import os

@@ -12,7 +12,7 @@ from benchmarks.cpu.settings import parse_args
 
 
 def main(argv=None):
-    """Runs the benchmark; returns 0, or 1 when an output check failed (exit 2: bad flags)."""
+    """Runs the benchmark; returns 0, or 1 when an output check or a row failed (exit 2: bad flags)."""
     args = parse_args(argv)
     results = orchestrator.run(args)
     print()

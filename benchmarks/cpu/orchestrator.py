@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 
 from benchmarks.cpu import report
-from benchmarks.cpu.channel import Worker
+from benchmarks.cpu.channel import Worker, WorkerError
 from benchmarks.cpu.settings import row_columns, selected_rows, worker_env
 from benchmarks.cpu.timing import summarize
 
@@ -61,14 +62,21 @@ class Engines:
             self.close(name)
 
 
-def prepare_models(engines, rows, args):
-    """`{model: manifest}` of every network an inference row needs (`benchmarks.cpu.prepare`)."""
+def prepare_models(engines, rows, args, errors):
+    """`{model: manifest}` of every network an inference row needs (`benchmarks.cpu.prepare`); a model
+    that fails is recorded in `errors` and left out."""
     manifests = {}
     for model in dict.fromkeys(row.model for row in rows if row.task != "train"):
         start = time.perf_counter()
         print(f"[cpu_peers] preparing {model} (SavedModel, ONNX graphs, PyTorch copy, reference) ...", flush=True)
-        manifests[model] = engines.get("prepare").call("prepare_model", model=model, work_dir=engines.work_dir,
-                                                       seed=args.seed, r50_serving=args.r50_serving)
+        try:
+            manifests[model] = engines.get("prepare").call(
+                "prepare_model", model=model, work_dir=engines.work_dir, seed=args.seed, r50_serving=args.r50_serving)
+        except WorkerError as error:
+            errors.append({"model": model, "error": str(error)})
+            print(f"[cpu_peers] preparing {model} FAILED: {error}", flush=True)
+            engines.close("prepare")
+            continue
         manifests[model]["prepare_s"] = time.perf_counter() - start
     engines.close("prepare")  # frees its memory before anything is timed
     return manifests
@@ -172,29 +180,46 @@ def measure_training(engines, row, args):
     return cells
 
 
+def measure_row(engines, row, args, manifests, checks):
+    """One row's result; a failed worker is recorded as the row's error (and every worker restarted)."""
+    print(f"[cpu_peers] {row.label} ...", flush=True)
+    load = os.getloadavg()
+    try:
+        if row.task == "train":
+            cells = measure_training(engines, row, args)
+        elif row.model not in manifests:
+            raise WorkerError(f"{row.model} was not prepared (see the errors)")
+        else:
+            cells = measure_inference(engines, row, manifests[row.model], args, checks)
+    except WorkerError as error:
+        print(f"[cpu_peers] {row.label} FAILED: {error}", flush=True)
+        engines.close_all()
+        return None, {"row": row.name, "error": str(error)}
+    result = report.row_result(row, cells, load, os.getloadavg())
+    print(report.row_line(result), flush=True)
+    return result, None
+
+
 def run(args):
     """Measures every selected row; returns the results dict (also printed and written by the caller)."""
     missing = report.missing_packages()
     if missing:
-        raise SystemExit(f"benchmarks/cpu_peers.py needs {', '.join(missing)} (pip install {' '.join(missing)}).")
+        print(f"benchmarks/cpu_peers.py needs {', '.join(missing)} (pip install {' '.join(missing)}).", file=sys.stderr)
+        raise SystemExit(2)
     rows = selected_rows(args)
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="cpu_peers-")
     os.makedirs(work_dir, exist_ok=True)
     results = report.new_results(args, rows, work_dir)
     engines = Engines(args, work_dir)
-    checks = {}
+    checks, errors = {}, results["errors"]
     try:
-        manifests = prepare_models(engines, rows, args)
-        results["prepared"] = manifests
+        manifests = results["prepared"] = prepare_models(engines, rows, args, errors)
         for row in rows:
-            print(f"[cpu_peers] {row.label} ...", flush=True)
-            load = os.getloadavg()
-            if row.task == "train":
-                cells = measure_training(engines, row, args)
+            result, error = measure_row(engines, row, args, manifests, checks)
+            if error:
+                errors.append(error)
             else:
-                cells = measure_inference(engines, row, manifests[row.model], args, checks)
-            results["rows"][row.name] = report.row_result(row, cells, load, os.getloadavg())
-            print(report.row_line(results["rows"][row.name]), flush=True)
+                results["rows"][row.name] = result
         results["engines"] = dict(engines.versions)
     finally:
         engines.close_all()

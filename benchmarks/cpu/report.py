@@ -73,6 +73,7 @@ def new_results(args, rows, work_dir):
                         "loadavg_start": list(os.getloadavg())},
         "work_dir": work_dir,
         "rows": {},
+        "errors": [],
     }
 
 
@@ -121,7 +122,7 @@ def finish(results):
     for row in results["rows"].values():
         row["ratios"] = row_ratios(row)
     results["targets"] = targets(results["rows"])
-    results["checks_ok"] = all(check.get("ok") for check in results.get("checks", []))
+    results["checks_ok"] = all(check.get("ok") for check in results.get("checks", [])) and not results["errors"]
     results["environment"]["loadavg_end"] = list(os.getloadavg())
     return results
 
@@ -177,6 +178,8 @@ def summary_text(results):
     for target in results["targets"]:
         lines.append(f"target {target['row']} {target['ratio']} >= {target['target']}: {target['value']:.2f} "
                      f"{'met' if target['met'] else 'missed'}")
+    for error in results["errors"]:
+        lines.append(f"ERROR {error.get('row') or error.get('model')}: {error['error'][-400:]}")
     lines.append(f"Checks: {'all passed' if results['checks_ok'] else 'FAILED'}")
     return "\n".join(lines)
 

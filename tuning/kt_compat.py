@@ -341,4 +341,7 @@ def missing_private_names():
     for attribute, use in PRIVATE_ORACLE_ATTRIBUTES:
         if not hasattr(type(oracle), attribute) and attribute not in vars(oracle):
             missing.append(f"keras-tuner {keras_tuner.__version__} has no Oracle.{attribute}; used by {use}")
+    if not missing and not hasattr(oracle_servicer(oracle), "stop_triggered"):
+        missing.append(f"keras-tuner {keras_tuner.__version__} has no OracleServicer.stop_triggered; used by "
+                       "stop_triggered (the chief's end of the search)")
     return missing

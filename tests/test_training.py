@@ -213,3 +213,87 @@ def test_device_input_is_refused_where_it_cannot_run(tmp_path):
     with pytest.raises(training.ConfigError, match="--input=device is not possible here: the backend is tensorflow"):
         training.train(config, data=array_data(train=64, test=16))
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def cli_weights(run):
+    import keras_resnet  # noqa: F401  (registers the layers and schedules the checkpoint names)
+
+    return keras.saving.load_model(run / "checkpoints" / "latest.keras").get_weights()
+
+
+def test_steps_per_call_gives_bitwise_the_weights_of_one_iteration_per_call(tmp_path):
+    from conftest import run_cli
+
+    data = make_image_folder(tmp_path / "data", train=128, test=32)
+    runs = {}
+    for k in (1, 4):
+        run = tmp_path / f"k{k}"
+        out = run_cli(["--model=resnet8", f"--data={data}", f"--model_dir={run}", "--batch_size=32",
+                       "--train_steps=8", "--steps_per_epoch=4", "--seed=1", "--deterministic", "--verbose=0",
+                       "--sync_every=3", f"--steps_per_call={k}"])
+        assert out.returncode == 0, out.stderr[-3000:]
+        rows = [{c: r[c] for c in ("iteration", "learning_rate", "loss", "error", "test_loss")}
+                for r in run_log.read_csv(run / "log.csv")]
+        runs[k] = (cli_weights(run), rows, read_json(run / "config.json")["steps_per_call"])
+    (w1, rows1, k1), (w4, rows4, k4) = runs[1], runs[4]
+    assert (k1, k4) == (1, 4) and [r["iteration"] for r in rows4] == ["4", "8"]
+    assert rows1 == rows4
+    assert len(w1) == len(w4) and all(np.array_equal(a, b) for a, b in zip(w1, w4))
+
+
+# Coupled weight decay of 10 at a learning rate of 10 multiplies the kernels by about -199 per iteration: the
+# L2 loss overflows to inf at iteration 10, the second iteration of a 4-iteration call (9..12).
+EXPLODES = dict(train_steps=24, steps_per_epoch=8, learning_rate=10.0, weight_decay=10.0, sync_every=20)
+
+
+@pytest.mark.parametrize("steps_per_call", [1, 3, 4])
+def test_nan_inside_a_compiled_call_is_named_at_its_own_iteration(tmp_path, steps_per_call):
+    config = tiny(tmp_path, steps_per_call=steps_per_call, **EXPLODES)
+    with pytest.raises(training.NaNLossError, match=r"NaN/inf training loss \(inf\) at iteration 10 \(epoch 2,"):
+        training.train(config, data=array_data(train=128, test=32),
+                       callbacks=[keras.callbacks.TerminateOnNaN()])
+    run = tmp_path / "run"
+    assert [int(r["iteration"]) for r in run_log.read_csv(run / "log.csv")] == [8]
+    # Neither the NaN nor Keras' TerminateOnNaN removes the backup of the last good epoch.
+    assert read_json(run / "backup" / "training_metadata.json")["iteration"] == 8
+
+
+JAX_STEPS_PER_CALL_SCRIPT = r"""
+import json, sys
+sys.modules["tensorflow"] = None
+sys.path.insert(0, "tests")
+import keras
+import numpy as np
+from keras_resnet import training
+import conftest as u
+
+out, result = sys.argv[1], {}
+for choice in ("memory", "device"):
+    weights = {}
+    for k in (1, 4):
+        cfg = training.TrainConfig(model="resnet8", data="toy", model_dir=f"{out}/{choice}{k}", batch_size=32,
+                                   train_steps=8, steps_per_epoch=4, learning_rate=0.05, seed=5, verbose=0,
+                                   input=choice, steps_per_call=k)
+        training.train(cfg, data=u.array_data(train=128, test=32))
+        weights[k] = keras.saving.load_model(f"{out}/{choice}{k}/checkpoints/latest.keras").get_weights()
+    result[choice] = max(float(np.abs(a - b).max()) for a, b in zip(weights[1], weights[4]))
+cfg = training.TrainConfig(model="resnet8", data="toy", model_dir=f"{out}/nan", batch_size=32, seed=0, verbose=0,
+                           steps_per_call=4, **json.loads(sys.argv[2]))
+try:
+    training.train(cfg, data=u.array_data(train=128, test=32))
+except training.NaNLossError as e:
+    result["nan"] = str(e)
+print("RESULT" + json.dumps(result))
+"""
+
+
+def test_steps_per_call_on_jax_runs_the_same_iterations(tmp_path):
+    import json
+
+    out = subprocess.run([sys.executable, "-c", JAX_STEPS_PER_CALL_SCRIPT, str(tmp_path), json.dumps(EXPLODES)],
+                         cwd=REPO, env=env(KERAS_BACKEND="jax"), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    result = json.loads(out.stdout.split("RESULT")[-1])
+    # `jax.lax.scan` compiles the k iterations as one loop body: equal up to float32 rounding, not bitwise.
+    assert result["memory"] < 1e-5 and result["device"] < 1e-5, result
+    assert "at iteration 10 (epoch 2," in result["nan"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import numpy as np
 
 from keras_resnet import faults
@@ -84,7 +85,7 @@ def table_of(model):
     table = {}
     for layer in model.layers:
         for variable in layer.weights:
-            table.setdefault(layer.name, {})[variable.name] = (np.asarray(variable.numpy()), variable.path)
+            table.setdefault(layer.name, {})[variable.name] = (keras.ops.convert_to_numpy(variable), variable.path)
     return table
 
 

@@ -5,6 +5,7 @@
 
 Flags override any recipe field (--batch_size, --train_steps, --learning_rate, --schedule, --shortcut, ...);
 see `python -m trainers.cifar --helpfull`. Killed and restarted with the same command, it resumes.
+`--steps_per_call=K` runs K iterations per compiled call (the same weights as one per call).
 """
 
 import sys

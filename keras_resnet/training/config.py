@@ -85,7 +85,8 @@ class TrainConfig:
             1 reads every iteration. A NaN is still reported with the iteration where it first appeared.
         steps_per_call: iterations run by one compiled call (a loop over that many batches inside the
             compiled step), so the host dispatches once per `steps_per_call` iterations. The weights are
-            those of one iteration per call; a NaN is still named at its own iteration. Batch-begin
+            those of one iteration per call (bitwise on TensorFlow; on JAX up to float32 rounding, the
+            loop body being compiled as a whole); a NaN is still named at its own iteration. Batch-begin
             callbacks of the iterations of one call run before the call is dispatched.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         export: export the trained model for serving at the end (`keras_resnet.export`).

@@ -25,7 +25,9 @@ benchmark):
 - `step_fn`: the jitted step `(state, x, y) -> (state, loss, correct)`, x float32 preprocessed images
   `[B, H, W, C]`, y int labels `[B]`; it can be called inside other jitted programs;
 - `multi_step_fn(k)`: jitted `(state, xs[k, B, H, W, C], ys[k, B]) -> (state, losses[k], corrects[k])`:
-  `k` iterations of `step_fn` in one `jax.lax.scan` (cached per `k`).
+  `k` iterations of `step_fn` in one `jax.lax.scan` (cached per `k`). XLA compiles the scan body as a
+  whole, so the result equals `k` calls of `step_fn` up to float32 rounding, not bitwise (TensorFlow's
+  loop is bitwise equal to single steps).
 
 With `device_data=(uint8 images, labels, mean)` the JAX step gathers and augments its batches on the device
 from the plans of `MemoryInput.epoch_plans` (the `--input=device` path).

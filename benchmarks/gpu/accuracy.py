@@ -67,14 +67,6 @@ def test_evaluator(model, cifar):
     return evaluate
 
 
-def write_state_back(model, state):
-    """Assigns a stepper state `(trainable, non_trainable, optimizer variables)` to the Keras model."""
-    for variables, values in zip((model.trainable_variables, model.non_trainable_variables,
-                                  model.optimizer.variables), state):
-        for variable, value in zip(variables, values):
-            variable.assign(value)
-
-
 def append_csv_row(path, values):
     with open(path, "a", newline="") as f:
         csv.writer(f).writerow(values)
@@ -178,7 +170,8 @@ class FusedAccuracyRun:
         """Writes the state into the Keras model and saves it, adds the row and the checks; returns the row."""
         total_s = time.perf_counter() - self.t_start
         final, curve, k, batch = self.curve[-1], self.curve, self.k, self.batch
-        write_state_back(self.stepper.model, state)
+        self.stepper.state = state
+        self.stepper.sync()  # the trained state into the Keras model's (and optimizer's) variables
         try:
             self.stepper.model.save(os.path.join(self.report.out_dir, f"accuracy_{self.model_name}.keras"))
         except Exception as e:  # pragma: no cover - the result matters more than the file

@@ -1,5 +1,6 @@
-"""JAX programs: the package's model, recipe and jitted step as `train()` makes them, the multi-iteration
-programs around that step (device augmentation, host batches, compute only), and timed windows.
+"""JAX programs: the package's model, recipe and `JaxStepper` as `train()` makes them, the multi-iteration
+programs around its steps (`step_fn`, `multi_step_fn(k)`: device augmentation, host batches, compute
+only), and timed windows.
 
 Example (JAX backend):
     >>> import argparse
@@ -43,87 +44,100 @@ def divisor_at_most(n, k):
 
 
 def build_package_model(model_name, batch, precision, num_train, args, train_steps=None, **build_kwargs):
-    """Model, recipe and `_StatelessStepper` exactly as `keras_resnet.training.train` makes them."""
+    """Model, recipe and `JaxStepper` as `keras_resnet.training.train` makes them on one JAX device.
+
+    `keras_resnet.training.build_model` builds and compiles the model with the recipe's optimizer (built,
+    so that the stepper takes its state at once); CIFAR models get 10 classes and 32x32x3 inputs, others the
+    builder's defaults unless `build_kwargs` says (`input_shape`, `stride_in_3x3`, ...).
+    """
     import keras
 
     from keras_resnet import training
-    from keras_resnet.registry import build, family_of
+    from keras_resnet.registry import family_of
+    from keras_resnet.training.steppers import JaxStepper
 
     keras.backend.clear_session()
     gc.collect()
     keras.mixed_precision.set_global_policy(PRECISIONS[precision])
     keras.utils.set_random_seed(args.seed)
-    family = family_of(model_name)[0]
     config = training.TrainConfig(model=model_name, data="unused", model_dir="unused", batch_size=batch,
                                   train_steps=train_steps, seed=args.seed, precision=PRECISIONS[precision],
                                   verbose=0)
     recipe = training.resolve_recipe(config, num_train, batch)
-    kwargs = dict(kernel_regularizer=recipe.regularizer(), **build_kwargs)
-    if family == "cifar":
-        kwargs.update(classes=10, input_shape=(32, 32, 3))
-    model = build(model_name, **kwargs)
-    model.compile(optimizer=recipe.optimizer(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.optimizer.build(model.trainable_variables)
-    stepper = training._StatelessStepper(model, training.Runtime("jax"))
-    return model, recipe, stepper
+    if family_of(model_name)[0] == "cifar":
+        build_kwargs = dict(classes=10, input_shape=(32, 32, 3), **build_kwargs)
+    model = training.build_model(config, recipe, **build_kwargs)
+    return model, recipe, JaxStepper(model)
+
+
+def multi_step(stepper, k, unroll=1):
+    """`(state, xs[k, B, H, W, C], ys[k, B]) -> (state, losses[k], corrects[k])`: `k` iterations of the
+    package's step, for use inside a jitted program.
+
+    The package's `JaxStepper.multi_step_fn(k)` (a `lax.scan` of `step_fn`); `k == 1`: `step_fn` alone, no
+    loop (XLA:CPU runs while-loop bodies far slower than straight-line code); `unroll > 1`: the same scan of
+    `step_fn` with `lax.scan(unroll=...)`, which `multi_step_fn` does not take.
+    """
+    import jax
+
+    if k == 1:
+        def one_step(state, xs, ys):
+            state, loss, correct = stepper.step_fn(state, xs[0], ys[0])
+            return state, loss[None], correct[None]
+
+        return one_step
+    if unroll == 1:
+        return stepper.multi_step_fn(k)
+
+    def unrolled(state, xs, ys):
+        def body(state, batch):
+            state, loss, correct = stepper.step_fn(state, *batch)
+            return state, (loss, correct)
+
+        state, (losses, corrects) = jax.lax.scan(body, state, (xs, ys), length=k, unroll=unroll)
+        return state, losses, corrects
+
+    return unrolled
 
 
 def make_scan_program(stepper, batch, k, pad, mean, mode, unroll=1):
-    """One jitted call = `k` iterations of the package's step (`stepper._step`) in a `lax.scan`.
+    """One jitted call = `k` iterations of the package's step (`multi_step`: `JaxStepper.multi_step_fn(k)`).
 
-    mode "fused": `(state, images_u8, labels, idx[k, B], counter)`: gather + device augmentation + step.
+    mode "fused": `(state, images_u8, labels, idx[k, B], counter)`: gather + device augmentation of the `k`
+    batches (crop/flip parameters from `fold_in(PRNGKey(1234), counter)`, split in `k`) + the `k` steps.
     mode "host": `(state, x[k, B, H, W, C], y[k, B])`: batches augmented on the host.
     mode "compute": `(state, x[B, H, W, C], y[B])`: the same batch k times (no input work).
     Returns `(state, loss_sum, correct_sum, last_loss)`; the state is donated. `k == 1`: no loop; `unroll`
-    is passed to `lax.scan` (XLA:CPU runs while-loop bodies far slower than straight-line code; GPUs do not
-    have that problem as far as is known, which the `fused@1` variant checks).
+    is passed to `lax.scan` (GPUs do not have XLA:CPU's slow loops as far as is known, which the `fused@1`
+    variant checks).
     """
     import jax
     import jax.numpy as jnp
 
     from keras_resnet.data.device_augment import augment_normalize, jax_crop_flip_params
 
-    inner = stepper._step  # the package's jitted step: (state, x, y) -> (state, loss, correct)
+    steps = multi_step(stepper, k, unroll)
     mean = None if mean is None else jnp.asarray(mean, jnp.float32)
     base_key = jax.random.PRNGKey(1234)
 
-    def run(state, xs, body, length=None):
-        init = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-        if k == 1:  # no loop at all: one iteration per call
-            (state, loss_sum, correct_sum), loss = body(init, jax.tree_util.tree_map(lambda a: a[0], xs))
-            return state, loss_sum, correct_sum, loss
-        (state, loss_sum, correct_sum), losses = jax.lax.scan(body, init, xs, length=length, unroll=unroll)
-        return state, loss_sum, correct_sum, losses[-1]
+    def run(state, xs, ys):
+        state, losses, corrects = steps(state, xs, ys)
+        return state, jnp.sum(losses), jnp.sum(corrects), losses[-1]
 
     if mode == "fused":
         def program(state, images, labels, idx, counter):
             keys = jax.random.split(jax.random.fold_in(base_key, counter), k)
-
-            def body(carry, inp):
-                state, loss_sum, correct_sum = carry
-                i, key = inp
-                oy, ox, flip = jax_crop_flip_params(key, batch, pad)
-                x = augment_normalize(jnp.take(images, i, axis=0), mean, oy, ox, flip, pad)
-                state, loss, correct = inner(state, x, jnp.take(labels, i, axis=0))
-                return (state, loss_sum + loss, correct_sum + correct), loss
-
-            return run(state, (idx, keys), body)
+            xs = []
+            for i in range(k):
+                oy, ox, flip = jax_crop_flip_params(keys[i], batch, pad)
+                xs.append(augment_normalize(jnp.take(images, idx[i], axis=0), mean, oy, ox, flip, pad))
+            return run(state, jnp.stack(xs), jnp.take(labels, idx, axis=0))
     elif mode == "host":
         def program(state, xs, ys):
-            def body(carry, inp):
-                state, loss_sum, correct_sum = carry
-                state, loss, correct = inner(state, *inp)
-                return (state, loss_sum + loss, correct_sum + correct), loss
-
-            return run(state, (xs, ys), body)
+            return run(state, xs, ys)
     elif mode == "compute":
         def program(state, x, y):
-            def body(carry, _):
-                state, loss_sum, correct_sum = carry
-                state, loss, correct = inner(state, x, y)
-                return (state, loss_sum + loss, correct_sum + correct), loss
-
-            return run(state, None, body, length=k)
+            return run(state, jnp.broadcast_to(x, (k, *x.shape)), jnp.broadcast_to(y, (k, *y.shape)))
     else:
         raise ValueError(mode)
     return jax.jit(program, donate_argnums=(0,))

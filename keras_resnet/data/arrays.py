@@ -22,23 +22,15 @@ import numpy as np
 from keras_resnet.data import folder, sources
 from keras_resnet.data.cache import training_mean
 from keras_resnet.data.info import PREPROCESSING_KINDS, DatasetInfo, SkipCounts
-from keras_resnet.data.preprocessing import IMAGENET_CROP, stratified_split
+from keras_resnet.data.preprocessing import IMAGENET_CROP, check_crop_size, stratified_split
 
 log = logging.getLogger(__name__)
 MEAN_CHUNK = 4096
 """Images per update of the mean accumulator (as `preprocessing.mean_image`)."""
 
 
-def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing):
-    phys = sources.base_split(split, validation_size)
-    if split == "validation" and validation_size == 0:
-        try:
-            folder.locate_split(source, "validation")
-        except ValueError as e:
-            raise ValueError(
-                f"Split 'validation' of {str(source)!r} needs `validation_size` > 0 (images held out of the "
-                "training split, e.g. 5000 for CIFAR-10's 45k/5k) or a 'validation' folder/archive."
-            ) from e
+def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing, crop_size):
+    phys = sources.base_split(split, validation_size)  # "validation" with validation_size 0: val/ or validation/
     images, labels, class_names, skipped = folder.load_split_arrays(source, phys, image_size, skip_corrupt)
     if skipped:
         log.warning("Skipped %d undecodable image(s) in split %r of %s: %s", len(skipped), phys, source,
@@ -59,7 +51,7 @@ def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mea
 
         mean = training_mean(sources.folder_key(source), training_images, preprocessing=kind,
                              validation_size=validation_size, image_size=image_size, skip_corrupt=skip_corrupt)
-    shape = tuple(images.shape[1:]) if kind == "cifar" else (IMAGENET_CROP, IMAGENET_CROP, images.shape[3])
+    shape = tuple(images.shape[1:]) if kind == "cifar" else (crop_size, crop_size, images.shape[3])
     info = DatasetInfo(name=str(source), class_names=class_names, image_shape=shape,
                        num_examples={split: len(images)}, mean=np.asarray(mean, np.float32), preprocessing=kind,
                        num_skipped=SkipCounts({phys: len(skipped)}, files={phys: skipped}) if skip_corrupt else {})
@@ -67,7 +59,7 @@ def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mea
 
 
 def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corrupt=False, mean=None,
-                preprocessing=None, data_dir=None, download=False, label_offset=None):
+                preprocessing=None, data_dir=None, download=False, label_offset=None, crop_size=IMAGENET_CROP):
     """Decodes a whole split into memory: `(uint8 images [N, H, W, C], int64 labels [N], DatasetInfo)`.
 
     Works without TensorFlow for image folders and `.tar`/`.tar.gz` archives (Pillow); TFDS names and
@@ -76,7 +68,8 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
 
     Args:
         source: image folder, archive, folder of split archives, TFRecord directory or TFDS name.
-        split: `"train"`, `"validation"` (held-out `validation_size` images of the training split) or `"test"`.
+        split: `"train"`, `"validation"` (the held-out `validation_size` images of the training split; with
+            `validation_size` 0 the source's own `val/` / `validation/` split) or `"test"`.
         validation_size: images held out of the training split, stratified and deterministic.
         image_size: `(height, width)` to resize every image to (needed when sizes differ).
         skip_corrupt: skip undecodable images instead of raising; `info.num_skipped[split]` counts them and
@@ -87,6 +80,8 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
         preprocessing: `"cifar"` or `"imagenet"`; default by image size.
         data_dir, download: passed to TFDS.
         label_offset: subtracted from TFRecord labels.
+        crop_size: the side of the square crop the network sees for "imagenet" preprocessing, reported in
+            `info.image_shape` (images are returned uncropped).
 
     Returns:
         `(images, labels, info)`.
@@ -99,12 +94,14 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
         >>> images, labels, info = load_arrays("my_images.tar.gz", "train")  # doctest: +SKIP
     """
     sources.check_split(split, validation_size)
+    crop_size = check_crop_size(crop_size)
     if preprocessing is not None and preprocessing not in PREPROCESSING_KINDS:
         raise ValueError(f"`preprocessing` must be one of {PREPROCESSING_KINDS} or None; received {preprocessing!r}.")
     if image_size is not None and (len(image_size) != 2 or min(image_size) < 1):
         raise ValueError(f"`image_size` must be (height, width) of positive ints; received {image_size!r}.")
     if sources.source_kind(source) == "folder":
-        return _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing)
+        return _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing,
+                              crop_size)
     import tensorflow as tf
 
     from keras_resnet.data import reader
@@ -113,7 +110,7 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
     src, phys, keep, shape, info = reader.prepare(
         source, sources.source_kind(source), split, validation_size=validation_size, data_dir=data_dir,
         download=download, preprocessing=preprocessing, mean=mean, image_size=image_size,
-        label_offset=label_offset, mean_samples=None, skip_corrupt=skip_corrupt)
+        label_offset=label_offset, mean_samples=None, skip_corrupt=skip_corrupt, crop_size=crop_size)
     counter = SkipCounter() if skip_corrupt and src.kind != "tfds" else None
     ds = reader.decoded_elements(src, phys, skip_corrupt, counter, keep=keep)
     if image_size is not None:

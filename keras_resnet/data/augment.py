@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet.data.decoding import JPEG_MAGIC, decode  # noqa: F401  (re-exported: augment.decode)
 from keras_resnet.data.preprocessing import (
     CIFAR_PAD,
     IMAGENET_CROP,
@@ -69,25 +70,6 @@ def cifar_crop_flip(images, seed, pad: int = CIFAR_PAD):
     cols = ox[:, None] + tf.where(flip[:, None], w - 1 - fwd, fwd)
     x = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(x, cols, axis=2, batch_dims=1)
-
-
-JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-def decode(encoded, channels: int = 3):
-    """Decodes JPEG/PNG/BMP/GIF bytes to a uint8 `[H, W, channels]` tensor with a static rank.
-
-    JPEG uses the accurate integer DCT, which gives exactly the pixels Pillow gives (the in-memory path and
-    the reference decoders of most public models), and which the exported `serve_bytes` signature uses
-    too; TensorFlow's default fast DCT differs from it by up to a few levels.
-    """
-    image = tf.cond(
-        tf.equal(tf.strings.substr(encoded, 0, len(JPEG_MAGIC)), JPEG_MAGIC),
-        lambda: tf.io.decode_jpeg(encoded, channels=channels, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(encoded, channels=channels, expand_animations=False),
-    )
-    image.set_shape([None, None, channels])
-    return image
 
 
 def resize_shorter_side(image, size):

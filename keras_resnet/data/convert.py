@@ -8,7 +8,9 @@ Every split found in the input (`<split>/<class>/<image>`) becomes `<split>-<i:0
 `image/encoded`, `image/class/label` (0-based, sorted class folders) and `image/filename` (the ImageNet
 shards' feature; here the path relative to the input, `<split>/<class>/<image>`, so that an undecodable image
 can be found), in a fixed shuffled order (seed 0)
-so every shard mixes the classes; `dataset.json` records class names and counts. Each shard is written
+so every shard mixes the classes; `dataset.json` records class names, counts, the first image's shape and
+`same_shape` (whether every readable image has one height and width). Splits are named canonically: a
+`val/` folder becomes `validation-*` shards. Each shard is written
 under a temporary name and renamed when complete, so a half-written shard never carries a final name.
 A progress bar shows images written.
 
@@ -30,12 +32,22 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_resnet import faults
+
 
 def _image_shape(data: bytes):
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
         return [im.height, im.width, 3]
+
+
+def _header_shape(data: bytes):
+    """`(height, width)` from the image header, or None when it does not parse (left to the decoder)."""
+    try:
+        return tuple(_image_shape(data)[:2])
+    except Exception:  # Pillow raises OSError, SyntaxError, ValueError... for bad headers
+        return None
 
 
 def convert(input, output, shards: int, splits=None, seed: int = 0, progress: bool = True) -> dict:
@@ -55,7 +67,7 @@ def convert(input, output, shards: int, splits=None, seed: int = 0, progress: bo
     import tensorflow as tf
     from tqdm import tqdm
 
-    from keras_resnet.data.folder import available_splits, is_archive, read_split
+    from keras_resnet.data.folder import available_splits, read_split
     from keras_resnet.data.tfrecord import METADATA, make_example, shard_name
 
     if not isinstance(shards, int) or shards < 1:
@@ -64,23 +76,13 @@ def convert(input, output, shards: int, splits=None, seed: int = 0, progress: bo
     if not src.exists():
         raise FileNotFoundError(f"--input {str(input)!r} does not exist; expected an image folder or archive.")
     if splits is None:
-        if src.is_file() and is_archive(src):
-            from keras_resnet.data.sources import SPLITS
-
-            splits = []
-            for s in SPLITS:  # archives: probe the usual split names
-                try:
-                    read_split(src, s, read_bytes=False)
-                    splits.append(s)
-                except ValueError:
-                    pass
-        else:
-            splits = available_splits(src)
+        splits = available_splits(src)  # canonical names: a val/ folder becomes validation-* shards
     if not splits:
         raise ValueError(f"No splits found in --input {str(input)!r}; expected <split>/<class>/<image>.")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"class_names": None, "num_examples": {}, "image_shape": None, "source": str(src), "label_offset": 0}
+    shapes = set()
     for split in splits:
         fs = read_split(src, split, read_bytes=False)
         if meta["class_names"] is None:
@@ -107,13 +109,18 @@ def convert(input, output, shards: int, splits=None, seed: int = 0, progress: bo
             tmp = out / f".tmp-{final.name}"
             with tf.io.TFRecordWriter(str(tmp)) as writer:
                 for i in chunk:
-                    writer.write(make_example(blob(i), int(fs.labels[i]), fs.relative[i]))
+                    data = blob(i)
+                    shapes.add(_header_shape(data))
+                    writer.write(make_example(data, int(fs.labels[i]), fs.relative[i]))
                     bar.update(1)
+            faults.site("convert.shard")  # the shard is complete under its temporary name, not yet published
             os.replace(tmp, final)
         bar.close()
         meta["num_examples"][split] = n
+    meta["same_shape"] = len(shapes - {None}) == 1  # every image one (height, width): `memory_input_reason` reads it
     tmp = out / f".tmp-{METADATA}"
     tmp.write_text(json.dumps(meta, indent=1))
+    faults.site("convert.metadata")  # every shard published, dataset.json written under its temporary name
     os.replace(tmp, out / METADATA)
     return meta
 

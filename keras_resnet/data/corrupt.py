@@ -69,7 +69,7 @@ def try_decode(encoded, channels: int = 3):
     Never raises for bad bytes: the decode runs in a one-element dataset with `ignore_errors`, so
     TensorFlow's own decoder decides. Costs about 0.1 ms more per image than `augment.decode`.
     """
-    from keras_resnet.data.augment import decode
+    from keras_resnet.data.decoding import decode
 
     good = tf.data.Dataset.from_tensors(encoded).map(lambda b: (decode(b, channels), True)).ignore_errors()
     bad = tf.data.Dataset.from_tensors((tf.zeros([0, 0, channels], tf.uint8), False))
@@ -84,7 +84,7 @@ def decode_or_raise(encoded, name, channels: int = 3):
     Raises (when the dataset is iterated):
         tf.errors.InvalidArgumentError: "Cannot decode image file <name> ... Pass skip_corrupt=True ...".
     """
-    from keras_resnet.data.augment import decode
+    from keras_resnet.data.decoding import decode
 
     def careful():
         image, ok = try_decode(encoded, channels)

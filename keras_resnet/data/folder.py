@@ -8,6 +8,9 @@ class-folder names. A source is one of
 * a directory holding one archive per split, named `<split>.tar.gz` or `<anything>-<split>.tar.gz`
   (`_` and `.` also separate), like `../shared/datasets/cifar10-jpeg/cifar10-train.tar.gz`.
 
+Splits are `train`, `validation` (stored as `val` or `validation`) and `test`
+(`keras_resnet.data.split_names`); archive names and member indexes are `keras_resnet.data.archives`.
+
 Archives are read sequentially with `tarfile` straight into memory, never extracted to disk. Decoding
 uses Pillow, so `load_arrays` works on the JAX backend without TensorFlow.
 
@@ -30,26 +33,23 @@ from typing import Optional
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-_LAYOUT = "<split>/<class>/<image> with images ending in " + "/".join(IMAGE_EXTENSIONS)
+from keras_resnet.data.archives import (
+    ARCHIVE_SUFFIXES,
+    IMAGE_EXTENSIONS,
+    LAYOUT,
+    archive_for_split,
+    archive_index,
+    is_archive,
+    is_image_name,
+    member_parts,
+    split_archives,
+    stem_split,
+)
+from keras_resnet.data.split_names import missing_split_message, order_splits, pick_physical, split_candidates
 
 
-def is_archive(path) -> bool:
-    """Whether `path` names a `.tar`, `.tar.gz` or `.tgz` file."""
-    return str(path).lower().endswith(ARCHIVE_SUFFIXES)
-
-
-def _archive_stem(path: Path) -> str:
-    name = path.name
-    for suffix in ARCHIVE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(name).startswith(".")
+class ImageShapeError(ValueError):
+    """Images of one split decoded into one array have different shapes (`decode_images`)."""
 
 
 @dataclasses.dataclass
@@ -86,86 +86,104 @@ class FolderSplit:
     relative: Optional[list] = None  # "<split>/<class>/<image>" of each image (TFRecord `image/filename`)
 
 
-def _split_archives(root: Path):
-    return sorted(p for p in root.iterdir() if p.is_file() and is_archive(p))
-
-
-def _archive_for_split(root: Path, split: str) -> Optional[Path]:
-    matches = []
-    for p in _split_archives(root):
-        stem = _archive_stem(p)
-        if stem == split or any(stem.endswith(sep + split) for sep in "-_."):
-            matches.append(p)
-    if len(matches) > 1:
-        raise ValueError(f"Several archives in {root} match split {split!r}: {[m.name for m in matches]}.")
-    return matches[0] if matches else None
-
-
 def available_splits(source) -> list:
-    """The split names a folder source offers (subfolders, or split archives in the folder)."""
+    """The canonical split names an image folder or archive offers (`val/` counts as `"validation"`).
+
+    Split folders (`train/`, `val/`, `validation/`, `test/` and any other folder holding a folder), split
+    archives in the folder (`*-<split>.tar.gz`), or the `<split>/` member folders of an archive; listed as
+    `keras_resnet.data.split_names.order_splits` orders them (`train`, `validation`, `test`, then others).
+    """
     root = Path(source)
-    if root.is_dir():
-        dirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        stems = []
-        for p in _split_archives(root):
-            stem = _archive_stem(p)
-            stems.append(next((stem.rsplit(sep, 1)[1] for sep in "-_." if sep in stem), stem))
-        return sorted(set(dirs) | set(stems))
-    return []
+    if root.is_file() and is_archive(root):
+        return order_splits(archive_index(root).splits)
+    if not root.is_dir():
+        return []
+    names = {stem_split(p) for p in split_archives(root)}
+    for p in root.iterdir():
+        if p.is_dir() and not p.name.startswith(".") and (
+                p.name in ("train", "val", "validation", "test") or any(q.is_dir() for q in p.iterdir())):
+            names.add(p.name)
+    return order_splits(names)
 
 
 def locate_split(source, split: str) -> SplitLocation:
     """Finds where `split` of a folder/archive source lives; `FileNotFoundError`/`ValueError` if nowhere.
 
+    `"validation"` is found as a `validation` or a `val` folder, member folder or split archive (and `"val"`
+    as either, too); the `SplitLocation`'s `split` is the name found.
+
     Args:
         source: a directory or an archive path.
-        split: the split folder name, e.g. `"train"` or `"test"`.
+        split: the split name, e.g. `"train"`, `"validation"` or `"test"`.
+
+    Raises:
+        FileNotFoundError: `source` does not exist.
+        ValueError: `split` is not there (naming the source, the split and the splits available), or
+            `source` is a file but not an archive of images.
     """
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(
-            f"Data source {str(source)!r} does not exist; expected an image folder ({_LAYOUT}), a .tar/.tar.gz "
+            f"Data source {str(source)!r} does not exist; expected an image folder ({LAYOUT}), a .tar/.tar.gz "
             "archive of one, a directory of TFRecord shards or a TFDS dataset name."
         )
     if path.is_file():
         if not is_archive(path):
             raise ValueError(f"Data source {str(path)!r} is a file but not a .tar, .tar.gz or .tgz archive.")
-        return SplitLocation("tar", path, split)
-    if (path / split).is_dir():
-        return SplitLocation("dir", path / split, split)
-    archive = _archive_for_split(path, split)
+        index = archive_index(path)
+        if not index.splits:
+            raise ValueError(
+                f"Archive {str(path)!r} is not an image folder with split {split!r}: expected members "
+                f"[prefix/]{LAYOUT}; top-level entries found: {index.tops[:10] or 'none'}."
+            )
+        found = pick_physical(split, index.splits)
+        if found is None:
+            raise ValueError(missing_split_message(path, split, order_splits(index.splits),
+                                                   f"expected archive members [prefix/]{split}/<class>/<image>"))
+        return SplitLocation("tar", path, found)
+    found = pick_physical(split, {p.name for p in path.iterdir() if p.is_dir()})
+    if found is not None:
+        return SplitLocation("dir", path / found, found)
+    archive = archive_for_split(path, split)
     if archive is not None:
-        return SplitLocation("tar", archive, split)
-    raise ValueError(
-        f"Split {split!r} not found in {str(path)!r}: expected a folder {str(path / split)!r} or an archive "
-        f"named '{split}.tar.gz' / '*-{split}.tar.gz'; available splits: {available_splits(path) or 'none'}."
-    )
+        return SplitLocation("tar", archive, stem_split(archive) if stem_split(archive) in
+                             split_candidates(split) else split)
+    raise ValueError(missing_split_message(
+        path, split, available_splits(path),
+        f"expected a folder {str(path / split)!r} or an archive named '{split}.tar.gz' / '*-{split}.tar.gz'"))
 
 
-def _finish(location, class_names, names, labels, blobs, paths, empty_classes, relative):
+def _check_images(location, empty_classes, count):
     if empty_classes:
         raise ValueError(
             f"Class folder(s) with no images in {str(location.path)!r}: {sorted(empty_classes)}; each class folder "
             f"needs at least one image ({'/'.join(IMAGE_EXTENSIONS)})."
         )
-    if not names:
+    if not count:
         raise ValueError(
-            f"No images for split {location.split!r} in {str(location.path)!r}; expected {_LAYOUT}."
+            f"No images for split {location.split!r} in {str(location.path)!r}; expected {LAYOUT}."
         )
+
+
+def _finish(location, class_names, names, labels, blobs, paths, empty_classes, relative):
+    _check_images(location, empty_classes, len(names))
     return FolderSplit(location, class_names, names, np.asarray(labels, np.int64), blobs, paths, relative)
 
 
-def _read_dir(location: SplitLocation, read_bytes: bool) -> FolderSplit:
+def _dir_classes(location: SplitLocation) -> dict:
+    """`{class: sorted image file names}` of a split folder; `ValueError` if it has no class folders."""
     classes = sorted(p.name for p in location.path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise ValueError(
-            f"Split folder {str(location.path)!r} has no class folders; expected {_LAYOUT}."
+            f"Split folder {str(location.path)!r} has no class folders; expected {LAYOUT}."
         )
-    names, labels, paths, blobs, empty, relative = [], [], [], [], [], []
-    for label, cls in enumerate(classes):
-        files = sorted(f for f in os.listdir(location.path / cls) if _is_image(f))
-        if not files:
-            empty.append(str(location.path / cls))
+    return {cls: sorted(f for f in os.listdir(location.path / cls) if is_image_name(f)) for cls in classes}
+
+
+def _read_dir(location: SplitLocation, read_bytes: bool) -> FolderSplit:
+    per_class = _dir_classes(location)
+    names, labels, paths, blobs, relative = [], [], [], [], []
+    for label, (cls, files) in enumerate(per_class.items()):
         for f in files:
             p = str(location.path / cls / f)
             names.append(p)
@@ -175,35 +193,32 @@ def _read_dir(location: SplitLocation, read_bytes: bool) -> FolderSplit:
             if read_bytes:
                 with open(p, "rb") as fh:
                     blobs.append(fh.read())
-    return _finish(location, classes, names, labels, blobs if read_bytes else None, paths, empty, relative)
+    empty = [str(location.path / cls) for cls, files in per_class.items() if not files]
+    return _finish(location, list(per_class), names, labels, blobs if read_bytes else None, paths, empty, relative)
 
 
 def _read_tar(location: SplitLocation) -> FolderSplit:
-    split = location.split
+    split, wanted = location.split, split_candidates(location.split)
     found = {}  # (class, file) -> bytes
     class_dirs = set()
     tops = set()
     try:
         with tarfile.open(location.path, "r:*") as tar:
             for m in tar:
-                parts = [p for p in m.name.split("/") if p not in ("", ".")]
+                parts = member_parts(m.name)
                 if parts:
                     tops.add(parts[0])
-                if split not in parts:
-                    continue
-                i = len(parts) - 1 - parts[::-1].index(split)
-                rest = parts[i + 1 :]
-                if m.isdir() and len(rest) == 1:
-                    class_dirs.add(rest[0])
-                elif m.isfile() and len(rest) == 2 and _is_image(rest[1]):
-                    class_dirs.add(rest[0])
-                    found[(rest[0], rest[1])] = tar.extractfile(m).read()
+                if m.isdir() and len(parts) >= 2 and parts[-2] in wanted:
+                    class_dirs.add(parts[-1])
+                elif m.isfile() and len(parts) >= 3 and parts[-3] in wanted and is_image_name(parts[-1]):
+                    class_dirs.add(parts[-2])
+                    found[(parts[-2], parts[-1])] = tar.extractfile(m).read()
     except (tarfile.TarError, EOFError, OSError) as e:
         raise ValueError(f"Cannot read archive {str(location.path)!r}: {e}") from e
     if not found:
         raise ValueError(
             f"Archive {str(location.path)!r} is not an image folder with split {split!r}: expected members "
-            f"[prefix/]{_LAYOUT}; top-level entries found: {sorted(tops)[:10] or 'none'}."
+            f"[prefix/]{LAYOUT}; top-level entries found: {sorted(tops)[:10] or 'none'}."
         )
     classes = sorted(class_dirs)
     index = {c: i for i, c in enumerate(classes)}
@@ -214,6 +229,29 @@ def _read_tar(location: SplitLocation) -> FolderSplit:
     names = [f"{location.path}:{r}" for r in relative]
     return _finish(location, classes, names, [index[c] for c, _ in keys], [found[k] for k in keys], None, empty,
                    relative)
+
+
+def class_counts(source, split: str):
+    """`(SplitLocation, {class: image count})` of a folder/archive split, from names only (no image bytes).
+
+    Raises:
+        FileNotFoundError / ValueError: as `locate_split`; a split without class folders; class folders without
+            images (naming each, as `read_split` does).
+    """
+    location = locate_split(source, split)
+    if location.kind == "dir":
+        counts = {cls: len(files) for cls, files in _dir_classes(location).items()}
+        empty = [str(location.path / cls) for cls, n in counts.items() if not n]
+    else:
+        per_split = archive_index(location.path).splits
+        counts = {}
+        for name in split_candidates(location.split):
+            for cls, n in per_split.get(name, {}).items():
+                counts[cls] = counts.get(cls, 0) + n
+        counts = dict(sorted(counts.items()))
+        empty = [f"{location.path}:{location.split}/{cls}" for cls, n in counts.items() if not n]
+    _check_images(location, empty, sum(counts.values()))
+    return location, counts
 
 
 def read_split(source, split: str, read_bytes: bool = True) -> FolderSplit:
@@ -286,7 +324,7 @@ def decode_images(blobs, names, image_size=None, skip_corrupt: bool = False):
             shape = img.shape
             out = np.empty((len(blobs),) + shape, np.uint8)
         elif img.shape != shape:
-            raise ValueError(
+            raise ImageShapeError(
                 f"Image {name!r} has shape {img.shape}, the first image has {shape}; pass `image_size` "
                 "(height, width) to resize images of different sizes."
             )
@@ -323,14 +361,15 @@ def peek_image_size(source, split: str):
     from PIL import Image
 
     location = locate_split(source, split)
+    wanted = split_candidates(location.split)
     if location.kind == "dir":
         fs = _read_dir(location, read_bytes=False)
         with Image.open(fs.paths[0]) as im:
             return im.height, im.width
     with tarfile.open(location.path, "r:*") as tar:
         for m in tar:
-            parts = [p for p in m.name.split("/") if p not in ("", ".")]
-            if m.isfile() and _is_image(m.name) and len(parts) >= 3 and parts[-3] == split:
+            parts = member_parts(m.name)
+            if m.isfile() and is_image_name(m.name) and len(parts) >= 3 and parts[-3] in wanted:
                 with Image.open(io.BytesIO(tar.extractfile(m).read())) as im:
                     return im.height, im.width
     return _read_tar(location)  # raises the layout error

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from keras_resnet.data import arrays, augment, corrupt, folder, reader, sources
 from keras_resnet.data.info import PREPROCESSING_KINDS, SkipCounts
+from keras_resnet.data.preprocessing import IMAGENET_CROP, check_crop_size, imagenet_eval_size, imagenet_scale_range
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -49,7 +50,7 @@ def _seed_stream(seed):
 def load(source, split, batch_size, *, training=None, seed=None, input_context=None, validation_size=0,
          data_dir=None, download=False, preprocessing=None, mean=None, image_size=None, skip_corrupt=False,
          drop_remainder=None, shuffle_buffer=None, pca_lighting=False, ten_crop=False, label_offset=None,
-         mean_samples=10000, cache=True):
+         mean_samples=10000, cache=True, crop_size=IMAGENET_CROP):
     """Batches of `(float32 preprocessed image, int32 label)` from a TFDS name, image folder/archive or shards.
 
     TensorFlow-only (tf.data). For the JAX backend without TensorFlow use `load_arrays` + `ArrayIterator`.
@@ -59,7 +60,10 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
             (`<split>/<class>/<image>`, or a folder of `*-<split>.tar.gz` archives), or a directory of
             TFRecord shards (`<split>-00000-of-00008`).
         split: `"train"`, `"validation"` (the stratified, deterministic held-out `validation_size` images of
-            the training split; or the source's own validation split when `validation_size` is 0) or `"test"`.
+            the training split; or, when `validation_size` is 0, the source's own validation split: a `val/`
+            or `validation/` folder, archive member folder or split archive, `validation-*` / `val-*` shards,
+            TFDS's `validation`) or `"test"`. A split the source lacks raises `ValueError` naming the source,
+            the split and the splits available (`keras_resnet.data.available_splits`).
         batch_size: global batch size; with `input_context` each pipeline batches
             `input_context.get_per_replica_batch_size(batch_size)`.
         training: augment and shuffle every epoch; defaults to `split == "train"`.
@@ -69,7 +73,8 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
         data_dir, download: passed to TFDS.
         preprocessing: `"cifar"` or `"imagenet"`; default by image size (both sides <= 64: `"cifar"`).
         mean: mean in 0..255 units to subtract; default computed from the training split and cached.
-        image_size: `(height, width)` to resize decoded images to before anything else (optional).
+        image_size: `(height, width)` to resize decoded images to before anything else (optional; distinct
+            from `crop_size`).
         skip_corrupt: skip undecodable images instead of failing with an error naming the file. They are
             counted in `info.num_skipped[split]` and named by `info.num_skipped.files(split)`: at once for
             small images decoded up front; for streamed images (large images, TFRecord shards) while the
@@ -79,10 +84,16 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
         drop_remainder: drop the last incomplete batch; defaults to `training`.
         shuffle_buffer: shuffle buffer; default the whole split for in-memory data, 4096 otherwise.
         pca_lighting: add PCA colour augmentation (`"imagenet"` training only).
-        ten_crop: evaluate on 10 crops (`"imagenet"` evaluation): images `[B, 10, 224, 224, 3]`.
+        ten_crop: evaluate on 10 crops (`"imagenet"` evaluation; the paper's Table 3): images
+            `[B, 10, crop_size, crop_size, 3]`.
         label_offset: subtracted from TFRecord labels (default from `dataset.json`, else 0).
         mean_samples: training images used for the per-channel mean of `"imagenet"` sources.
         cache: keep decoded small images in memory (`Dataset.cache()`).
+        crop_size: side of the square crop of `"imagenet"` preprocessing (the trainer's `--image_size`):
+            training resizes the shorter side to a random size in `imagenet_scale_range(crop_size)` (the paper's
+            [256, 480] times `crop_size / 224`) and crops `crop_size` x `crop_size`; evaluation resizes the
+            shorter side to `imagenet_eval_size(crop_size)` (`round(256 * crop_size / 224)`) and takes the
+            centre crop (or 10 crops). Default 224, the paper's. Ignored by `"cifar"` preprocessing.
 
     Returns:
         `(dataset, DatasetInfo)`.
@@ -100,6 +111,7 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
         >>> ds, info = load("cifar10", "train", 128, validation_size=5000, seed=0)  # doctest: +SKIP
     """
     _check_common(split, batch_size, validation_size, preprocessing)
+    crop_size = check_crop_size(crop_size)
     kind = sources.source_kind(source)
     training = split == "train" if training is None else bool(training)
     batching = {"batch_size": input_context.get_per_replica_batch_size(batch_size) if input_context
@@ -108,17 +120,23 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
     options = tf.data.Options()
     options.deterministic = seed is not None or not training
     if kind == "folder" and _decoded_up_front(source, split, validation_size, preprocessing, image_size):
-        images, labels, info = arrays.load_arrays(source, split, validation_size=validation_size,
-                                                  image_size=image_size, skip_corrupt=skip_corrupt, mean=mean,
-                                                  preprocessing="cifar")
-        ds = _shard(tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32))), input_context)
-        ds = _small_tail(ds, len(images), mean=info.mean, cache=False, **batching)
-        return ds.with_options(options), info
+        try:
+            images, labels, info = arrays.load_arrays(source, split, validation_size=validation_size,
+                                                      image_size=image_size, skip_corrupt=skip_corrupt, mean=mean,
+                                                      preprocessing="cifar")
+        except folder.ImageShapeError:  # a small first image, but sizes differ: stream them, ImageNet-style
+            if preprocessing == "cifar":
+                raise
+            preprocessing = "imagenet"
+        else:
+            ds = _shard(tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32))), input_context)
+            ds = _small_tail(ds, len(images), mean=info.mean, cache=False, **batching)
+            return ds.with_options(options), info
 
     src, phys, keep, shape, info = reader.prepare(
         source, kind, split, validation_size=validation_size, data_dir=data_dir, download=download,
         preprocessing=preprocessing, mean=mean, image_size=image_size, label_offset=label_offset,
-        mean_samples=mean_samples, skip_corrupt=skip_corrupt)
+        mean_samples=mean_samples, skip_corrupt=skip_corrupt, crop_size=crop_size)
     cifar = info.preprocessing == "cifar"
     extra = {"training": training, "seed": seed} if src.kind != "tfds" else {}
     split_key = next(iter(info.num_examples))
@@ -136,8 +154,8 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
         return ds.with_options(options), info
 
     ds = src.elements(phys, encoded=True, keep=keep, input_context=input_context, named=True, **extra)
-    ds = _large_tail(ds, info.mean, counter, skip_corrupt=skip_corrupt,
-                     image_size=image_size, pca_lighting=pca_lighting, ten_crop=ten_crop, **batching)
+    ds = _large_tail(ds, info.mean, counter, skip_corrupt=skip_corrupt, image_size=image_size,
+                     pca_lighting=pca_lighting, ten_crop=ten_crop, crop_size=crop_size, **batching)
     return ds.with_options(options), info
 
 
@@ -156,11 +174,12 @@ def _shard(ds, input_context):
     return ds
 
 
-def _large_tail(ds, mean, counter, *, skip_corrupt, image_size, pca_lighting, ten_crop, batch_size, training,
-                seed, shuffle_buffer, drop_remainder):
+def _large_tail(ds, mean, counter, *, skip_corrupt, image_size, pca_lighting, ten_crop, crop_size, batch_size,
+                training, seed, shuffle_buffer, drop_remainder):
     """shuffle (encoded bytes) -> decode -> scale augmentation or evaluation crops + normalise -> batch ->
     prefetch, for `(encoded, label, name)` elements of large images decoded per element."""
     mean_t = tf.constant(mean)
+    scale_range, eval_size = imagenet_scale_range(crop_size), imagenet_eval_size(crop_size)
     if training:
         ds = ds.shuffle(shuffle_buffer or 4096, seed=seed, reshuffle_each_iteration=True)
     if skip_corrupt:  # after the shuffle buffer, which holds encoded bytes, not decoded images
@@ -181,7 +200,7 @@ def _large_tail(ds, mean, counter, *, skip_corrupt, image_size, pca_lighting, te
             if image_size is not None:
                 x = tf.image.resize(x, image_size)
             s1, s2 = tf.unstack(tf.random.experimental.stateless_split(s, 2))
-            x = augment.imagenet_train_geometry(x, s1)
+            x = augment.imagenet_train_geometry(x, s1, scale_range, crop_size)
             if pca_lighting:
                 x = augment.pca_lighting(x, s2)
             return (x - mean_t) / 255.0, label
@@ -193,7 +212,10 @@ def _large_tail(ds, mean, counter, *, skip_corrupt, image_size, pca_lighting, te
             x, label = to_image(element), element[1]
             if image_size is not None:
                 x = tf.image.resize(x, image_size)
-            x = augment.ten_crop(x) if ten_crop else augment.imagenet_eval_geometry(x)
+            if ten_crop:
+                x = augment.ten_crop(x, eval_size, crop_size)
+            else:
+                x = augment.imagenet_eval_geometry(x, eval_size, crop_size)
             return (x - mean_t) / 255.0, label
 
         ds = ds.map(eval_map, num_parallel_calls=AUTOTUNE)

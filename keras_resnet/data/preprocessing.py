@@ -37,6 +37,38 @@ PCA_EIGENVECTORS = np.array(
 PCA_ALPHA_STD = 0.1
 
 
+def check_crop_size(crop_size) -> int:
+    """`crop_size` as an int; `ValueError` naming it unless it is a positive int (bools refused)."""
+    if isinstance(crop_size, bool) or not isinstance(crop_size, (int, np.integer)) or crop_size < 1:
+        raise ValueError(f"`crop_size` must be a positive int (the side of the square crop, e.g. 224, 160 or "
+                         f"128); received {crop_size!r}.")
+    return int(crop_size)
+
+
+def imagenet_eval_size(crop_size: int = IMAGENET_CROP) -> int:
+    """The shorter side evaluation resizes to for a `crop_size` crop: `round(256 * crop_size / 224)`.
+
+    The paper's 256 for its 224 crop, kept in proportion (e.g. 146 for 128, 183 for 160).
+
+    Example:
+        >>> imagenet_eval_size(224), imagenet_eval_size(128)
+        (256, 146)
+    """
+    return int(round(IMAGENET_EVAL_SIZE * check_crop_size(crop_size) / IMAGENET_CROP))
+
+
+def imagenet_scale_range(crop_size: int = IMAGENET_CROP) -> tuple:
+    """The range of the random shorter side in training for a `crop_size` crop: the paper's [256, 480]
+    scaled by `crop_size / 224` (rounded), e.g. `(146, 274)` for 128.
+
+    Example:
+        >>> imagenet_scale_range(224)
+        (256, 480)
+    """
+    c = check_crop_size(crop_size)
+    return tuple(int(round(s * c / IMAGENET_CROP)) for s in IMAGENET_SCALE_RANGE)
+
+
 def normalize(images, mean) -> np.ndarray:
     """Returns `(float32(images) - mean) / 255` as a float32 numpy array.
 

@@ -34,6 +34,7 @@ from keras_resnet.data import augment, corrupt, folder, sources
 from keras_resnet.data.cache import training_mean
 from keras_resnet.data.info import DatasetInfo
 from keras_resnet.data.preprocessing import IMAGENET_CROP, stratified_split
+from keras_resnet.data.split_names import missing_split_message, order_splits, pick_physical
 
 AUTOTUNE = tf.data.AUTOTUNE
 MEAN_BATCH = 1024
@@ -92,7 +93,8 @@ class TFRecordSource:
         return np.concatenate(self._file_labels(split))
 
     def count(self, split):
-        return self.splits[split] if split in self.splits else len(self.labels(split))
+        known = pick_physical(split, self.splits)
+        return self.splits[known] if known is not None else len(self.labels(split))
 
     def elements(self, split, *, encoded, keep=None, input_context=None, training=False, seed=None, named=False):
         """`(image, int32 label)` elements (encoded bytes if `encoded`), plus the record's name if `named`."""
@@ -121,10 +123,12 @@ class FolderSource:
         with Image.open(io.BytesIO(first)) as im:
             self.image_shape = (im.height, im.width, 3)
         self.splits = {split: len(self._split.names)}
+        self._split_name = split
 
     def _get(self, split):
-        if split != self._split.location.split:
+        if split != self._split_name:
             self._split = folder.read_split(self.source, split, read_bytes=False)
+            self._split_name = split
         return self._split
 
     def has_split(self, split):
@@ -185,12 +189,18 @@ def _open(source, kind, split, validation_size, data_dir, download, label_offset
     return FolderSource(source, sources.base_split(split, validation_size))
 
 
+def splits_of(src) -> list:
+    """The canonical split names an opened source has (`keras_resnet.data.split_names.order_splits`)."""
+    if src.kind == "tfds":
+        return src.available()
+    if src.kind == "tfrecord":
+        return order_splits(sources.shard_sets(src.directory))
+    return folder.available_splits(src.source)
+
+
 def _resolve_split(src, split, validation_size):
     if split == "validation" and validation_size == 0 and not src.has_split("validation"):
-        raise ValueError(
-            f"Split 'validation' of {src.name!r} needs `validation_size` > 0 (images held out of the training "
-            "split, e.g. 5000 for CIFAR-10's 45k/5k) or a 'validation' split in the source."
-        )
+        raise ValueError(missing_split_message(src.name, split, splits_of(src)))
     return sources.base_split(split, validation_size)
 
 
@@ -256,11 +266,12 @@ def _training_images(src, preprocessing, validation_size, image_size, samples, s
 
 
 def prepare(source, kind, split, *, validation_size, data_dir, download, preprocessing, mean, image_size,
-            label_offset, mean_samples, skip_corrupt=False):
+            label_offset, mean_samples, skip_corrupt=False, crop_size=IMAGENET_CROP):
     """Opens a TFDS / TFRecord / streamed-folder source: `(src, physical split, kept indices, raw image shape,
     DatasetInfo)`, computing (or reading from the cache) the training split's mean with
     `cache.training_mean` (over at most `mean_samples` images for "imagenet", None for all); `skip_corrupt`
-    skips undecodable images in that computation (recorded in the training split's counter)."""
+    skips undecodable images in that computation (recorded in the training split's counter). For "imagenet"
+    preprocessing `info.image_shape` is `(crop_size, crop_size, C)`."""
     src = _open(source, kind, split, validation_size, data_dir, download, label_offset)
     phys = _resolve_split(src, split, validation_size)
     src.check_split(phys)
@@ -288,7 +299,7 @@ def prepare(source, kind, split, *, validation_size, data_dir, download, preproc
     num = {split if validation_size else phys: len(keep) if keep is not None else src.count(phys)}
     info = DatasetInfo(
         name=str(source), class_names=src.class_names,
-        image_shape=shape if cifar else (IMAGENET_CROP, IMAGENET_CROP, shape[2] if shape else 3),
+        image_shape=shape if cifar else (crop_size, crop_size, shape[2] if shape else 3),
         num_examples=num, mean=np.asarray(mean, np.float32), preprocessing=preprocessing,
     )
     return src, phys, keep, shape, info

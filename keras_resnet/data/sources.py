@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from keras_resnet.data.folder import is_archive, locate_split
+from keras_resnet.data.split_names import order_splits, pick_physical
 
 SPLITS = ("train", "validation", "test")
 SHARD_PATTERN = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<total>\d{5})$")
@@ -44,6 +45,41 @@ def source_kind(source) -> str:
             ".tar/.tar.gz archive of one, or a directory of TFRecord shards (<split>-00000-of-0000N)."
         )
     return "tfds"
+
+
+def shard_sets(directory) -> dict:
+    """The TFRecord shards of a directory by the split prefix of their names: `{split: [(index, total, path)]}`
+    (physical names as on disk, e.g. `"val"`; sorted by index)."""
+    found = {}
+    for p in Path(directory).iterdir():
+        m = SHARD_PATTERN.match(p.name)
+        if m:
+            found.setdefault(m["split"], []).append((int(m["index"]), int(m["total"]), p))
+    return {split: sorted(files) for split, files in found.items()}
+
+
+def find_shard_files(directory, split: str) -> list:
+    """Sorted shard paths of `split` in `directory` (`"validation"` also as `val-*` and back), without TensorFlow.
+
+    Raises:
+        ValueError: no shards for `split` (naming the directory, the split and the splits found), or an
+            incomplete set (an index of `-of-NNNNN` missing).
+    """
+    found = shard_sets(directory)
+    name = pick_physical(split, found)
+    if name is None:
+        raise ValueError(
+            f"No TFRecord shards for split {split!r} in {str(directory)!r}: expected files named "
+            f"'{split}-00000-of-00001' etc.; splits found: {order_splits(found) or 'none'}."
+        )
+    shards = found[name]
+    totals = {t for _, t, _ in shards}
+    if len(totals) != 1 or len(shards) != totals.pop():
+        raise ValueError(
+            f"Incomplete shard set for split {name!r} in {str(directory)!r}: found {len(shards)} files "
+            f"{[p.name for _, _, p in shards[:3]]}..., expected every index of '-of-NNNNN'."
+        )
+    return [str(p) for _, _, p in shards]
 
 
 def check_split(split, validation_size) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet.data.split_names import missing_split_message, order_splits, pick_physical
+
 
 class TFDSSource:
     """A TFDS dataset opened by name.
@@ -53,20 +55,46 @@ class TFDSSource:
         self.splits = {k: v.num_examples for k, v in info.splits.items()}
         self._labels = {}
 
+    def physical(self, split: str) -> str:
+        """The TFDS split name of `split` (`"validation"` is also found as `"val"` and back)."""
+        return pick_physical(split, self.splits) or split
+
     def has_split(self, split: str) -> bool:
         """Whether the dataset declares `split` (unknown when the dataset info lists no splits)."""
-        return not self.splits or split in self.splits
+        return not self.splits or pick_physical(split, self.splits) is not None
+
+    def available(self) -> list:
+        """The canonical split names of the dataset (`split_names.order_splits`).
+
+        When TFDS does not know them (`tfds.testing.mock_data` without metadata files, which accepts any
+        split), each of `train`, `validation`, `val` and `test` that `as_dataset` accepts counts.
+
+        Raises:
+            FileNotFoundError: the dataset is not prepared (splits unknown and none readable).
+        """
+        if self.splits:
+            return order_splits(self.splits)
+        found = []
+        for name in ("train", "validation", "val", "test"):
+            try:
+                self._as_dataset(name, encoded=True)
+                found.append(name)
+            except FileNotFoundError:
+                raise
+            except Exception:  # TFDS raises ValueError / KeyError / AssertionError for unknown splits
+                pass
+        return order_splits(found)
 
     def check_split(self, split: str) -> None:
+        """`ValueError` naming the dataset, `split` and the splits available unless the dataset has `split`."""
         if not self.has_split(split):
-            raise ValueError(
-                f"TFDS dataset {self.name!r} has no split {split!r}; available: {sorted(self.splits)}."
-            )
+            raise ValueError(missing_split_message(self.name, split, order_splits(self.splits), "a TFDS dataset"))
 
     def _as_dataset(self, split: str, encoded: bool):
         import tensorflow_datasets as tfds
 
         self.check_split(split)
+        split = self.physical(split)
         decoders = {self.image_key: tfds.decode.SkipDecoding()} if encoded else None
         try:
             ds = self.builder.as_dataset(split=split, shuffle_files=False, decoders=decoders,
@@ -80,6 +108,7 @@ class TFDSSource:
 
     def labels(self, split: str) -> np.ndarray:
         """All labels of `split` in the deterministic (unshuffled) order."""
+        split = self.physical(split)
         if split not in self._labels:
             ds = self._as_dataset(split, encoded=True).map(lambda x, y: y).batch(8192)
             self._labels[split] = np.concatenate([b.numpy() for b in ds] or [np.zeros((0,), np.int32)])
@@ -87,6 +116,7 @@ class TFDSSource:
 
     def count(self, split: str) -> int:
         """Number of examples of `split`."""
+        split = self.physical(split)
         return self.splits[split] if split in self.splits else len(self.labels(split))
 
     def elements(self, split: str, *, encoded: bool, keep=None, input_context=None, named: bool = False):

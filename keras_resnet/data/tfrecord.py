@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.data.sources import SHARD_PATTERN
+from keras_resnet.data.sources import find_shard_files
 
 IMAGE_KEY = "image/encoded"
 LABEL_KEY = "image/class/label"
@@ -50,26 +50,9 @@ def make_example(encoded: bytes, label: int, filename=None) -> bytes:
 
 
 def find_shards(directory, split: str) -> list:
-    """Sorted shard paths of `split` in `directory`; `ValueError` naming the splits found if none/incomplete."""
-    directory = Path(directory)
-    found = {}
-    for p in directory.iterdir():
-        m = SHARD_PATTERN.match(p.name)
-        if m:
-            found.setdefault(m["split"], []).append((int(m["index"]), int(m["total"]), p))
-    if split not in found:
-        raise ValueError(
-            f"No TFRecord shards for split {split!r} in {str(directory)!r}: expected files named "
-            f"'{shard_name(split, 0, 1)}' etc.; splits found: {sorted(found) or 'none'}."
-        )
-    shards = sorted(found[split])
-    totals = {t for _, t, _ in shards}
-    if len(totals) != 1 or len(shards) != totals.pop():
-        raise ValueError(
-            f"Incomplete shard set for split {split!r} in {str(directory)!r}: found {len(shards)} files "
-            f"{[p.name for _, _, p in shards[:3]]}..., expected every index of '-of-NNNNN'."
-        )
-    return [str(p) for _, _, p in shards]
+    """Sorted shard paths of `split` in `directory` (`"validation"` also as `val-*` and back); `ValueError`
+    naming the splits found if there are none, or if the set is incomplete (`sources.find_shard_files`)."""
+    return find_shard_files(directory, split)
 
 
 def read_metadata(directory):

@@ -12,6 +12,7 @@ Example:
 """
 
 from keras_resnet import recipes  # registers the schedules that .keras checkpoints carry
+from keras_resnet.batch_norm import BatchNormalization
 from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottleneck_block
 from keras_resnet.cifar import cifar_resnet
 from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
@@ -51,6 +52,7 @@ PlainNet18 = MODELS["plain18"]
 PlainNet34 = MODELS["plain34"]
 
 __all__ = [
+    "BatchNormalization",
     "IMAGENET_SPECS",
     "MODELS",
     "SHORTCUTS",

@@ -158,3 +158,20 @@ def randomise_batch_norms(model, seed=0):
 
 def relative_difference(a, b):
     return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def layer_inputs(model):
+    """`{layer name: [names of the layers feeding it, in call order]}` from the public functional config."""
+    def sources(node, found):
+        if isinstance(node, dict):
+            if node.get("class_name") == "__keras_tensor__":
+                found.append(node["config"]["keras_history"][0])
+            else:
+                for value in node.values():
+                    sources(value, found)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                sources(value, found)
+        return found
+
+    return {layer["name"]: sources(layer["inbound_nodes"], []) for layer in model.get_config()["layers"]}

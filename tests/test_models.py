@@ -13,6 +13,8 @@ import pytest
 import keras_resnet
 from keras_resnet import blocks
 
+from conftest import layer_inputs
+
 # Exact trainable parameter counts (PAPER.md): CIFAR option A, ImageNet option B (torchvision-equal).
 EXPECTED_PARAMS = {
     "resnet20": 269_722,
@@ -126,12 +128,11 @@ def _structure_models():
 
 
 def _consumers(model):
-    """Maps each layer name to the names of the layers that take its output."""
+    """Maps each layer name to the layers that take its output (from the public functional config)."""
     consumers = {layer.name: [] for layer in model.layers}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            for tensor in node.input_tensors:
-                consumers[tensor._keras_history.operation.name].append(layer)
+    for name, sources in layer_inputs(model).items():
+        for source in sources:
+            consumers[source].append(model.get_layer(name))
     return consumers
 
 
@@ -163,7 +164,7 @@ def test_stride2_convolutions_pad_symmetrically(model):
     assert strided
     for conv in strided:
         assert conv.padding == "valid", conv.name
-        producer = conv._inbound_nodes[0].input_tensors[0]._keras_history.operation
+        producer = model.get_layer(layer_inputs(model)[conv.name][0])
         assert isinstance(producer, keras.layers.ZeroPadding2D), conv.name
         pad = (conv.kernel_size[0] - 1) // 2
         assert tuple(map(tuple, producer.padding)) == ((pad, pad), (pad, pad)), conv.name
@@ -227,7 +228,7 @@ def test_zero_init_residual_blocks_are_identities(shortcut, training):
     blocks_in = {"stage1_block1": "stem_relu", "stage2_block1": "stage1_block1_out", "stage3_block1": "stage2_block1_out"}
     for block, previous in blocks_in.items():
         add = model.get_layer(f"{block}_add")
-        residual_tensor, shortcut_tensor = add._inbound_nodes[0].input_tensors
+        residual_tensor, shortcut_tensor = (model.get_layer(n).output for n in layer_inputs(model)[add.name])
         probe = keras.Model(
             model.input,
             [model.get_layer(previous).output, residual_tensor, shortcut_tensor, model.get_layer(f"{block}_out").output],

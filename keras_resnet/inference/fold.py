@@ -26,16 +26,19 @@ import keras
 import numpy as np
 
 
-def _history_refs(node, found):
-    """Collects every `keras_history` list inside a (nested) inbound-node structure."""
+def history_refs(node, found=None):
+    """Every `keras_history` list (`[layer name, node index, tensor index]`) inside a (nested) inbound-node
+    structure of a functional config, in call order; the lists themselves, so they can be rewired."""
+    found = [] if found is None else found
     if isinstance(node, dict):
-        if "keras_history" in node.get("config", {}) and node.get("class_name") == "__keras_tensor__":
+        if node.get("class_name") == "__keras_tensor__" and "keras_history" in node.get("config", {}):
             found.append(node["config"]["keras_history"])
+            return found
         for value in node.values():
-            _history_refs(value, found)
+            history_refs(value, found)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            _history_refs(value, found)
+            history_refs(value, found)
     return found
 
 
@@ -43,7 +46,7 @@ def _consumers(config):
     """{layer name: number of references to its outputs} over the whole functional config."""
     counts = {}
     for layer in config["layers"]:
-        for ref in _history_refs(layer["inbound_nodes"], []):
+        for ref in history_refs(layer["inbound_nodes"], []):
             counts[ref[0]] = counts.get(ref[0], 0) + 1
     for ref in _output_refs(config):
         counts[ref[0]] = counts.get(ref[0], 0) + 1
@@ -75,7 +78,7 @@ def foldable_pairs(model):
         layer = model.get_layer(layer_config["name"])
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
-        refs = _history_refs(layer_config["inbound_nodes"], [])
+        refs = history_refs(layer_config["inbound_nodes"], [])
         if len(refs) != 1 or len(layer_config["inbound_nodes"]) != 1:
             continue
         source = model.get_layer(refs[0][0])
@@ -109,7 +112,7 @@ def folded_weights(conv, bn):
 
 def _rewire(node, renamed):
     """Points every `keras_history` that names a dropped BN at its convolution (in place)."""
-    for ref in _history_refs(node, []):
+    for ref in history_refs(node, []):
         if ref[0] in renamed:
             ref[0] = renamed[ref[0]]
 

@@ -26,6 +26,8 @@ Example:
 import keras
 import numpy as np
 
+from keras_resnet.inference.fold import history_refs
+
 OPSET = 17
 """The ONNX opset the writer targets (ONNX Runtime >= 1.13 runs it)."""
 
@@ -115,23 +117,9 @@ def _dense(writer, layer, source):
 
 def _inputs_of(layer_config):
     """Names of the layers feeding a layer (its first and only call)."""
-    names = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("class_name") == "__keras_tensor__":
-                names.append(node["config"]["keras_history"][0])
-                return
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                walk(value)
-
     if len(layer_config["inbound_nodes"]) > 1:
         raise ValueError(f"to_onnx: layer {layer_config['name']!r} is called more than once; not supported.")
-    walk(layer_config["inbound_nodes"])
-    return names
+    return [ref[0] for ref in history_refs(layer_config["inbound_nodes"])]
 
 
 def _write_layer(writer, layer, sources, pending_pads):

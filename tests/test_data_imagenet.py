@@ -376,3 +376,16 @@ def test_tfds_name_through_load_with_mock_data(tmp_path):
     with tfds.testing.mock_data(num_examples=4):  # no metadata: TFDS accepts any split, probed by name
         assert available_splits("imagenet2012") == ["train", "validation", "test"]
         assert default_eval_split("imagenet2012") == "validation"
+
+
+def test_convert_never_publishes_a_partial_shard_or_metadata(tmp_path, monkeypatch):
+    source, out = small_folder(tmp_path / "s"), tmp_path / "shards"
+    monkeypatch.setenv("KERAS_RESNET_FAULT", "convert.shard:enospc")
+    with pytest.raises(OSError):
+        convert(source, out, shards=2, progress=False)
+    assert not list(out.glob("train-*")) and [p.name for p in out.glob(".tmp-*")] == [".tmp-train-00000-of-00002"]
+    monkeypatch.setenv("KERAS_RESNET_FAULT", "convert.metadata:enospc")
+    with pytest.raises(OSError):
+        convert(source, out, shards=2, progress=False)
+    assert len(list(out.glob("train-*"))) == 2 and len(list(out.glob("validation-*"))) == 2
+    assert not (out / "dataset.json").exists()

@@ -4,6 +4,10 @@ TensorFlow-only: this module imports TensorFlow. The backend-agnostic CIFAR augm
 numpy batches is `keras_resnet.data.memory.random_crop_flip`; normalisation is
 `(float32(image) - mean) / 255` as in `keras_resnet.data.preprocessing`.
 
+Decoding lives in `keras_resnet.data.decoding` (`augment.decode` is the same function, kept for imports).
+The ImageNet geometry takes its sizes as arguments; for a `crop_size` run they are
+`preprocessing.imagenet_scale_range(crop_size)` and `preprocessing.imagenet_eval_size(crop_size)`.
+
 All random ops are stateless and take an explicit `seed` (an int32/int64 tensor of shape `[2]`), so a
 pipeline built with the same seed yields the same batches.
 

@@ -4,11 +4,14 @@ TensorFlow-only: this module imports TensorFlow (`keras_resnet.data.load` import
 
 Small images (both sides <= 64 pixels, `"cifar"` preprocessing) are decoded once and cached in memory;
 training batches are shuffled over the whole split, augmented batch-wise (zero-pad 4, random crop, random
-flip) and normalised. Larger images (`"imagenet"` preprocessing) are decoded per element in parallel with
-the paper's scale augmentation (shorter side in [256, 480], random 224 crop, flip, optional PCA lighting)
-or the evaluation geometry (shorter side 256, centre 224 crop, or 10 crops). Everything ends in
-`batch(...).prefetch(AUTOTUNE)`. Streamed elements carry their file name until decoded, so an undecodable
-image fails naming the file, or is skipped and counted (`keras_resnet.data.corrupt`).
+flip) and normalised. Larger images (`"imagenet"` preprocessing), of any size and count, are decoded per
+element in parallel, exactly as Pillow decodes them (`keras_resnet.data.decoding`), with the paper's scale
+augmentation (shorter side random in [256, 480] times `crop_size / 224`, random `crop_size` crop, flip,
+optional PCA lighting) or the evaluation geometry (shorter side `round(256 * crop_size / 224)`, centre
+crop, or 10 crops); `crop_size` defaults to the paper's 224. A folder whose first image is small but whose
+sizes differ is streamed this way too. Everything ends in `batch(...).prefetch(AUTOTUNE)`. Streamed
+elements carry their file name until decoded, so an undecodable image fails naming the file, or is skipped
+and counted (`keras_resnet.data.corrupt`).
 
 Small folder images come from `keras_resnet.data.arrays.load_arrays`; every other source is opened and
 read by `keras_resnet.data.reader`, the reader `load_arrays` uses too, so both see the same images and the

@@ -7,6 +7,9 @@ Shards are `<split>-<index:05d>-of-<total:05d>` files of `tf.train.Example`s wit
 `label_offset=1` for the Inception-era ImageNet shards whose label 0 is "background"), and optionally
 `image/filename` (bytes, the source file; used to name an undecodable image). The converter
 (`python -m keras_resnet.data.convert`) also writes `dataset.json` (class names, example counts) next to them.
+The TF Model Garden / TFDS ImageNet shards (`train-00000-of-01024`, `validation-00000-of-00128`, labels 1 to
+1000) read as they are with `label_offset=1`; other features in the examples are ignored, and a `val-*`
+shard set is the `"validation"` split.
 
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385); the
 shard layout of TensorFlow's `inception/data/build_imagenet_data.py`.

@@ -18,6 +18,7 @@ Example:
 """
 
 import collections
+import contextlib
 import errno
 import os
 import signal
@@ -79,3 +80,130 @@ def site(name):
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     raise OSError(errno.ENOSPC, f"No space left on device (injected by {FAULT_ENV} at {name} hit {count})")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Storage failures: a full disk, a quota, a read-only file system. Writers name the file they could not
+# write (`StorageError`), remove their partial temporary file (`discard`), and the entry points turn the
+# error into one line and `EXIT_STORAGE`.
+
+EXIT_STORAGE = 5
+"""Exit code of every entry point (trainers, `tuning.search`, `keras_resnet.export`) for a storage error
+(2 = bad configuration or unreadable file, 3 = NaN loss, 4 = incomplete search)."""
+
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO)
+STORAGE_MESSAGES = tuple(os.strerror(code) for code in STORAGE_ERRNOS)  # "No space left on device", ...
+
+
+class StorageError(OSError):
+    """A write that failed for lack of space (or a read-only, over-quota or failing disk), naming the path.
+
+    `errno`, `strerror` and `filename` are those of `OSError`; `str(error)` is one line:
+    `cannot write <path>: <cause>`.
+
+    Example:
+        >>> str(StorageError(errno.ENOSPC, "No space left on device", "/run/backup/latest.weights.h5"))
+        'cannot write /run/backup/latest.weights.h5: No space left on device'
+    """
+
+    def __str__(self):
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
+def is_storage_error(error):
+    """Whether `error` (any exception, or one it was raised from) says the disk is full, over quota,
+    read-only or failing: an `OSError` with such an errno, or an error whose message says so (TensorFlow's
+    file errors are not `OSError`s)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+            return True
+        if any(message in str(error) for message in STORAGE_MESSAGES):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def storage_error(error, path):
+    """`error` as a `StorageError` naming `path` when it is a storage error (else `error` unchanged).
+
+    Example:
+        >>> storage_error(OSError(errno.ENOSPC, "No space left on device"), "/run/log.csv").filename
+        '/run/log.csv'
+    """
+    if isinstance(error, StorageError) or not is_storage_error(error):
+        return error
+    code = error.errno if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS else errno.ENOSPC
+    return StorageError(code, os.strerror(code), os.fspath(path))
+
+
+def describe_storage_error(error, path=None):
+    """The one line an entry point prints for the storage error `error`: the path, the cause, what to do.
+
+    Args:
+        error: an exception for which `is_storage_error` is true.
+        path: the path to name when `error` carries none (e.g. the export root).
+    """
+    error = storage_error(error, path or getattr(error, "filename", None) or "?")
+    name = errno.errorcode.get(error.errno, str(error.errno))
+    return (f"cannot write {error.filename}: {error.strerror} ({name}). Nothing was half-written: the previous "
+            "state is intact; free space (or fix the file system) and rerun the same command.")
+
+
+def discard(path):
+    """Removes the partial temporary file or directory `path`, if any, freeing its space first.
+
+    The file is truncated before it is unlinked: a writer that failed may still hold it open (h5py does
+    until garbage collection), and an open unlinked file keeps its blocks on a full disk.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path) and not os.path.islink(path):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    try:
+        os.truncate(path, 0)
+    except OSError:
+        pass
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+@contextlib.contextmanager
+def replacing(path, tmp=None, moment=None):
+    """Writes `path` atomically: yields a temporary path to fill, then renames it over `path`.
+
+    After the body, the fault site `moment` (if given) is marked and `tmp` replaces `path` with
+    `os.replace`. Any failure discards `tmp` (no temporary file is left behind) and leaves `path` as it
+    was; a storage error is re-raised as a `StorageError` naming `path`.
+
+    Args:
+        path: the final path.
+        tmp: the temporary path (default `<path>.tmp`, in the same directory so that the rename is atomic).
+        moment: the fault site marked between the complete temporary file and the rename.
+
+    Example:
+        >>> import tempfile
+        >>> target = os.path.join(tempfile.mkdtemp(), "a.txt")
+        >>> with replacing(target) as tmp:
+        ...     _ = open(tmp, "w").write("done")
+        >>> open(target).read()
+        'done'
+    """
+    path = os.fspath(path)
+    tmp = os.fspath(tmp) if tmp is not None else f"{path}.tmp"
+    try:
+        yield tmp
+        if moment:
+            site(moment)
+        os.replace(tmp, path)
+    except BaseException as error:
+        discard(tmp)
+        converted = storage_error(error, path) if isinstance(error, Exception) else error
+        if converted is error:
+            raise
+        raise converted from error

@@ -5,7 +5,8 @@ sections 3.4 / 4.2 is a flag: `--batch_size`, `--train_steps`, `--learning_rate`
 
 One flag per `TrainConfig` field. `run_main(FLAGS)` is a trainer's whole `main`: it builds the config,
 trains, and maps errors to a one-line message on stderr and an exit code: 0 done, 2 bad configuration
-(`ConfigError`, the message names the flag), 3 NaN loss (`NaNLossError`).
+(`ConfigError`, the message names the flag or file), 3 NaN loss (`NaNLossError`), 5 storage error (a full
+disk, `keras_resnet.faults.EXIT_STORAGE`: the path and the cause).
 
 Example:
     >>> from absl import flags
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from keras_resnet import faults
 from keras_resnet import recipes as recipes_lib
 from keras_resnet.training.config import DISTRIBUTIONS, INPUTS, PRECISIONS, RECIPES, ConfigError, NaNLossError, \
     TrainConfig
@@ -87,4 +89,9 @@ def run_main(flag_values):
     except NaNLossError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 3
+    except Exception as e:  # a full disk, a quota, a read-only file system: one line, exit 5
+        if not faults.is_storage_error(e):
+            raise
+        print(f"error: {faults.describe_storage_error(e)}", file=sys.stderr, flush=True)
+        return faults.EXIT_STORAGE
     return 0

@@ -4,6 +4,7 @@ Test modules import these as `from conftest import ...` (pytest puts `tests/` on
 used by more than one module live here too.
 """
 
+import functools
 import glob
 import io
 import json
@@ -175,3 +176,95 @@ def layer_inputs(model):
         return found
 
     return {layer["name"]: sources(layer["inbound_nodes"], []) for layer in model.get_config()["layers"]}
+
+
+AKAMASTER = Path(REPO).parent / "shared" / "weights" / "akamaster"
+"""The published akamaster/pytorch_resnet_cifar10 checkpoints (ResNet-20/32/44/56), when ../shared is present."""
+TORCH_MEAN, TORCH_STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
+"""The akamaster (and torchvision) input normalisation: `(x / 255 - TORCH_MEAN) / TORCH_STD` on RGB."""
+
+
+@functools.lru_cache(maxsize=None)
+def akamaster_torch_classes():
+    """`(AkamasterBlock, AkamasterResNet)`: PyTorch modules of akamaster's resnet.py (option A), defined once.
+
+    `AkamasterResNet(depth, classes=10)`: 3x3 stem (16), three stages of (depth - 2) / 6 basic blocks
+    (16/32/64 planes), the first block of stages 2 and 3 striding 2 with the option-A shortcut (subsample,
+    zero-pad planes // 4 channels on each side), global average pooling, a linear classifier; state-dict
+    names as in the published files (without their `module.` prefix). Skips the test when PyTorch is absent.
+    """
+    import pytest
+
+    torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 'keras-resnet[torch]')")
+    import torch.nn.functional as F
+    from torch import nn
+
+    class AkamasterBlock(nn.Module):
+        """akamaster's BasicBlock with option A: subsample and zero-pad planes // 4 on each side."""
+
+        def __init__(self, in_planes, planes, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.pad = planes // 4 if stride != 1 or in_planes != planes else None
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+            short = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+            return F.relu(out + short)
+
+    class AkamasterResNet(nn.Module):
+        """akamaster's resnet.py: 3x3 stem (16), three stages of n blocks (16/32/64), average pool, linear."""
+
+        def __init__(self, depth, classes=10):
+            super().__init__()
+            n = (depth - 2) // 6
+            self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(16)
+            in_planes = 16
+            for stage, planes in enumerate((16, 32, 64), start=1):
+                blocks = []
+                for block in range(n):
+                    blocks.append(AkamasterBlock(in_planes, planes, 2 if stage > 1 and block == 0 else 1))
+                    in_planes = planes
+                setattr(self, f"layer{stage}", nn.Sequential(*blocks))
+            self.linear = nn.Linear(64, classes)
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.layer3(self.layer2(self.layer1(out)))
+            out = F.avg_pool2d(out, out.size()[3])
+            return self.linear(out.view(out.size(0), -1))
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    return AkamasterBlock, AkamasterResNet
+
+
+def akamaster_published(depth):
+    """The published akamaster ResNet-`depth` (PyTorch, eval mode) from ../shared; skips when it is absent."""
+    import pytest
+
+    _, AkamasterResNet = akamaster_torch_classes()
+    import torch
+
+    files = sorted(AKAMASTER.glob(f"resnet{depth}-*.th")) if AKAMASTER.is_dir() else []
+    if not files:
+        pytest.skip(f"akamaster ResNet-{depth} checkpoint not found in {AKAMASTER} (../shared absent)")
+    model = AkamasterResNet(depth)
+    checkpoint = torch.load(files[0], map_location="cpu", weights_only=True)
+    model.load_state_dict({k.removeprefix("module."): v for k, v in checkpoint["state_dict"].items()})
+    return model.eval()
+
+
+def torch_nhwc_logits(model, images_nhwc, batch_size=500):
+    """Logits of a PyTorch model on float NHWC images (already normalised), in batches, without gradients."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images_nhwc), batch_size):
+            batch = np.ascontiguousarray(images_nhwc[start:start + batch_size].transpose(0, 3, 1, 2), np.float32)
+            out.append(model(torch.from_numpy(batch)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

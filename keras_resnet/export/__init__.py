@@ -22,10 +22,15 @@ Signatures (all return `probabilities` float32 `[None, classes]`, `classes` int6
   ImageNet-style models take any size and resize the shorter side to 256 (bilinear) and crop the centre
   224x224 in the graph (scaled for other crop sizes), as in evaluation.
 - `serve_bytes`: `tf.string [None]` of encoded JPEG/PNG images (TF Serving's `{"b64": ...}`).
-- `logits`: float32 preprocessed images `[None, H, W, 3]` (the network's input); also returns `logits`.
+- `logits`: float32 preprocessed images `[None, H, W, 3]` (the network's input, already normalised); also
+  returns `logits`.
 
 Preprocessing is the training formula of `docs/CONTRACTS.md`, `(float32(image) - mean) / 255` with the
-mean image (0..255 units) stored in the SavedModel as the variable `mean_image`. The exported network is a
+mean image (0..255 units) stored in the SavedModel as the variable `mean_image`; for pretrained weights
+(`export_pretrained`, `normalization=`, or a run recording `input_normalization`) it is the normalisation
+they were trained with, e.g. `(x / 255 - mean) / std` per channel for the akamaster CIFAR-10 and
+torchvision models, Caffe's BGR mean subtraction for keras.applications' (the `logits` signature then takes
+`keras_resnet.preprocess_input`'s output). The exported network is a
 float32 copy of the model whatever precision policy it was trained under, its classifier rebuilt without
 activation to expose logits; no function is XLA-compiled.
 
@@ -39,6 +44,7 @@ Modules, one job each:
 - `serving`: the `tf.Module` and its three signatures (`ServingModule`, `build_serving_module`);
 - `card`: `assets/model_card.json` and `assets/labels.txt`;
 - `saved_model`: `export_saved_model`, `export_from_model_dir` (the steps above, in order);
+- `pretrained`: `export_pretrained`, a named network with pretrained weights, no training run;
 - `onnx_export`: `export_onnx`, the same network as ONNX in `<export_root>/onnx/<version>/model.onnx`;
 - `contract`: `SIGNATURES`, `OUTPUT_KEYS`;
 - `cli` (+ `__main__`): the command line, absl flags in their own `FlagValues`.
@@ -54,22 +60,27 @@ Command line::
 
     python -m keras_resnet.export --model_dir=runs/resnet20 --export_dir=saved_models/resnet20 \
         [--version N] [--overwrite] [--checkpoint best|latest] [--format saved_model|onnx]
+    python -m keras_resnet.export --model=resnet56 --weights=cifar10 --export_dir=saved_models/resnet56
 """
 
 from keras_resnet.export.contract import OUTPUT_KEYS, SIGNATURES
-from keras_resnet.export.preprocessing import PREPROCESSING_KINDS
+from keras_resnet.export.preprocessing import NORMALIZATION_KEY, PREPROCESSING_KINDS
 from keras_resnet.export.onnx_export import export_onnx
+from keras_resnet.export.pretrained import CIFAR10_CLASS_NAMES, export_pretrained
 from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, export_from_model_dir, export_saved_model
 from keras_resnet.export.versions import existing_versions, next_version
 
 __all__ = [
     "CHECKPOINTS",
+    "CIFAR10_CLASS_NAMES",
     "FORMATS",
+    "NORMALIZATION_KEY",
     "OUTPUT_KEYS",
     "PREPROCESSING_KINDS",
     "SIGNATURES",
     "existing_versions",
     "export_onnx",
+    "export_pretrained",
     "export_from_model_dir",
     "export_saved_model",
     "main",

@@ -25,8 +25,8 @@ from keras_resnet.export.contract import OUTPUT_DTYPES, OUTPUT_KEYS
 LABELS_FILE = "labels.txt"
 CARD_FILE = "model_card.json"
 FORMULA = "(float32(image) - mean) / 255, mean in 0..255 units (variable `mean_image`)"
-DECODER = ("serve_bytes: tf.io.decode_jpeg(channels=3, dct_method='INTEGER_ACCURATE') (= Pillow) "
-           "or tf.io.decode_png(channels=3)")
+DECODER = ("serve_bytes: tf.io.decode_jpeg(channels=3, dct_method='INTEGER_ACCURATE') (= Pillow; grayscale "
+           "replicated; CMYK JPEGs within one level of Pillow) or tf.io.decode_png(channels=3) (alpha dropped)")
 
 
 def spec_json(spec) -> dict:
@@ -71,6 +71,31 @@ def graph_json(model, prepared) -> dict:
             "batch_norm_left": after, "rule": GRAPH_RULE}
 
 
+def preprocessing_json(inputs) -> dict:
+    """The card's `preprocessing`: kind, formula, mean shape, geometry, decoder and the normalisation.
+
+    `normalization` is the `keras_resnet.weights.Preprocessing` record of pretrained weights (None for the
+    package's training formula); `channel_order` is the network's; `multiplier` what `(image - mean_image)`
+    is multiplied by; `logits_input` what the `logits` signature takes.
+    """
+    multiplier = inputs.multiplier
+    normalization = inputs.normalization
+    return {
+        "kind": inputs.kind,
+        "formula": FORMULA if normalization is None else inputs.formula_text(),
+        "mean_shape": list(inputs.mean.shape),
+        "normalization": None if normalization is None else normalization.to_dict(),
+        "channel_order": inputs.channel_order,
+        "multiplier": multiplier if isinstance(multiplier, float) else [float(v) for v in np.ravel(multiplier)],
+        "mean_image": None if normalization is None else [float(v) for v in np.ravel(inputs.mean)],
+        "logits_input": ("the network's input, already normalised: (image - mean) / 255" if normalization is None
+                         else "the network's input, already normalised: keras_resnet.preprocess_input(image, "
+                              "weights=...) (channels in the network's order)"),
+        "geometry": inputs.geometry_text(),
+        "decoder": DECODER,
+    }
+
+
 def model_card(model, prepared, inputs, dataset, specs, version=None, extra=None) -> dict:
     """The model card of an export, as a JSON-ready dict.
 
@@ -96,13 +121,7 @@ def model_card(model, prepared, inputs, dataset, specs, version=None, extra=None
             "num_examples": dataset.get("num_examples"),
         },
         "signatures": signatures_json(specs, len(inputs.class_names)),
-        "preprocessing": {
-            "kind": inputs.kind,
-            "formula": FORMULA,
-            "mean_shape": list(inputs.mean.shape),
-            "geometry": inputs.geometry_text(),
-            "decoder": DECODER,
-        },
+        "preprocessing": preprocessing_json(inputs),
         "classifier_activation": prepared.activation,
         "training_dtype_policy": prepared.training_policy,
         "export_dtype": "float32",

@@ -1,8 +1,15 @@
 """Command line of the export: `python -m keras_resnet.export --model_dir=... --export_dir=...`.
 
+Two sources, exclusive: a training run (`--model_dir`) or published pretrained weights
+(`--model=resnet56 --weights=cifar10`, `keras_resnet.export.pretrained`: their input normalisation in the
+serving graph).
+
 Flags (absl, like every other entry point; `--flag=value` and `--flag value` both work):
 
-- `--model_dir` (required): the training run's directory (docs/CONTRACTS.md layout);
+- `--model_dir`: the training run's directory (docs/CONTRACTS.md layout);
+- `--model` and `--weights` (instead of `--model_dir`): a network name (`resnet56`) and `cifar10`,
+  `imagenet` or a weights file; `--class_names=FILE` (one name per line) names the classes (default:
+  CIFAR-10's for `cifar10`, else the label indices); `--stride_in_3x3` for torchvision's bottleneck files;
 - `--export_dir` (required): the model's version root, e.g. `saved_models/resnet20`;
 - `--version`: the version number (default: the next free one);
 - `--overwrite`: replace an existing `--version`;
@@ -11,9 +18,11 @@ Flags (absl, like every other entry point; `--flag=value` and `--flag value` bot
   BN folded, uint8 NHWC input with the preprocessing in the graph; needs the `onnx` extra).
 
 Prints the version directory written and exits 0. A bad command line (a missing or unknown flag, a bad
-value, extra arguments) prints the usage and the reason and exits 2; an export that fails (a missing
+value, extra arguments, `--model_dir` together with `--model`, `--model` without `--weights`) prints the
+usage and the reason and exits 2; an export that fails (a missing
 file, an existing version without `--overwrite`, an unwritable destination) prints the reason and exits
-1, having written nothing. `--help` prints the flags and exits 0.
+1, having written nothing; a full disk (or quota, read-only file system) exits 5 with one line naming the
+path and the cause, having written nothing either. `--help` prints the flags and exits 0.
 
 The flags live in their own `absl.flags.FlagValues`, made afresh for each call, never in the global
 `absl.flags.FLAGS`: a process that also defines the trainers' flags (`--model_dir`, ...) can import and
@@ -31,12 +40,17 @@ import sys
 
 from absl import flags
 
+from keras_resnet import faults
 from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, export_from_model_dir
 
 PROG = "python -m keras_resnet.export"
-USAGE = (f"usage: {PROG} --model_dir=DIR --export_dir=DIR [--version=N] [--overwrite] "
+USAGE = (f"usage: {PROG} (--model_dir=DIR | --model=NAME --weights=cifar10|imagenet|FILE [--class_names=FILE] "
+         f"[--stride_in_3x3]) --export_dir=DIR [--version=N] [--overwrite] "
          f"[--checkpoint={'|'.join(CHECKPOINTS)}] [--format={'|'.join(FORMATS)}]")
-DESCRIPTION = "Export a training run's checkpoint as a versioned TF Serving SavedModel."
+DESCRIPTION = ("Export a training run's checkpoint, or a network with pretrained weights, as a versioned TF "
+               "Serving SavedModel (or ONNX).")
+PRETRAINED_ONLY = ("weights", "class_names", "stride_in_3x3")
+"""Flags that only apply to `--model` (a pretrained export)."""
 REQUIRED = ("model_dir", "export_dir")
 HELP_ARGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
 
@@ -51,6 +65,14 @@ def define_flags(flag_values=None) -> flags.FlagValues:
     flags.DEFINE_enum("checkpoint", "best", list(CHECKPOINTS), "Which checkpoint (default: best).", flag_values=fv)
     flags.DEFINE_enum("format", "saved_model", list(FORMATS), "saved_model (TF Serving) or onnx (<export_dir>/onnx).",
                       flag_values=fv)
+    flags.DEFINE_string("model", None, "A network name (e.g. resnet56) to export with --weights, instead of "
+                        "--model_dir.", flag_values=fv)
+    flags.DEFINE_string("weights", None, "With --model: cifar10, imagenet or a weights file (.th, .pth, Keras-2 .h5, "
+                        ".weights.h5); its input normalisation goes into the serving graph.", flag_values=fv)
+    flags.DEFINE_string("class_names", None, "With --model: a text file of class names, one per line (default: "
+                        "CIFAR-10's for cifar10, else 0, 1, ...).", flag_values=fv)
+    flags.DEFINE_bool("stride_in_3x3", None, "With --model: the bottleneck stride placement (default: the "
+                      "weights' own; torchvision: true).", flag_values=fv)
     return fv
 
 
@@ -73,10 +95,33 @@ def parse_flags(args) -> flags.FlagValues:
         usage_error(str(error))
     if rest[1:]:
         usage_error(f"unrecognized arguments: {' '.join(rest[1:])}")
-    missing = [f"--{name}" for name in REQUIRED if fv[name].value is None]
+    if fv.model_dir is not None and fv.model is not None:
+        usage_error(f"--model_dir={fv.model_dir} and --model={fv.model} are exclusive: export a training run "
+                    "(--model_dir) or a network with pretrained weights (--model and --weights), not both")
+    missing = [f"--{name}" for name in REQUIRED if fv[name].value is None and not (name == "model_dir" and fv.model)]
     if missing:
         usage_error(f"the following flags are required: {', '.join(missing)}")
+    if fv.model is not None and fv.weights is None:
+        usage_error(f"--model={fv.model} needs --weights (cifar10, imagenet or a weights file)")
+    if fv.model is not None and fv["checkpoint"].present:
+        usage_error("--checkpoint applies to --model_dir only (a pretrained export has no checkpoints)")
+    wrong = [f"--{name}" for name in PRETRAINED_ONLY if fv.model is None and fv[name].present]
+    if wrong:
+        usage_error(f"{', '.join(wrong)}: only with --model (a pretrained export), not with --model_dir")
     return fv
+
+
+def run_export(fv):
+    """The export the parsed flags ask for; returns the version directory written."""
+    if fv.model is None:
+        return export_from_model_dir(fv.model_dir, fv.export_dir, checkpoint=fv.checkpoint, version=fv.version,
+                                     overwrite=fv.overwrite, export_format=fv["format"].value)
+    from keras_resnet.export import pretrained
+
+    class_names = pretrained.read_class_names(fv.class_names) if fv.class_names else None
+    return pretrained.export_pretrained(fv.model, fv.weights, fv.export_dir, class_names=class_names,
+                                        stride_in_3x3=fv.stride_in_3x3, version=fv.version, overwrite=fv.overwrite,
+                                        export_format=fv["format"].value)
 
 
 def main(argv=None) -> int:
@@ -86,7 +131,8 @@ def main(argv=None) -> int:
         0 after printing the version directory written.
 
     Raises:
-        SystemExit: code 0 after `--help`, 2 for a bad command line, 1 when the export fails.
+        SystemExit: code 0 after `--help`, 2 for a bad command line, 1 when the export fails, 5 for a storage
+            error (`keras_resnet.faults.EXIT_STORAGE`).
     """
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     options = args[: args.index("--")] if "--" in args else args
@@ -95,9 +141,13 @@ def main(argv=None) -> int:
         raise SystemExit(0)
     fv = parse_flags(args)
     try:
-        path = export_from_model_dir(fv.model_dir, fv.export_dir, checkpoint=fv.checkpoint, version=fv.version,
-                                     overwrite=fv.overwrite, export_format=fv["format"].value)
-    except (ValueError, OSError, ImportError) as error:
+        path = run_export(fv)
+    except Exception as error:  # noqa: BLE001 - a full disk (any library's error) exits 5, the others as before
+        if faults.is_storage_error(error):
+            print(f"{PROG}: error: {faults.describe_storage_error(error, fv.export_dir)}", file=sys.stderr, flush=True)
+            raise SystemExit(faults.EXIT_STORAGE) from None
+        if not isinstance(error, (ValueError, OSError, ImportError)):
+            raise
         print(f"{PROG}: error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     print(path)

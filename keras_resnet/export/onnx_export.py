@@ -8,7 +8,11 @@ the SavedModel's (`keras_resnet.export.prepare`, BN folded into the convolutions
   size; `input_dtype="float32"` takes float pixels (0..255) with the same preprocessing instead.
   ImageNet-style exports expect the caller to resize and centre-crop to `H x W` first (the card's
   `preprocessing.geometry` says how); the SavedModel does that in its graph;
-- preprocessing `(float(image) - mean) / 255`, mean in 0..255 units, as in training;
+- preprocessing `(float(image) - offset) * scale` per channel: the training formula `(image - mean) / 255`
+  (mean in 0..255 units), or the normalisation of pretrained weights, `(x / 255 - mean) / std` written as
+  `(x - 255 * mean) * (1 / (255 * std))` (`keras_resnet.export.preprocessing`); for BGR (Caffe) weights the
+  graph still takes RGB pixels: the offset and scale are given in RGB order and the stem convolution's
+  kernel has its input channels reversed (`prepare.reverse_input_channels`, exact);
 - outputs `logits` and `probabilities` (softmax), float32 `[batch, classes]`; opset `onnx_graph.OPSET`.
 
 Layout: `<export_root>/onnx/<version>/{model.onnx, labels.txt, model_card.json}`. The folder `onnx` is not
@@ -55,13 +59,27 @@ def onnx_root(export_root) -> Path:
     return Path(export_root) / ONNX_DIR
 
 
+def onnx_preprocessing(inputs):
+    """`(offset, scale)` float32 arrays for `onnx_graph.to_onnx`, in RGB order: `(x - offset) * scale`.
+
+    The training formula: the mean image and 1/255. Pretrained weights: `mean / scale` and `scale / std` per
+    channel (e.g. `255 * mean` and `1 / (255 * std)` for "torch"), reversed to RGB order for BGR networks.
+    """
+    offset = np.asarray(inputs.mean, np.float32)
+    scale = np.asarray(inputs.multiplier, np.float32).reshape(-1)
+    if inputs.channel_order == "BGR":
+        offset, scale = offset[..., ::-1], scale[::-1]
+    return np.ascontiguousarray(offset), np.ascontiguousarray(scale)
+
+
 def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_dtype="uint8") -> Path:
     """Prepares the folded network, writes `model.onnx`, labels and card into `staging`, and publishes it."""
     from keras_resnet.inference import onnx_graph
 
     prepared = prepare.prepare_serving_model(model)
-    proto = onnx_graph.to_onnx(prepared.model, offset=np.asarray(inputs.mean, np.float32),
-                               scale=np.float32(1.0 / 255.0), input_dtype=input_dtype, name=model.name)
+    offset, scale = onnx_preprocessing(inputs)
+    network = prepare.reverse_input_channels(prepared.model) if inputs.channel_order == "BGR" else prepared.model
+    proto = onnx_graph.to_onnx(network, offset=offset, scale=scale, input_dtype=input_dtype, name=model.name)
     (staging.path / ONNX_FILE).write_bytes(proto.SerializeToString())
     faults.site("export.onnx_written")
     card_lib.write_labels(staging.path, inputs.class_names)
@@ -73,7 +91,9 @@ def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_
                                          "layout": "NHWC"}},
                     "outputs": {"logits": {"dtype": "float32", "shape": [None, len(inputs.class_names)]},
                                 "probabilities": {"dtype": "float32", "shape": [None, len(inputs.class_names)]}},
-                    "preprocessing_in_graph": "(float(image) - mean) / 255",
+                    "preprocessing_in_graph": "(float(image) - offset) * scale, per channel, RGB",
+                    "offset": [float(v) for v in np.ravel(offset)] if offset.size <= 3 else list(offset.shape),
+                    "scale": [float(v) for v in np.ravel(scale)],
                     "caller_geometry": None if inputs.kind == "cifar" else inputs.geometry_text()}
     card["xla"] = None
 
@@ -85,12 +105,12 @@ def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_
 
 
 def export_onnx(model, export_root, *, dataset_info=None, mean=None, class_names=None, preprocessing=None,
-                version=None, overwrite=False, model_card_extra=None, input_dtype="uint8"):
+                version=None, overwrite=False, model_card_extra=None, input_dtype="uint8", normalization=None):
     """Exports a Keras classifier as a versioned ONNX model, atomically (see the module docstring).
 
     Args:
-        model, dataset_info, mean, class_names, preprocessing, version, overwrite, model_card_extra: as
-            `keras_resnet.export.export_saved_model`.
+        model, dataset_info, mean, class_names, preprocessing, version, overwrite, model_card_extra,
+            normalization: as `keras_resnet.export.export_saved_model`.
         export_root: the model's export root; the version goes to `<export_root>/onnx/<version>`.
         input_dtype: "uint8" (default) or "float32" pixels.
 
@@ -105,7 +125,7 @@ def export_onnx(model, export_root, *, dataset_info=None, mean=None, class_names
         raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}; received {input_dtype!r}.")
     require_onnx()
     dataset = dataset_dict(dataset_info)
-    inputs = resolve_inputs(model, dataset, mean, class_names, preprocessing)
+    inputs = resolve_inputs(model, dataset, mean, class_names, preprocessing, normalization)
     root, version = versions.plan_destination(onnx_root(export_root), version, overwrite)
     staging = versions.Staging(root, version)
     try:

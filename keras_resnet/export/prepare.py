@@ -126,6 +126,41 @@ def float32_logits_clone(model):
     return clone
 
 
+def layer_sources(model) -> dict:
+    """`{layer name: [names of the layers feeding it]}` from the model's public functional config."""
+    from keras_resnet.inference.fold import history_refs
+
+    return {layer["name"]: [ref[0] for ref in history_refs(layer["inbound_nodes"])]
+            for layer in model.get_config()["layers"]}
+
+
+def reverse_input_channels(model):
+    """`model` taking its input channels in reverse order (RGB instead of BGR), in place; returns it.
+
+    Every convolution that reads the input (directly or through zero padding, which commutes with a channel
+    permutation) gets its kernel reversed along the input-channel axis: `conv(reverse(x), W) ==
+    conv(x, reverse(W))` exactly. Used by the ONNX export of BGR (Caffe) weights, whose graph takes RGB pixels.
+
+    Raises:
+        ValueError: a layer other than zero padding or a convolution reads the input.
+    """
+    import keras
+
+    sources = layer_sources(model)
+    reads_input = {model.layers[0].name}
+    for layer in model.layers[1:]:
+        if not reads_input.intersection(sources.get(layer.name, [])):
+            continue
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            reads_input.add(layer.name)
+        elif isinstance(layer, keras.layers.Conv2D):
+            layer.kernel.assign(np.ascontiguousarray(keras.ops.convert_to_numpy(layer.kernel)[:, :, ::-1, :]))
+        else:
+            raise ValueError(f"Cannot reverse the input channels of {model.name!r}: layer {layer.name!r} "
+                             f"({type(layer).__name__}) reads the input; only Conv2D and ZeroPadding2D can.")
+    return model
+
+
 def prepare_serving_model(model, transforms=DEFAULT_TRANSFORMS) -> ServingModel:
     """The float32 logits network of `model`, with `transforms` applied in order.
 

@@ -24,7 +24,13 @@ import numpy as np
 from keras_resnet import faults
 from keras_resnet.export import card as card_lib
 from keras_resnet.export import prepare, versions
-from keras_resnet.export.preprocessing import dataset_dict, resolve_inputs
+from keras_resnet.export.preprocessing import (
+    NORMALIZATION_KEY,
+    check_image_size,
+    dataset_dict,
+    resolve_inputs,
+    resolve_normalization,
+)
 
 CHECKPOINTS = ("best", "latest")
 """Checkpoints of a training run's `model_dir` (`checkpoints/<name>.keras`)."""
@@ -41,7 +47,7 @@ def require_tensorflow():
 
 
 def export_saved_model(model, export_root, *, dataset_info=None, mean=None, class_names=None, preprocessing=None,
-                       version=None, overwrite=False, model_card_extra=None):
+                       version=None, overwrite=False, model_card_extra=None, normalization=None):
     """Exports a Keras classifier as a versioned TF Serving SavedModel, atomically.
 
     The model is copied into float32 (whatever policy it was trained under) with its classifier rebuilt
@@ -59,10 +65,16 @@ def export_saved_model(model, export_root, *, dataset_info=None, mean=None, clas
             `dataset_info`'s mean; required one way or the other.
         class_names: class names in label order; defaults to `dataset_info`'s, else "0", "1", ...
         preprocessing: "cifar" (fixed input size) or "imagenet" (any size, shorter side 256, centre 224
-            crop in the graph); defaults to `dataset_info`'s, else "cifar".
+            crop in the graph, scaled to the model's input size, e.g. 37 and 32 for a 32x32 model);
+            defaults to `dataset_info`'s, else "cifar".
         version: positive int; defaults to the next free version.
         overwrite: bool, replace an existing `version`.
         model_card_extra: optional dict merged into `assets/model_card.json` (e.g. `test_accuracy`).
+        normalization: the input normalisation of pretrained weights, served instead of the mean
+            formula: a `keras_resnet.weights.Preprocessing`, its `to_dict()` record, or what
+            `keras_resnet.weights.preprocessing_of` takes ("cifar10", "imagenet" for the model's name, a
+            weights file); defaults to `dataset_info`'s `input_normalization`, else None (then `mean`).
+            The `logits` signature then takes `keras_resnet.preprocess_input(images, weights=...)`.
 
     Returns:
         `pathlib.Path` of the version directory written.
@@ -79,7 +91,7 @@ def export_saved_model(model, export_root, *, dataset_info=None, mean=None, clas
     """
     require_tensorflow()
     dataset = dataset_dict(dataset_info)
-    inputs = resolve_inputs(model, dataset, mean, class_names, preprocessing)
+    inputs = resolve_inputs(model, dataset, mean, class_names, preprocessing, normalization)
     root, version = versions.plan_destination(export_root, version, overwrite)
     staging = versions.Staging(root, version)
     try:
@@ -148,17 +160,23 @@ def checkpoint_path(model_dir, checkpoint) -> Path:
 def read_model_dir(model_dir):
     """`(dataset dict, mean, config dict, summary dict)` of a training run (docs/CONTRACTS.md layout).
 
+    `mean_image.npy` may be missing (mean None) when `dataset.json` or `config.json` records the
+    `input_normalization` of the pretrained weights the run started from.
+
     Raises:
         FileNotFoundError: `dataset.json` or `mean_image.npy` is missing. ValueError: a file is not JSON.
     """
     model_dir = Path(model_dir)
-    for name in ("dataset.json", "mean_image.npy"):
-        if not (model_dir / name).is_file():
-            raise FileNotFoundError(f"`model_dir` {str(model_dir)!r} has no {name} (see docs/CONTRACTS.md).")
+    if not (model_dir / "dataset.json").is_file():
+        raise FileNotFoundError(f"`model_dir` {str(model_dir)!r} has no dataset.json (see docs/CONTRACTS.md).")
     dataset = read_json(model_dir / "dataset.json")
-    mean = np.load(model_dir / "mean_image.npy", allow_pickle=False)
     config = read_json(model_dir / "config.json") if (model_dir / "config.json").is_file() else {}
     summary = read_json(model_dir / "summary.json") if (model_dir / "summary.json").is_file() else {}
+    mean = None
+    if (model_dir / "mean_image.npy").is_file():
+        mean = np.load(model_dir / "mean_image.npy", allow_pickle=False)
+    elif NORMALIZATION_KEY not in dataset and NORMALIZATION_KEY not in config:
+        raise FileNotFoundError(f"`model_dir` {str(model_dir)!r} has no mean_image.npy (see docs/CONTRACTS.md).")
     return dataset, mean, config, summary
 
 
@@ -173,6 +191,12 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
     Reads `checkpoints/<checkpoint>.keras` (safe mode), `dataset.json`, `mean_image.npy`, and, when present,
     `config.json` and `summary.json` (test accuracy for the model card). Every file and the destination are
     checked before the checkpoint is loaded, and nothing is written when a check fails.
+
+    An ImageNet-style run (`dataset.json` `preprocessing` "imagenet") is served at its `config.json`
+    `image_size` (default: the model's input size, else 224): shorter side `round(256 * N / 224)`, centre
+    `N x N` crop and its mean, in the graph; the labels and the card carry its class names. A run that
+    started from pretrained weights and records their `input_normalization` (`dataset.json` or
+    `config.json`) serves that normalisation instead of the mean (`mean_image.npy` is then optional).
 
     Args:
         model_dir: the training run's directory.
@@ -198,6 +222,11 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         raise ValueError(f"`export_format` (--format) must be one of {FORMATS}; received {export_format!r}.")
     weights = checkpoint_path(model_dir, checkpoint)
     dataset, mean, config, summary = read_model_dir(model_dir)
+    check_image_size(config.get("image_size"))
+    normalization = resolve_normalization(None, None, dataset, config)
+    if normalization is not None:
+        dataset = dict(dataset, **{NORMALIZATION_KEY: normalization.to_dict()})
+        mean = None
     if export_format == "onnx":
         from keras_resnet.export import onnx_export
 
@@ -231,7 +260,7 @@ def export_checkpoint(staging, weights, dataset, mean, config, summary, model_ca
         "training_config": config or None,
     }
     extra.update(model_card_extra or {})
-    inputs = resolve_inputs(model, dataset, mean, None, None)
+    inputs = resolve_inputs(model, dataset, mean, None, None, image_size=config.get("image_size"))
     if export_format == "onnx":
         from keras_resnet.export import onnx_export
 

@@ -8,8 +8,18 @@ writes an export). Signatures, all returning `probabilities` float32 `[None, cla
   resized and centre-cropped in the graph);
 - `serve_bytes`: `tf.string [None]` of encoded JPEG/PNG images (TF Serving's `{"b64": ...}`), decoded
   with the accurate integer DCT (the pixels Pillow gives the training pipeline, bit for bit);
-- `logits`: float32 preprocessed images `[None, height, width, 3]` (the network's input); also returns
-  `logits`.
+- `logits`: float32 preprocessed images `[None, height, width, 3]`: the network's input, already
+  normalised (the training formula's output, or for pretrained weights `keras_resnet.preprocess_input`'s,
+  in the network's channel order, BGR for Caffe weights); also returns `logits`.
+
+The uint8 and bytes signatures normalise in the graph as `(reorder(float32(image)) - mean_image) *
+multiplier` (`keras_resnet.export.preprocessing`): the training formula `(image - mean) / 255`, or the
+normalisation recorded with pretrained weights (per channel; channels reversed for BGR networks).
+
+Grayscale JPEGs are replicated to 3 channels and PNG alpha is dropped, as Pillow's `convert("RGB")` does.
+CMYK / YCCK JPEGs are decoded by TensorFlow, which converts CMYK to RGB truncating `c * k / 255` where
+Pillow (the training and evaluation decoder, `keras_resnet.data.decoding`) rounds it: their pixels differ
+from Pillow's by at most one level per channel (a graph without Python cannot call Pillow).
 
 Each signature checks its input's rank and sizes in the graph (signature shapes are not enforced at run
 time) and names the expected spec in the error. The mean image is the variable `mean_image`; no
@@ -122,8 +132,15 @@ class ServingModule(tf.Module):
         return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
 
     def _normalize(self, pixels):
-        # docs/CONTRACTS.md and keras_resnet.data: (float32(image) - mean) / 255, as x * (1 / 255).
-        return (tf.cast(pixels, tf.float32) - self.mean_image) * (1.0 / 255.0)
+        # docs/CONTRACTS.md and keras_resnet.data: (float32(image) - mean) / 255, as x * (1 / 255); pretrained
+        # weights: (reorder(x) - mean / scale) * (scale / std), per channel (keras_resnet.export.preprocessing).
+        x = tf.cast(pixels, tf.float32)
+        if self._inputs.channel_order == "BGR":
+            x = tf.reverse(x, axis=[-1])
+        multiplier = self._inputs.multiplier
+        if not isinstance(multiplier, float):
+            multiplier = tf.constant(multiplier, tf.float32)
+        return (x - self.mean_image) * multiplier
 
     def _geometry(self, pixels):
         """One image [h, w, 3] -> float32 [height, width, 3] in 0..255 units (ImageNet evaluation)."""

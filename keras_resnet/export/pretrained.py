@@ -1,0 +1,143 @@
+"""Exporting published pretrained weights directly: a named network and a weights set, no training run.
+
+`python -m keras_resnet.export --model=resnet56 --weights=cifar10 --export_dir=saved_models/resnet56`
+builds `keras_resnet.build("resnet56", weights="cifar10")` and exports it with the normalisation the
+weights were trained with in the serving graph (`keras_resnet.weights.preprocessing_of`: for the akamaster
+CIFAR-10 models `(x / 255 - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)`), so that `serve_bytes` on a
+raw CIFAR-10 JPEG classifies as the PyTorch original does. CIFAR models are served at 32x32 (kind "cifar");
+ImageNet models at any input size, resized to 256 and centre-cropped to 224 in the graph (kind
+"imagenet"). Class names: CIFAR-10's for the "cifar10" set, else the label indices "0", "1", ... (the
+published ImageNet files carry no names) unless `class_names` is given.
+
+Example:
+    >>> export_pretrained("resnet20", "cifar10", "saved_models/resnet20")  # doctest: +SKIP
+    PosixPath('.../saved_models/resnet20/1')
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+"""CIFAR-10's classes in label order (the akamaster models' output order)."""
+
+
+def read_class_names(path):
+    """The class names of a text file, one per line (blank lines ignored); a `ValueError` naming the file."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ValueError(f"`class_names` file {str(path)!r} cannot be read: {error.strerror or error}.") from None
+    names = [line.strip() for line in lines if line.strip()]
+    if not names:
+        raise ValueError(f"`class_names` file {str(path)!r} holds no names (one class name per line).")
+    return names
+
+
+def file_details(weights):
+    """`(classes or None, source format)` of a weights file (its classifier width, from the file itself)."""
+    from keras_resnet.weights import detect_format, read_metadata, read_source
+
+    file_format = detect_format(weights)
+    if file_format != "keras":
+        table, file_format = read_source(os.fspath(weights), file_format)
+        head = table.get("predictions", {})
+        return (int(head["bias"][0].shape[0]) if "bias" in head else None), file_format
+    record = read_metadata(os.fspath(weights)) if os.fspath(weights).endswith(".weights.h5") else None
+    record = record or {}
+    return record.get("classes"), record.get("source_format", "keras")
+
+
+def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
+    """The named network with `weights` loaded, and what the export needs to know about them.
+
+    Args:
+        model_name: e.g. "resnet56" (`keras_resnet.build`).
+        weights: "cifar10", "imagenet" or a weights file (any format `keras_resnet.weights` reads).
+        class_names: names in label order, or None (see the module docstring).
+        stride_in_3x3: the bottleneck stride placement, or None for the weights' own (torchvision files:
+            True; keras.applications files and the "imagenet" set: False).
+
+    Returns:
+        `(model, normalization, kind, class_names, details)`: `details` is a dict for the model card.
+
+    Raises:
+        ValueError: a bad name, set or file (naming it). FileNotFoundError: a named set's file is missing.
+    """
+    from keras_resnet.registry import build, family_of
+    from keras_resnet.weights import find_set, preprocessing_of
+
+    family, depth, _ = family_of(model_name)
+    kwargs, details = {}, {"model": model_name, "weights": os.fspath(weights)}
+    is_file = not isinstance(weights, str) or weights not in ("cifar10", "imagenet")
+    if is_file:
+        if not os.path.isfile(weights):
+            raise ValueError(f"`weights` (--weights) must be 'cifar10', 'imagenet' or a weights file; "
+                             f"received {os.fspath(weights)!r} (no such file).")
+        classes, file_format = file_details(weights)
+        kwargs["classes"] = len(class_names) if class_names is not None else classes
+        stride = file_format == "torchvision" if stride_in_3x3 is None else stride_in_3x3
+        details["source_format"] = file_format
+    else:
+        stride = bool(stride_in_3x3)
+    if family == "imagenet":
+        kwargs["stride_in_3x3"] = stride
+    kwargs = {key: value for key, value in kwargs.items() if value is not None}
+    model = build(model_name, weights=weights, **kwargs)  # checks the set fits the network (ValueError)
+    if not is_file:
+        entry = find_set(weights, family=family, depth=depth, shortcut="A" if family == "cifar" else "B",
+                         stride_in_3x3=stride)
+        details.update(set=entry.name, file=entry.file_name, url=entry.url, licence=entry.licence,
+                       verified=entry.verified)
+    normalization = preprocessing_of(weights, model=model_name, stride_in_3x3=stride)
+    if class_names is None and weights == "cifar10":
+        class_names = CIFAR10_CLASS_NAMES
+    return model, normalization, "cifar" if family == "cifar" else "imagenet", class_names, details
+
+
+def export_pretrained(model_name, weights, export_root, *, class_names=None, stride_in_3x3=None, version=None,
+                      overwrite=False, export_format="saved_model", model_card_extra=None):
+    """Exports a named network with pretrained weights, their normalisation in the graph (see the module).
+
+    Args:
+        model_name: e.g. "resnet56".
+        weights: "cifar10", "imagenet" or a weights file.
+        export_root: directory of the versions, e.g. "saved_models/resnet56" (ONNX: `<root>/onnx/<version>`).
+        class_names: names in label order (a list), or None: CIFAR-10's for "cifar10", else "0", "1", ...
+        stride_in_3x3: bottleneck stride placement (None: the weights' own).
+        version, overwrite, model_card_extra: as `keras_resnet.export.export_saved_model`.
+        export_format: "saved_model" or "onnx".
+
+    Returns:
+        `pathlib.Path` of the version directory written.
+
+    Raises:
+        ValueError / FileNotFoundError / FileExistsError / PermissionError: nothing is written.
+    """
+    from keras_resnet.export import saved_model, versions
+    from keras_resnet.export.preprocessing import NORMALIZATION_KEY, resolve_inputs
+
+    if export_format not in saved_model.FORMATS:
+        raise ValueError(f"`export_format` (--format) must be one of {saved_model.FORMATS}; received {export_format!r}.")
+    if export_format == "onnx":
+        from keras_resnet.export import onnx_export
+
+        onnx_export.require_onnx()
+        export_root = onnx_export.onnx_root(export_root)
+    else:
+        saved_model.require_tensorflow()
+    root, version = versions.plan_destination(export_root, version, overwrite)
+    staging = versions.Staging(root, version)  # the destination is writable: fail here, before loading anything
+    try:
+        model, normalization, kind, names, details = build_pretrained(model_name, weights, class_names, stride_in_3x3)
+        dataset = {"name": details.get("set") or Path(details["weights"]).name, "preprocessing": kind,
+                   NORMALIZATION_KEY: normalization.to_dict()}
+        inputs = resolve_inputs(model, dataset, None, names, kind, normalization)
+        extra = dict({"source": {"pretrained": details}, "test_accuracy": None}, **(model_card_extra or {}))
+        if export_format == "onnx":
+            return onnx_export.write_onnx_version(staging, model, dataset, inputs, extra, overwrite)
+        return saved_model.write_version(staging, model, dataset, inputs, extra, overwrite)
+    except BaseException:
+        staging.abort()
+        raise

@@ -256,3 +256,17 @@ def test_cli_failed_pretrained_exports_exit_1_and_write_nothing(offline_weights,
 def test_readme_gives_the_pretrained_export_command():
     readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
     assert "python -m keras_resnet.export --model=resnet56 --weights=cifar10 --export_dir=saved_models/resnet56" in readme
+
+
+def test_normalization_argument_forms():
+    from keras_resnet.export.preprocessing import resolve_normalization
+
+    model = keras_resnet.build("resnet50", weights=None)
+    assert resolve_normalization("cifar10") == TORCH and resolve_normalization(TORCH.to_dict()) == TORCH
+    assert resolve_normalization("imagenet", model) == CAFFE  # keras.applications' ResNet50: Caffe
+    assert resolve_normalization(None, model, {}, {"input_normalization": None}) is None
+    assert resolve_normalization(None, model, {"input_normalization": CAFFE.to_dict()}, {}) == CAFFE
+    with pytest.raises(ValueError, match="`normalization` takes a Preprocessing.*received 'bogus'"):
+        resolve_normalization("bogus")
+    with pytest.raises(ValueError, match="malformed preprocessing record"):
+        resolve_normalization({"name": "x"})

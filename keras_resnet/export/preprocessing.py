@@ -231,7 +231,11 @@ def resolve_normalization(normalization, model=None, dataset=None, config=None):
     if isinstance(normalization, dict):
         normalization = Preprocessing.from_dict(normalization)
     elif not isinstance(normalization, Preprocessing):
-        normalization = preprocessing_of(normalization, model=getattr(model, "name", None))
+        try:
+            normalization = preprocessing_of(normalization, model=getattr(model, "name", None))
+        except ValueError as error:
+            raise ValueError(f"{where} takes a Preprocessing, its record, or what "
+                             f"keras_resnet.weights.preprocessing_of takes: {error}") from None
     values = np.asarray([normalization.scale, *normalization.mean, *normalization.std], np.float64)
     if len(normalization.mean) != 3 or not np.all(np.isfinite(values)) or normalization.scale == 0 or 0 in normalization.std:
         raise ValueError(f"{where} must have 3 channels and finite, non-zero scale and std; received "

@@ -175,7 +175,7 @@ def read_model_dir(model_dir):
     mean = None
     if (model_dir / "mean_image.npy").is_file():
         mean = np.load(model_dir / "mean_image.npy", allow_pickle=False)
-    elif NORMALIZATION_KEY not in dataset and NORMALIZATION_KEY not in config:
+    elif dataset.get(NORMALIZATION_KEY) is None and config.get(NORMALIZATION_KEY) is None:
         raise FileNotFoundError(f"`model_dir` {str(model_dir)!r} has no mean_image.npy (see docs/CONTRACTS.md).")
     return dataset, mean, config, summary
 

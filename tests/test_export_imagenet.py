@@ -172,7 +172,7 @@ def test_labels_and_card_carry_the_folder_class_names_and_geometry(exported):
     card = json.loads((version / "assets" / "model_card.json").read_text())
     assert card["dataset"]["image_shape"] == [CROP, CROP, 3] and card["dataset"]["num_classes"] == len(CLASSES)
     assert card["preprocessing"]["kind"] == "imagenet" and card["preprocessing"]["mean_shape"] == [1, 1, 3]
-    assert card["preprocessing"]["geometry"].startswith(f"shorter side resized to 37 (bilinear), centre 32x32 crop")
+    assert card["preprocessing"]["geometry"].startswith("shorter side resized to 37 (bilinear), centre 32x32 crop")
     assert card["preprocessing"]["normalization"] is None
     assert card["training_config"]["image_size"] == CROP
     assert card["signatures"]["serving_default"]["inputs"]["images"]["shape"] == [None, None, None, 3]

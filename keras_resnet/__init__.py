@@ -11,7 +11,11 @@ Example:
     >>> pretrained = keras_resnet.ResNet56(weights="cifar10")  # doctest: +SKIP
 """
 
-from keras_resnet import recipes  # registers the schedules that .keras checkpoints carry
+from keras_resnet.startup import quiet_if_command_line_tool
+
+quiet_if_command_line_tool()  # `python -m trainers.* | keras_resnet.*`: no TensorFlow start-up banners (see there)
+
+from keras_resnet import recipes  # noqa: E402  registers the schedules that .keras checkpoints carry
 from keras_resnet.batch_norm import BatchNormalization
 from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottleneck_block
 from keras_resnet.cifar import cifar_resnet

@@ -1,6 +1,7 @@
 """The paper's training recipes as data, and their learning-rate schedules.
 
-Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, sections 3.4 and 4.2.
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, sections 3.4 and 4.2;
+`finetune_recipe` is the common transfer-learning schedule for starting from such a trained network.
 
 A `Recipe` is a small frozen dataclass keyed by *iterations* (optimizer steps), never by epochs: the CIFAR
 recipe divides the learning rate by 10 at iterations 32k and 48k and stops at 64k; for ResNet-110 and deeper
@@ -198,6 +199,35 @@ def imagenet_recipe(train_examples=IMAGENET_TRAIN_EXAMPLES, batch_size=256, epoc
     per_epoch = math.ceil(train_examples / batch_size)
     return Recipe(name="imagenet", batch_size=batch_size, learning_rate=0.1 * batch_size / 256,
                   train_steps=epochs * per_epoch, boundaries=tuple(e * per_epoch for e in decay_epochs))
+
+
+FINETUNE_EPOCHS = 10
+"""Length of the `finetune` recipe in epochs (passes over the training images)."""
+
+
+def finetune_recipe(train_examples=IMAGENET_TRAIN_EXAMPLES, batch_size=64, epochs=FINETUNE_EPOCHS,
+                    learning_rate=0.01):
+    """Fine-tuning a trained network on a small dataset of one's own (`--recipe=finetune`, `--init_from`).
+
+    Not in the paper, which trains from scratch: the usual transfer-learning schedule for its networks.
+    SGD momentum 0.9, weight decay 1e-4 as in section 3.4, a learning rate ten times lower than the
+    paper's ImageNet 0.1 (scaled from batch 256 to `batch_size` it is `learning_rate`), cosine decay to
+    zero over `epochs` passes over the data, no warm-up.
+
+    Args:
+        train_examples: int, number of training images (sets the number of iterations).
+        batch_size: int, global batch size the learning rate is meant for.
+        epochs: int, passes over the training images.
+        learning_rate: float, the starting learning rate at `batch_size`.
+
+    Example:
+        >>> recipe = finetune_recipe(train_examples=640)
+        >>> recipe.schedule, recipe.train_steps, recipe.learning_rate
+        ('cosine', 100, 0.01)
+    """
+    per_epoch = math.ceil(train_examples / batch_size)
+    return Recipe(name="finetune", batch_size=batch_size, learning_rate=learning_rate,
+                  train_steps=epochs * per_epoch, schedule="cosine")
 
 
 class _Warmup(keras.optimizers.schedules.LearningRateSchedule):

@@ -268,3 +268,50 @@ def torch_nhwc_logits(model, images_nhwc, batch_size=500):
             batch = np.ascontiguousarray(images_nhwc[start:start + batch_size].transpose(0, 3, 1, 2), np.float32)
             out.append(model(torch.from_numpy(batch)).numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+PHOTO_SIDES = (40, 900, 57, 96, 130, 75, 200, 333, 48, 64, 120, 517)
+"""Longer sides of the generated photos, cycled (40 to 900 pixels, as in ImageNet)."""
+
+
+def photo_array(height, width, label, classes, seed):
+    """An RGB photo whose colour says its class: a hue per class, a gradient and noise."""
+    rng = np.random.default_rng(seed)
+    hue = 2 * np.pi * label / classes
+    colour = 128 + 100 * np.array([np.cos(hue), np.cos(hue - 2.1), np.cos(hue + 2.1)])
+    ramp = np.linspace(-30, 30, width)[None, :, None]
+    image = colour[None, None, :] + ramp + rng.normal(0, 20, (height, width, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def make_photo_folder(root, classes=6, train=4, val=2, test=0, seed=0):
+    """`root/{train,val[,test]}/n<k>/*.jpg`: an ImageNet-style folder of JPEGs of many sizes (40..900 pixels a
+    side, `PHOTO_SIDES`), whose colour tells the class; among the training images a grayscale JPEG
+    (`train/n00/gray.jpg`), a CMYK JPEG (`train/n01/cmyk.jpg`), an EXIF-rotated photo (`train/n02/rotated.jpg`,
+    orientation 6) and a PNG named `.JPEG` (`train/n03/png_named.JPEG`). Returns `root` as a Path."""
+    from PIL import Image
+
+    root, index = Path(root), 0
+    for split, per_class in (("train", train), ("val", val), ("test", test)):
+        for label in range(classes if per_class else 0):
+            d = root / split / f"n{label:02d}"
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                side = PHOTO_SIDES[index % len(PHOTO_SIDES)]
+                h, w = (side, max(side * 3 // 4, 32)) if index % 2 else (max(side * 3 // 4, 32), side)
+                image = Image.fromarray(photo_array(h, w, label, classes, seed * 1000 + index))
+                index += 1
+                special = (split, label, i) if i == 0 else None
+                if special == ("train", 0, 0):
+                    image.convert("L").save(d / "gray.jpg", quality=90)
+                elif special == ("train", 1, 0):
+                    image.convert("CMYK").save(d / "cmyk.jpg", quality=90)
+                elif special == ("train", 2, 0):
+                    exif = Image.Exif()
+                    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+                    image.save(d / "rotated.jpg", quality=90, exif=exif)
+                elif special == ("train", 3, 0):
+                    image.save(d / "png_named.JPEG", format="PNG")
+                else:
+                    image.save(d / f"{i:03d}.jpg", quality=90)
+    return root

@@ -10,8 +10,14 @@ module:
 - `flags`: the absl flags of the trainers, `config_from_flags`, `run_main` (exit codes 0 / 2 / 3);
 - `runtime`: backend, `tf.distribute` strategy or JAX data parallelism (`Runtime`, `make_runtime`),
   precision (`select_precision`, `set_precision`), seeding and determinism;
-- `inputs`: `ArrayData`, `load_array_data`, the input paths (`MemoryInput`, `TFDataInput`, the JAX device
-  path) and the one rule choosing between them, `uses_memory_input(config, data=None, backend=None)`;
+- `arraydata`: `ArrayData`, `load_array_data`; `datasource`: the evaluation split (`resolve_eval_split`),
+  the data checks run before anything is written (`check_data`) and the input rule with its reason
+  (`input_choice`);
+- `inputs`: the input paths (`MemoryInput`, `TFDataInput`, the JAX device path) and the one rule choosing
+  between them, `uses_memory_input(config, data=None, backend=None)`;
+- `normalization`: the input normalisation of published weights (`InputNormalization`, `normalization_of`);
+- `finetune`: `--init_from` (`load_initial_weights`, by layer name and shape) and `--freeze`;
+- `evaluation`: top-1 / top-5 error, centre crop or 10 crops (`evaluate_batches`, `topk_errors`);
 - `steppers`: the compiled steps `TFStepper` and `JaxStepper` (`step_fn`, `multi_step_fn(k)`), one or
   `--steps_per_call` iterations per call;
 - `checkpoints`: atomic `.keras` checkpoints, the backup a run resumes from (`BackupCheckpointer`, also as
@@ -19,7 +25,7 @@ module:
 - `recipe` / `model`: `resolve_recipe` (the family's recipe with the flags on top) and `build_model`;
 - `rundir`: config.json / dataset.json / mean_image.npy, `check_model_dir`, `export_run`;
 - `progress`: the progress bar and messages;
-- `loop`: `train()` as phases (`prepare`, `resume`, `train_epoch`, `end_epoch`, `finish`).
+- `setup` / `loop`: `train()` as phases (`setup.prepare`, then `resume`, `train_epoch`, `end_epoch`, `finish`).
 
 `model_dir` (see docs/CONTRACTS.md):
 
@@ -45,7 +51,9 @@ from keras_resnet.training.checkpoints import (
     variable_int,
 )
 from keras_resnet.training.config import (
+    DEFAULTED_FIELDS,
     DISTRIBUTIONS,
+    INIT_NAMED,
     INPUTS,
     PRECISIONS,
     RECIPES,
@@ -54,6 +62,10 @@ from keras_resnet.training.config import (
     NaNLossError,
     TrainConfig,
 )
+from keras_resnet.training.datasource import check_data, input_choice, resolve_eval_split
+from keras_resnet.training.evaluation import EvalResult, topk_errors
+from keras_resnet.training.evaluation import evaluate as evaluate_batches
+from keras_resnet.training.finetune import InitReport, load_initial_weights
 from keras_resnet.training.flags import config_from_flags, define_flags, run_main
 from keras_resnet.training.inputs import (
     ArrayData,
@@ -65,7 +77,8 @@ from keras_resnet.training.inputs import (
     validation_size,
 )
 from keras_resnet.training.loop import train
-from keras_resnet.training.model import build_model, iter_layers
+from keras_resnet.training.model import BuiltModel, build_model, build_run_model, iter_layers
+from keras_resnet.training.normalization import InputNormalization, normalization_of
 from keras_resnet.training.recipe import default_batch_size, resolve_recipe
 from keras_resnet.training.rundir import check_model_dir, export_run
 from keras_resnet.training.runtime import (
@@ -80,7 +93,10 @@ from keras_resnet.training.runtime import (
 from keras_resnet.training.steppers import JaxStepper, TFStepper, make_stepper
 
 __all__ = [
-    "DISTRIBUTIONS", "INPUTS", "PRECISIONS", "RECIPES", "VOLATILE_FIELDS",
+    "DEFAULTED_FIELDS", "DISTRIBUTIONS", "INIT_NAMED", "INPUTS", "PRECISIONS", "RECIPES", "VOLATILE_FIELDS",
+    "BuiltModel", "EvalResult", "InitReport", "InputNormalization", "build_run_model", "check_data",
+    "evaluate_batches", "input_choice", "load_initial_weights", "normalization_of", "resolve_eval_split",
+    "topk_errors",
     "ArrayData", "AtomicBackupAndRestore", "BackupCheckpointer", "BestCheckpoint", "ConfigError", "JaxStepper",
     "MemoryInput", "NaNLossError", "Runtime", "TFDataInput", "TFStepper", "TrainConfig",
     "build_model", "check_model_dir", "config_from_flags", "default_batch_size", "define_flags", "export_run",

@@ -25,14 +25,20 @@ from keras_resnet.registry import family_of
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
 INPUTS = ("auto", "memory", "device", "tfdata")
-RECIPES = ("auto", "cifar", "imagenet")
+RECIPES = ("auto", "cifar", "imagenet", "finetune")
+INIT_NAMED = ("cifar10", "imagenet")  # `--init_from` names: the named sets of `keras_resnet.weights`
 
 # Fields that may change between a run and its resumption (they do not change what is computed).
 VOLATILE_FIELDS = ("model_dir", "data_dir", "download", "distribution", "verbose", "export", "export_dir",
                    "log_every", "sync_every", "input", "steps_per_call")
 
+# Fields added after run directories already existed: an old config.json lacks them, which means these values
+# (the behaviour before they existed). A resumed run compares them only when they differ from these.
+DEFAULTED_FIELDS = {"image_size": None, "eval_split": "test", "ten_crop": False, "skip_corrupt": False,
+                    "init_from": None, "freeze": None, "input_normalization": None}
+
 POSITIVE_INTEGERS = ("batch_size", "train_steps", "steps_per_epoch", "eval_batch_size", "log_every",
-                     "sync_every", "steps_per_call")
+                     "sync_every", "steps_per_call", "image_size")
 
 
 class ConfigError(ValueError):
@@ -53,7 +59,8 @@ class TrainConfig:
         model_dir: where the run writes everything (see `keras_resnet.training` and docs/CONTRACTS.md).
         data_dir: TFDS data directory.
         download: let TFDS download the dataset.
-        recipe: "auto" (from the model family), "cifar" or "imagenet".
+        recipe: "auto" (from the model family), "cifar", "imagenet" or "finetune" (`keras_resnet.recipes`:
+            cosine decay from a lower learning rate over a few epochs, for a network started with `init_from`).
         batch_size: global batch size (summed over replicas); the recipe's by default.
         train_steps: iterations to train for; the recipe's by default.
         learning_rate: base learning rate; by default the recipe's, scaled linearly with `batch_size`.
@@ -88,6 +95,22 @@ class TrainConfig:
             those of one iteration per call (bitwise on TensorFlow; on JAX up to float32 rounding, the
             loop body being compiled as a whole); a NaN is still named at its own iteration. Batch-begin
             callbacks of the iterations of one call run before the call is dispatched.
+        image_size: the side N of the N x N images the network sees. ImageNet-style (streamed) data: the crop
+            of the scale augmentation (shorter side in [256, 480] * N / 224) and of evaluation (shorter side
+            round(256 * N / 224), centre crop); default 224. CIFAR-style data: images resized to N x N;
+            default the data's own size.
+        eval_split: the split evaluated after every epoch and reported as `test_*` (log.csv, summary.json):
+            "test", "validation" (the data's own `val/` or `validation/` split) or "train"; None: "validation"
+            when the data has one, else "test" (`keras_resnet.data.default_eval_split`).
+        ten_crop: evaluate on 10 crops (four corners and centre, and their mirror images; the paper's
+            Table 3), probabilities averaged, instead of the centre crop (ImageNet-style data).
+        skip_corrupt: skip undecodable images (counted in the log and summary.json) instead of failing.
+        init_from: start from trained weights: a `.keras` / `.weights.h5` file (e.g. a finished run's
+            `checkpoints/best.keras`) or a named set ("cifar10", "imagenet" of `keras_resnet.weights`, which
+            then also sets the input normalisation). Layers are matched by name and shape; a classifier of
+            another width is replaced. A resumed run starts from its backup instead.
+        freeze: layer groups kept fixed ("stem", "stage1", ...), their BN statistics included (frozen BN
+            layers run in inference mode).
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         export: export the trained model for serving at the end (`keras_resnet.export`).
         export_dir: where to export; the export module's default if None.
@@ -124,10 +147,19 @@ class TrainConfig:
     verbose: int = 1
     export: bool = False
     export_dir: str | None = None
+    image_size: int | None = None
+    eval_split: str | None = None
+    ten_crop: bool = False
+    skip_corrupt: bool = False
+    init_from: str | None = None
+    freeze: tuple | None = None
 
     def __post_init__(self):
         if self.boundaries is not None:
             object.__setattr__(self, "boundaries", tuple(int(b) for b in self.boundaries))
+        object.__setattr__(self, "freeze", freeze_groups(self.freeze))
+        if self.init_from is not None:
+            object.__setattr__(self, "init_from", str(self.init_from))
         self.validate()
 
     def validate(self):
@@ -154,6 +186,11 @@ class TrainConfig:
         if self.boundaries is not None and (list(self.boundaries) != sorted(set(self.boundaries))
                                             or any(b <= 0 for b in self.boundaries)):
             raise ConfigError(f"--boundaries must be increasing positive iterations; received {self.boundaries}.")
+        if self.init_from is not None and not self.init_from.strip():
+            raise ConfigError(f"--init_from must be a .keras / .weights.h5 file or one of {list(INIT_NAMED)}; "
+                              "received an empty value.")
+        if self.eval_split is not None and not str(self.eval_split).strip():
+            raise ConfigError("--eval_split must name a split (train, validation, test); received an empty value.")
 
     def _validate_recipe_fields(self):
         if self.warmup_steps is not None and self.warmup_steps < 0:
@@ -177,8 +214,25 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
-        """The fields as a JSON-ready dict (`boundaries` as a list)."""
+        """The fields as a JSON-ready dict (`boundaries` and `freeze` as lists)."""
         out = dataclasses.asdict(self)
-        if out["boundaries"] is not None:
-            out["boundaries"] = list(out["boundaries"])
+        for name in ("boundaries", "freeze"):
+            if out[name] is not None:
+                out[name] = list(out[name])
         return out
+
+
+def freeze_groups(value):
+    """`--freeze` as a tuple of group names ("stem", "stage1", ...), None when empty.
+
+    Accepts None, a comma-separated string or a sequence of names (the absl list flag gives a list).
+
+    Example:
+        >>> freeze_groups("stem, stage1")
+        ('stem', 'stage1')
+    """
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(str(n).strip().lower() for n in names if str(n).strip())
+    return names or None

@@ -37,7 +37,8 @@ def define_flags(model="resnet20", data="cifar10", recipe="auto"):
     f.DEFINE_string("model_dir", None, "Run directory (config, checkpoints, logs, backup, summary).")
     f.DEFINE_string("data_dir", None, "TFDS data directory.")
     f.DEFINE_bool("download", False, "Let TFDS download the dataset.")
-    f.DEFINE_enum("recipe", recipe, list(RECIPES), "Training recipe (auto: from the model family).")
+    f.DEFINE_enum("recipe", recipe, list(RECIPES), "Training recipe (auto: from the model family; finetune: "
+                  "cosine decay from a low learning rate for a few epochs, with --init_from).")
     f.DEFINE_integer("batch_size", None, "Global batch size (the learning rate follows it linearly).")
     f.DEFINE_integer("train_steps", None, "Training iterations (recipe: 64000 CIFAR, 90 epochs ImageNet).")
     f.DEFINE_float("learning_rate", None, "Base learning rate (default: the recipe's, scaled with the batch).")
@@ -63,6 +64,17 @@ def define_flags(model="resnet20", data="cifar10", recipe="auto"):
     f.DEFINE_integer("verbose", 1, "0 silent, 1 progress bar, 2 one line per epoch.")
     f.DEFINE_bool("export", False, "Export the trained model for serving at the end.")
     f.DEFINE_string("export_dir", None, "Export root (default saved_models).")
+    f.DEFINE_integer("image_size", None, "Side N of the N x N images the network sees: the crop of ImageNet-style "
+                     "data (default 224; scale augmentation [256, 480] * N / 224), CIFAR-style images resized "
+                     "(default: their size).")
+    f.DEFINE_string("eval_split", None, "Split evaluated after every epoch, reported as test_* (default: "
+                    "'validation' when the data has val/ or validation/, else 'test').")
+    f.DEFINE_bool("ten_crop", False, "Evaluate on 10 crops (corners, centre and their flips; the paper's Table 3).")
+    f.DEFINE_bool("skip_corrupt", False, "Skip undecodable images (counted in the log) instead of failing.")
+    f.DEFINE_string("init_from", None, "Start from trained weights: a .keras / .weights.h5 file (e.g. a run's "
+                    "checkpoints/best.keras) or cifar10 / imagenet (keras_resnet.weights, with their input "
+                    "normalisation). Another classifier width is replaced; a resumed run uses its backup.")
+    f.DEFINE_list("freeze", None, "Layer groups kept fixed, BN statistics included: stem,stage1,...")
 
 
 def config_from_flags(flag_values):

@@ -3,7 +3,8 @@
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, section 4.2 (the CIFAR
 augmentation: 4-pixel padding, a random 32x32 crop and a random horizontal flip, per-pixel mean subtracted).
 
-Three paths, chosen by `--input` and by one public rule, `uses_memory_input(config, data, backend)`:
+Three paths, chosen by `--input` and by one public rule, `uses_memory_input(config, data, backend)` (its
+reason for the log: `keras_resnet.training.datasource.input_choice`):
 
 - `MemoryInput`: uint8 arrays in memory (`ArrayData`), batches augmented on the host with numpy
   (`keras_resnet.data.memory.ArrayIterator`); on TensorFlow fed through `tf.distribute`;
@@ -12,7 +13,10 @@ Three paths, chosen by `--input` and by one public rule, `uses_memory_input(conf
 - `TFDataInput`: `keras_resnet.data.load` (tf.data), sharded with `tf.distribute.InputContext`.
 
 Every input has `info`, `num_train`, `has_validation`, `epoch_batches(epoch, skip)`,
-`tf_distributed_epoch(runtime, epoch, skip, steps)` and `eval_batches(split)`.
+`tf_distributed_epoch(runtime, epoch, skip, steps)` and `eval_batches(role)`: role "validation" is the part
+of the training split held out by `--validation_split`, role "test" the evaluation split (`--eval_split`:
+the data's test split, or its own validation split, e.g. a `val/` folder). A run started from published
+weights feeds the network with their normalisation (`keras_resnet.training.normalization`) on every path.
 
 Example:
     >>> from keras_resnet.training.inputs import uses_memory_input
@@ -24,66 +28,23 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import os
 
+from keras_resnet.training.arraydata import ArrayData, load_array_data, validation_size
 from keras_resnet.training.config import ConfigError
+from keras_resnet.training.datasource import input_choice
 from keras_resnet.training.recipe import default_batch_size
 
 PASSES_PER_EPOCH = 1_000_000  # an epoch longer than the data cycles through fresh passes, each seeded apart
-
-
-@dataclasses.dataclass
-class ArrayData:
-    """In-memory data for `train`: uint8 images `[N, H, W, C]` and int labels per split.
-
-    Attributes:
-        info: a `keras_resnet.data.DatasetInfo` (class names, image shape, mean, preprocessing).
-        train: (images, labels) actually trained on.
-        test: (images, labels).
-        validation: optional (images, labels).
-    """
-
-    info: object
-    train: tuple
-    test: tuple
-    validation: tuple | None = None
-
-    @property
-    def num_train(self):
-        """Number of training images."""
-        return len(self.train[1])
-
-
-def validation_size(split, num_train):
-    """Images held out by `--validation_split` (a fraction of `num_train`, or a count)."""
-    if not split:
-        return 0
-    return int(round(split * num_train)) if split < 1 else int(split)
-
-
-def load_array_data(source, validation_split=0.0, data_dir=None, download=False):
-    """Loads a small dataset into memory with `keras_resnet.data.load_arrays` (image folders and archives
-    need no TensorFlow), holding out `validation_split` (fraction or count) of the training split."""
-    from keras_resnet.data import load_arrays
-
-    kwargs = {k: v for k, v in (("data_dir", data_dir), ("download", download)) if v}
-    train_x, train_y, info = load_arrays(source, "train", **kwargs)
-    size = validation_size(validation_split, len(train_y))
-    validation = None
-    if size:
-        train_x, train_y, info = load_arrays(source, "train", validation_size=size, **kwargs)
-        val_x, val_y, _ = load_arrays(source, "validation", validation_size=size, **kwargs)
-        validation = (val_x, val_y)
-    test_x, test_y, _ = load_arrays(source, "test", **kwargs)
-    return ArrayData(info, (train_x, train_y), (test_x, test_y), validation)
 
 
 def uses_memory_input(config, data=None, backend=None):
     """Whether `train(config, data)` reads its data into memory (`MemoryInput`) rather than through tf.data.
 
     The rule: in memory when `data` is given, for `--input=memory` / `device`, and for `--input=auto` on a
-    backend other than TensorFlow or when `--data` is a local directory or file (image folder, archive);
-    tf.data otherwise (TFDS names, TFRecord directories read by `--input=tfdata`).
+    backend other than TensorFlow, or when `--data` is a local folder, archive or TFRecord directory whose
+    images are CIFAR-style (both sides <= 64 pixels), all of one shape and below the size limit of
+    `keras_resnet.data.memory_input_reason`; tf.data otherwise (TFDS names, `--input=tfdata`, photos of
+    many sizes). `keras_resnet.training.datasource.input_choice` gives the reason too.
 
     Args:
         config: a `TrainConfig`.
@@ -93,14 +54,7 @@ def uses_memory_input(config, data=None, backend=None):
     Returns:
         bool.
     """
-    if backend is None:
-        import keras
-
-        backend = keras.backend.backend()
-    if data is not None or config.input in ("memory", "device"):
-        return True
-    return config.input == "auto" and (backend != "tensorflow" or os.path.isdir(config.data)
-                                       or os.path.isfile(config.data))
+    return input_choice(config, data, backend)[0]
 
 
 class MemoryInput:
@@ -111,13 +65,22 @@ class MemoryInput:
         global_batch: training batch size over all replicas.
         eval_batch: evaluation batch size.
         seed: the run's seed (None: unseeded).
+        normalization: an `InputNormalization` applied to every batch (None: the data's mean only).
     """
 
-    def __init__(self, data, global_batch, eval_batch, seed):
+    def __init__(self, data, global_batch, eval_batch, seed, normalization=None):
         self.data, self.global_batch, self.eval_batch, self.seed = data, global_batch, eval_batch, seed
         self.info = data.info
         self.num_train = data.num_train
         self.has_validation = data.validation is not None
+        self.normalization = normalization
+
+    def _normalized(self, batches):
+        if self.normalization is None:
+            yield from batches
+            return
+        for x, y in batches:
+            yield self.normalization.numpy(x), y
 
     def _iterator(self, images, labels, batch, training, epoch=0):
         from keras_resnet.data.memory import ArrayIterator
@@ -134,6 +97,9 @@ class MemoryInput:
 
     def epoch_batches(self, epoch, skip=0):
         """Numpy global batches of epoch `epoch` (seeded by `(seed, epoch)`), skipping the first `skip`."""
+        return self._normalized(self._epoch_batches(epoch, skip))
+
+    def _epoch_batches(self, epoch, skip):
         i = 0
         for iterator in self._passes(epoch):
             for batch in iterator:
@@ -159,10 +125,10 @@ class MemoryInput:
         """Whether training batches get the CIFAR crop/flip (small images); otherwise only shuffled."""
         return getattr(self.info, "preprocessing", "cifar") == "cifar"
 
-    def eval_batches(self, split):
-        """Batches of `split` ("validation" or "test"), in order, not augmented."""
-        images, labels = self.data.validation if split == "validation" else self.data.test
-        return iter(self._iterator(images, labels, self.eval_batch, False))
+    def eval_batches(self, role):
+        """Batches of `role` ("validation": held out; "test": the evaluation split), in order, not augmented."""
+        images, labels = self.data.validation if role == "validation" else self.data.test
+        return self._normalized(iter(self._iterator(images, labels, self.eval_batch, False)))
 
     def tf_distributed_epoch(self, runtime, epoch, skip, steps):
         """A `tf.distribute` iterator of epoch `epoch`: replica r of global batch b gets slice r of b."""
@@ -193,45 +159,73 @@ class TFDataInput:
     """Epochs from `keras_resnet.data.load` (tf.data), sharded with `tf.distribute.InputContext`.
 
     Args:
-        config: a `TrainConfig` (data, data_dir, download, seed).
+        config: a `TrainConfig` (data, data_dir, download, seed, image_size, ten_crop, skip_corrupt).
         global_batch: training batch size over all replicas.
         eval_batch: evaluation batch size.
         validation_size: training images held out for validation (0: none).
+        eval_split: the split of role "test" (`--eval_split`).
+        normalization: an `InputNormalization` applied to every batch (None: the data's mean only).
+
+    Raises:
+        ConfigError: `--ten_crop` on CIFAR-style data.
     """
 
-    def __init__(self, config, global_batch, eval_batch, validation_size):
+    def __init__(self, config, global_batch, eval_batch, validation_size, eval_split="test", normalization=None):
         from keras_resnet import data as data_lib
 
         self.data_lib, self.config = data_lib, config
         self.global_batch, self.eval_batch, self.validation_size = global_batch, eval_batch, validation_size
-        self.kwargs = dict(data_dir=config.data_dir, download=config.download, validation_size=validation_size)
-        _, self.info = data_lib.load(config.data, "train", global_batch, training=True, seed=config.seed,
-                                     **self.kwargs)
+        self.eval_split, self.normalization = eval_split, normalization
+        self.kwargs = dict(data_dir=config.data_dir, download=config.download, validation_size=validation_size,
+                           skip_corrupt=config.skip_corrupt)
+        if normalization is not None:
+            self.kwargs["mean"] = normalization.pipeline_mean
+        if config.image_size is not None:
+            self.kwargs["crop_size"] = config.image_size
+        self.info = self._train_info()
+        size = config.image_size
+        if self.info.preprocessing == "cifar" and size and tuple(self.info.image_shape[:2]) != (size, size):
+            self.kwargs["image_size"] = (size, size)  # CIFAR-style images are resized, not cropped
+            self.info = self._train_info()
+        if config.ten_crop and self.info.preprocessing != "imagenet":
+            raise ConfigError(f"--ten_crop: {config.data} holds CIFAR-style images (both sides <= 64 pixels), "
+                              "evaluated whole; 10-crop testing is for ImageNet-style images.")
         self.num_train = int(self.info.num_examples["train"])
         self.has_validation = validation_size > 0
+
+    def _train_info(self):
+        return self.data_lib.load(self.config.data, "train", self.global_batch, training=True, seed=self.config.seed,
+                                  **self.kwargs)[1]
 
     def _seed(self, epoch):
         return None if self.config.seed is None else int(self.config.seed) * 100_003 + int(epoch)
 
+    def _normalized(self, ds):
+        norm = self.normalization
+        return ds if norm is None else ds.map(lambda x, y: (norm.tf(x), y))
+
+    def _train(self, epoch, input_context=None):
+        ds, _ = self.data_lib.load(self.config.data, "train", self.global_batch, training=True,
+                                   seed=self._seed(epoch), input_context=input_context, **self.kwargs)
+        return self._normalized(ds)
+
     def tf_distributed_epoch(self, runtime, epoch, skip, steps):
         """A `tf.distribute` iterator over `steps` global batches of epoch `epoch`, after `skip`."""
         def dataset_fn(ctx):
-            ds, _ = self.data_lib.load(self.config.data, "train", self.global_batch, training=True,
-                                       seed=self._seed(epoch), input_context=ctx, **self.kwargs)
-            return ds.repeat().skip(skip).take(steps)
+            return self._train(epoch, ctx).repeat().skip(skip).take(steps)
 
         return iter(runtime.strategy.distribute_datasets_from_function(dataset_fn))
 
     def epoch_batches(self, epoch, skip=0):
         """Numpy global batches of epoch `epoch`, skipping the first `skip`."""
-        ds, _ = self.data_lib.load(self.config.data, "train", self.global_batch, training=True,
-                                   seed=self._seed(epoch), **self.kwargs)
-        return ds.repeat().skip(skip).as_numpy_iterator()
+        return self._train(epoch).repeat().skip(skip).as_numpy_iterator()
 
-    def eval_batches(self, split):
-        """Numpy batches of `split`, not augmented."""
-        ds, _ = self.data_lib.load(self.config.data, split, self.eval_batch, training=False, **self.kwargs)
-        return ds.as_numpy_iterator()
+    def eval_batches(self, role):
+        """Numpy batches of `role` ("validation": held out; "test": the evaluation split), not augmented."""
+        split = "validation" if role == "validation" else self.eval_split
+        ds, _ = self.data_lib.load(self.config.data, split, self.eval_batch, training=False,
+                                   ten_crop=self.config.ten_crop, **self.kwargs)
+        return self._normalized(ds).as_numpy_iterator()
 
 
 def uses_device_input(choice, backend, runtime, data_input):
@@ -249,24 +243,28 @@ def uses_device_input(choice, backend, runtime, data_input):
         reasons.append("the images are not CIFAR-style (no on-device augmentation for them)")
     if runtime.jax_distribution is not None:
         reasons.append("several devices are in use (device input is single-device)")
+    if getattr(data_input, "normalization", None) is not None:
+        reasons.append("the input normalisation of the --init_from weights is applied on the host")
     if choice == "device" and reasons:
         raise ConfigError(f"--input=device is not possible here: {'; '.join(reasons)}. Use --input=memory.")
     return choice in ("device", "auto") and not reasons
 
 
-def describe_input(use_memory, device_input):
-    """One line saying which input path a run uses (printed as `[keras_resnet] input: ...`)."""
+def describe_input(use_memory, device_input, reason=None):
+    """One line saying which input path a run uses and why (printed as `[keras_resnet] input: ...`)."""
+    why = f" ({reason})" if reason else ""
     if device_input:
         return ("uint8 training images on the device, batches gathered and augmented inside the compiled step "
-                "(pad-4 crop + flip, mean subtraction)")
+                f"(pad-4 crop + flip, mean subtraction){why}")
     if use_memory:
-        return "in-memory arrays, batches augmented on the host (numpy)"
-    return "tf.data"
+        return f"in-memory arrays, batches augmented on the host (numpy){why}"
+    return f"tf.data, images decoded on the fly{why}"
 
 
 @dataclasses.dataclass
 class RunInput:
-    """The input `train()` uses: the input object, whether it is in memory / on the device, the batches."""
+    """The input `train()` uses: the input object, whether it is in memory / on the device, the batches,
+    the evaluation split, why this path was chosen and the input normalisation (None: the data's mean)."""
 
     data_input: object
     use_memory: bool
@@ -274,6 +272,9 @@ class RunInput:
     global_batch: int
     eval_batch: int
     data: ArrayData | None = None
+    eval_split: str = "test"
+    reason: str = ""
+    normalization: object = None
 
     @property
     def num_train(self):
@@ -284,39 +285,67 @@ class RunInput:
         return self.data_input.info
 
 
-def open_input(config, runtime, data=None):
+def open_data(config, use_memory, data, global_batch, eval_batch, eval_split, normalization):
+    """The `MemoryInput` or `TFDataInput` of a run (data errors become `ConfigError` naming `--data`)."""
+    from keras_resnet.training.datasource import data_error
+
+    mean = None if normalization is None else normalization.pipeline_mean
+    try:
+        if use_memory:
+            if data is None:
+                data = load_array_data(config.data, config.validation_split, config.data_dir, config.download,
+                                       eval_split=eval_split, image_size=config.image_size,
+                                       skip_corrupt=config.skip_corrupt, mean=mean)
+            elif normalization is not None:
+                data.info.mean = mean
+            if config.ten_crop:
+                raise ConfigError("--ten_crop: the in-memory input evaluates whole images; 10-crop testing needs "
+                                  "ImageNet-style images streamed by tf.data (--input=tfdata).")
+            return MemoryInput(data, global_batch, eval_batch, config.seed, normalization), data
+        data_input = TFDataInput(config, global_batch, eval_batch, 0, eval_split, normalization)
+        size = validation_size(config.validation_split, data_input.num_train)
+        if size:
+            data_input = TFDataInput(config, global_batch, eval_batch, size, eval_split, normalization)
+        return data_input, data
+    except ConfigError:
+        raise
+    except (ValueError, FileNotFoundError) as error:
+        from keras_resnet.data.folder import ImageShapeError
+
+        if isinstance(error, ImageShapeError) and use_memory and config.input in ("memory", "device"):
+            raise ConfigError(f"--input={config.input}: {config.data} holds images of several sizes, which only "
+                              f"tf.data streams ({str(error).split(';')[0]}); use --input=auto or --input=tfdata.") from None
+        raise data_error(config, error) from None
+
+
+def open_input(config, runtime, data=None, eval_split="test", normalization=None):
     """Chooses and opens the input of `train(config, data)`; checks the batch size against it.
 
     Args:
         config: a `TrainConfig`.
         runtime: the `Runtime` (backend, replicas, JAX distribution).
         data: optional `ArrayData` to train on instead of loading `config.data`.
+        eval_split: the evaluation split (`keras_resnet.training.datasource.resolve_eval_split`).
+        normalization: the `InputNormalization` of `--init_from` weights, or None.
 
     Returns:
         A `RunInput`.
 
     Raises:
         ConfigError: tf.data without TensorFlow, a batch not divisible by the replicas or larger than the
-            training set, `--input=device` where it cannot run.
+            training set, `--input=device` where it cannot run, data that cannot be read (naming `--data`).
     """
     backend = runtime.backend
-    use_memory = uses_memory_input(config, data, backend)
-    if use_memory and data is None:
-        data = load_array_data(config.data, config.validation_split, config.data_dir, config.download)
+    use_memory, reason = input_choice(config, data, backend, eval_split)
     if not use_memory and backend != "tensorflow":
         raise ConfigError(f"--input=tfdata needs TensorFlow; the backend is {backend}.")
     global_batch = config.batch_size or default_batch_size(config)
     if global_batch % runtime.replicas:
         raise ConfigError(f"--batch_size={global_batch} must be divisible by the {runtime.replicas} replicas.")
     eval_batch = config.eval_batch_size or global_batch
-    if use_memory:
-        data_input = MemoryInput(data, global_batch, eval_batch, config.seed)
-    else:
-        data_input = TFDataInput(config, global_batch, eval_batch, 0)
-        size = validation_size(config.validation_split, data_input.num_train)
-        if size:
-            data_input = TFDataInput(config, global_batch, eval_batch, size)
+    data_input, data = open_data(config, use_memory, data, global_batch, eval_batch, eval_split, normalization)
     device_input = uses_device_input(config.input, backend, runtime, data_input)
     if data_input.num_train < global_batch:
         raise ConfigError(f"--batch_size={global_batch} is larger than the {data_input.num_train} training images.")
-    return RunInput(data_input, use_memory, device_input, global_batch, eval_batch, data)
+    return RunInput(data_input, use_memory, device_input, global_batch, eval_batch, data, eval_split, reason,
+                    normalization)

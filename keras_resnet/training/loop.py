@@ -39,73 +39,15 @@ import keras
 
 from keras_resnet import faults, run_log
 from keras_resnet.run_log import read_csv, rewrite_csv, write_json
+from keras_resnet.training import evaluation
 from keras_resnet.training.checkpoints import BackupCheckpointer, BestCheckpoint, save_model_atomic
 from keras_resnet.training.config import NaNLossError
-from keras_resnet.training.inputs import describe_input, open_input
-from keras_resnet.training.model import build_model
-from keras_resnet.training.progress import epoch_line, log, progress, progress_bar
-from keras_resnet.training.recipe import resolve_recipe
-from keras_resnet.training.rundir import check_model_dir, export_run, resolved_config, write_run_files
-from keras_resnet.training.runtime import logger, make_runtime, prepare_backend
+from keras_resnet.training.inputs import describe_input
+from keras_resnet.training.progress import epoch_line, evaluation_line, log, progress, progress_bar, start_lines
+from keras_resnet.training.rundir import export_run
+from keras_resnet.training.runtime import logger
+from keras_resnet.training.setup import TrainingRun, prepare
 from keras_resnet.training.steppers import make_stepper
-
-
-@dataclasses.dataclass
-class TrainingRun:
-    """Everything one `train()` call holds between its phases (built by `prepare`)."""
-
-    config: object
-    runtime: object
-    precision: str
-    verbose: int
-    run_input: object
-    recipe: object
-    steps_per_epoch: int
-    epochs: int
-    model: object
-    callbacks: object = None
-    backup: object = None
-    stepper: object = None
-    best: object = None
-    tensorboard: object = None
-    rows: list = dataclasses.field(default_factory=list)
-    previous_wall: float = 0.0
-    start: int = 0
-    iteration: int = 0
-    train_time: float = 0.0
-    last: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def model_dir(self):
-        return self.config.model_dir
-
-    @property
-    def chief(self):
-        return self.runtime.is_chief
-
-    @property
-    def csv_path(self):
-        return os.path.join(self.model_dir, "log.csv")
-
-
-def prepare(config, data=None):
-    """Runtime, precision, input, recipe, `model_dir` files and the model: everything before resuming."""
-    config.validate()
-    runtime = make_runtime(config.distribution)  # first: multi-worker collectives
-    verbose = config.verbose if runtime.is_chief else 0
-    precision = prepare_backend(config, runtime)
-    run_input = open_input(config, runtime, data)
-    recipe = resolve_recipe(config, run_input.num_train, run_input.global_batch)
-    steps_per_epoch = min(config.steps_per_epoch or run_input.num_train // run_input.global_batch,
-                          recipe.train_steps)
-    epochs = math.ceil(recipe.train_steps / steps_per_epoch)
-    resolved = resolved_config(config, run_input, recipe, precision, runtime, steps_per_epoch, epochs)
-    check_model_dir(config.model_dir, resolved)
-    if runtime.is_chief:
-        write_run_files(config.model_dir, resolved, run_input.info)
-    info = run_input.info
-    model = build_model(config, recipe, info.num_classes, info.image_shape, runtime)
-    return TrainingRun(config, runtime, precision, verbose, run_input, recipe, steps_per_epoch, epochs, model)
 
 
 def resume(run, callbacks=None):
@@ -129,7 +71,10 @@ def resume(run, callbacks=None):
         log(verbose, f"[keras_resnet] {backend} backend: TensorBoard, tf.data and tf.distribute skipped; "
                      "in-memory input.")
     run.stepper = make_stepper(run.model, run.runtime, run.run_input)
-    log(verbose, f"[keras_resnet] input: {describe_input(run.run_input.use_memory, run.run_input.device_input)}.")
+    run_input = run.run_input
+    log(verbose, f"[keras_resnet] input: {describe_input(run_input.use_memory, run_input.device_input, run_input.reason)}.")
+    for line in start_lines(run):
+        log(verbose, line)
     run.best = BestCheckpoint(os.path.join(model_dir, "checkpoints"), run.start)
     config, recipe = run.config, run.recipe
     if run.start:
@@ -142,17 +87,11 @@ def resume(run, callbacks=None):
     return run
 
 
-def evaluate(stepper, data_input, split):
-    """(mean cross-entropy, error) of the stepper's current model on `split` ("validation" or "test")."""
-    total_loss, correct, count = 0.0, 0.0, 0
-    for x, y in data_input.eval_batches(split):
-        probs = stepper.predict(x)
-        y = np.asarray(y).astype(np.int64)
-        p = np.clip(probs[np.arange(len(y)), y].astype(np.float64), 1e-7, 1.0)
-        total_loss += float(-np.log(p).sum())
-        correct += float((probs.argmax(-1) == y).sum())
-        count += len(y)
-    return total_loss / max(count, 1), 1.0 - correct / max(count, 1)
+def evaluate(run, role):
+    """`EvalResult` of the stepper's current model on `role` ("validation": held out; "test": the evaluation
+    split), centre crop or 10 crops (`--ten_crop`)."""
+    return evaluation.evaluate(run.stepper.predict, run.run_input.data_input.eval_batches(role),
+                               run.run_input.info.num_classes)
 
 
 @dataclasses.dataclass
@@ -238,21 +177,23 @@ def end_epoch(run, totals, schedule):
     if not math.isfinite(epoch_loss):  # pragma: no cover - caught per step
         raise NaNLossError(f"NaN training loss in epoch {epoch + 1}.")
     data_input = run.run_input.data_input
-    val_loss, val_error = evaluate(run.stepper, data_input, "validation") if data_input.has_validation else (None, None)
-    test_loss, test_error = evaluate(run.stepper, data_input, "test")
+    val = evaluate(run, "validation") if data_input.has_validation else None
+    test = evaluate(run, "test")
     ips = seen / max(epoch_time, 1e-9)
     lr = float(keras.ops.convert_to_numpy(schedule(run.iteration)))
     run.last = {"epoch": epoch, "iteration": run.iteration, "learning_rate": lr, "loss": epoch_loss,
-                "accuracy": 1 - epoch_error, "error": epoch_error, "val_loss": val_loss, "val_error": val_error,
-                "test_loss": test_loss, "test_error": test_error, "images_per_second": ips,
-                "wall_time_s": run.previous_wall + run.train_time}
+                "accuracy": 1 - epoch_error, "error": epoch_error, "val_loss": val.loss if val else None,
+                "val_error": val.error if val else None, "test_loss": test.loss, "test_error": test.error,
+                "images_per_second": ips, "wall_time_s": run.previous_wall + run.train_time}
+    if test.top5_error is not None:  # a column only where top-5 means something (more than 5 classes)
+        run.last.update(val_top5_error=val.top5_error if val else None, test_top5_error=test.top5_error)
     if run.chief:
         write_epoch_files(run)
     run.backup.save(run.model, epoch)  # after the checkpoints: a backup never runs ahead of log.csv
     faults.site("train.epoch_end")
     run.callbacks.on_epoch_end(epoch, dict(run.last))
     if run.verbose:
-        print(epoch_line(run.last), flush=True)
+        print(epoch_line(run.last, run.run_input.eval_split), flush=True)
 
 
 def write_epoch_files(run):
@@ -271,38 +212,48 @@ def write_epoch_files(run):
                                              "images_per_second": last["images_per_second"]})
     if last["val_error"] is not None:
         tensorboard.scalars("validation", iteration, {"loss": last["val_loss"], "error": last["val_error"],
-                                                      "accuracy": 1 - last["val_error"]})
+                                                      "accuracy": 1 - last["val_error"],
+                                                      "top5_error": last.get("val_top5_error")})
     tensorboard.scalars("test", iteration, {"loss": last["test_loss"], "error": last["test_error"],
-                                            "accuracy": 1 - last["test_error"]})
+                                            "accuracy": 1 - last["test_error"],
+                                            "top5_error": last.get("test_top5_error")})
     tensorboard.flush()
+
+
+def final_evaluation(run):
+    """The test numbers of the last epoch, or of the restored model when nothing was left to train."""
+    if run.last:
+        return run.last
+    run.stepper.sync()  # already finished before this start: evaluate the restored model
+    test = evaluate(run, "test")
+    return {"test_loss": test.loss, "test_error": test.error, "test_top5_error": test.top5_error}
 
 
 def finish(run):
     """Evaluates a run that had nothing left to train, writes summary.json and curves.png, exports."""
     config, model_dir, iteration = run.config, run.model_dir, run.iteration
-    last = run.last
-    if not last:  # already finished before this start: evaluate the restored model
-        run.stepper.sync()
-        test_loss, test_error = evaluate(run.stepper, run.run_input.data_input, "test")
-        last = {"test_loss": test_loss, "test_error": test_error}
+    last = final_evaluation(run)
     all_rows = read_csv(run.csv_path) if run.chief else run.rows
     wall = run.previous_wall + run.train_time if run.train_time else (
         float(all_rows[-1]["wall_time_s"]) if all_rows else 0.0)
     ips_all = (iteration * run.run_input.global_batch / wall) if wall else 0.0
+    info = run.run_input.info
     summary = {"model": config.model, "test_error": last["test_error"], "test_accuracy": 1 - last["test_error"],
-               "test_loss": last["test_loss"], "best_validation_error": run.best.validation_error,
+               "test_loss": last["test_loss"], "test_top5_error": last.get("test_top5_error"),
+               "val_error": last.get("val_error"), "val_top5_error": last.get("val_top5_error"),
+               "best_validation_error": run.best.validation_error,
                "best_iteration": run.best.iteration, "iterations": iteration, "epochs": run.epochs,
                "wall_time_s": wall, "images_per_second": ips_all, "precision": run.precision,
-               "replicas": run.runtime.replicas, "backend": run.runtime.backend}
+               "replicas": run.runtime.replicas, "backend": run.runtime.backend,
+               "eval_split": run.run_input.eval_split, "eval_crops": 10 if config.ten_crop else 1,
+               "image_shape": list(info.image_shape), "skipped_images": dict(info.num_skipped)}
     faults.site("train.summary")
     if run.chief:
         write_json(os.path.join(model_dir, "summary.json"), summary)
         run_log.plot_curves(run.csv_path, os.path.join(model_dir, "curves.png"), title=config.model)
         if config.export:
             export_run(model_dir, config.export_dir, run.verbose)
-    log(run.verbose or (config.verbose and run.chief), (
-        f"{config.model}: test error {100 * summary['test_error']:.2f}% after {iteration} iterations "
-        f"({wall:.0f} s, {ips_all:.0f} images/s) -> {model_dir}"))
+    log(run.verbose or (config.verbose and run.chief), evaluation_line(summary, model_dir))
     return summary
 
 

@@ -6,6 +6,7 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 `build_model` is the seam other programs (the GPU benchmark, experiments) use to get the model `train()`
 would train: built inside the strategy's scope, compiled with the recipe's optimizer (loss-scaled under
 mixed_float16) and with the optimizer's variables created, so a stepper can take its state at once.
+`--init_from` weights are loaded and `--freeze` groups fixed before compiling (`keras_resnet.training.finetune`).
 
 Example:
     >>> from keras_resnet.training import TrainConfig, build_model, resolve_recipe
@@ -18,10 +19,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import keras
 
 from keras_resnet.registry import build
+from keras_resnet.training.finetune import freeze, load_initial_weights
 
 
 def iter_layers(layer):
@@ -46,19 +49,29 @@ def batch_norm_layers(model):
     return [layer for layer in iter_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-def build_model(config, recipe, classes=None, input_shape=None, runtime=None, **build_kwargs):
-    """Builds and compiles `config.model` as `train()` does.
+@dataclasses.dataclass
+class BuiltModel:
+    """A run's compiled model, what `--init_from` loaded into it (an `InitReport` or None) and the layers
+    `--freeze` fixed."""
 
-    Args:
-        config: a `TrainConfig` (model, shortcut, zero_init_residual and sync_batch_norm are read).
-        recipe: the resolved `keras_resnet.recipes.Recipe` (optimizer, weight decay).
-        classes: number of classes (None: the builder's default).
-        input_shape: (H, W, C) (None: the builder's default).
-        runtime: the `Runtime` whose strategy scope holds the variables (None: no strategy).
-        **build_kwargs: passed to `keras_resnet.build` on top (e.g. `stride_in_3x3`).
+    model: object
+    init_report: object = None
+    frozen: list = dataclasses.field(default_factory=list)
+
+
+def build_run_model(config, recipe, classes=None, input_shape=None, runtime=None, load_init=True, **build_kwargs):
+    """`build_model`, also saying what `--init_from` loaded and what `--freeze` fixed.
+
+    The network is built, `--init_from` loaded into it (when `load_init`; a resumed run restores its
+    backup instead), the `--freeze` groups made non-trainable, and only then compiled, so that the
+    optimizer holds slots for the trainable variables only.
 
     Returns:
-        A compiled `keras.Model` whose optimizer is built.
+        A `BuiltModel`.
+
+    Raises:
+        ConfigError: `--init_from` missing, unreadable or of another architecture; `--freeze` naming a
+            group the network does not have.
     """
     kwargs = dict(zero_init_residual=config.zero_init_residual, kernel_regularizer=recipe.regularizer())
     if classes is not None:
@@ -70,10 +83,30 @@ def build_model(config, recipe, classes=None, input_shape=None, runtime=None, **
     kwargs.update(build_kwargs)
     with runtime.scope() if runtime is not None else contextlib.nullcontext():
         model = build(config.model, **kwargs)
+        report = load_initial_weights(model, config) if load_init else None
+        frozen = freeze(model, config.freeze)
         model.compile(optimizer=recipe.optimizer(), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])  # attaches the (loss-scaled under float16) optimizer
         model.optimizer.build(model.trainable_variables)
     if config.sync_batch_norm and runtime is not None and runtime.replicas > 1 and runtime.backend == "tensorflow":
         for layer in batch_norm_layers(model):
             layer.synchronized = True
-    return model
+    return BuiltModel(model, report, frozen)
+
+
+def build_model(config, recipe, classes=None, input_shape=None, runtime=None, **build_kwargs):
+    """Builds and compiles `config.model` as `train()` does.
+
+    Args:
+        config: a `TrainConfig` (model, shortcut, zero_init_residual, sync_batch_norm, init_from and freeze
+            are read).
+        recipe: the resolved `keras_resnet.recipes.Recipe` (optimizer, weight decay).
+        classes: number of classes (None: the builder's default).
+        input_shape: (H, W, C) (None: the builder's default).
+        runtime: the `Runtime` whose strategy scope holds the variables (None: no strategy).
+        **build_kwargs: passed to `keras_resnet.build` on top (e.g. `stride_in_3x3`).
+
+    Returns:
+        A compiled `keras.Model` whose optimizer is built.
+    """
+    return build_run_model(config, recipe, classes, input_shape, runtime, **build_kwargs).model

@@ -39,8 +39,58 @@ def log(verbose, message):
         print(message, flush=True)
 
 
-def epoch_line(record):
-    """The one line printed after an epoch: iteration, loss, errors and images per second."""
-    val = f" - val_error {100 * record['val_error']:.2f}%" if record["val_error"] is not None else ""
-    return (f"iteration {record['iteration']} - loss {record['loss']:.4f} - error {100 * record['error']:.2f}%{val}"
-            f" - test_error {100 * record['test_error']:.2f}% - {record['images_per_second']:.0f} images/s")
+def percent(value):
+    return f"{100 * value:.2f}%"
+
+
+def error_text(error, top5, split="test"):
+    """`test_error 8.75%` (and ` (top-5 1.20%)`): the label names the evaluation split."""
+    top = f" (top-5 {percent(top5)})" if top5 is not None else ""
+    return f"{'val' if split == 'validation' else split}_error {percent(error)}{top}"
+
+
+def epoch_line(record, eval_split="test"):
+    """The one line printed after an epoch: iteration, loss, errors (top-5 too with more than 5 classes) and
+    images per second. `test_*` values are those of the evaluation split, named in the line."""
+    val = ""
+    if record["val_error"] is not None:
+        val = f" - {error_text(record['val_error'], record.get('val_top5_error'), 'validation')}"
+    test = error_text(record["test_error"], record.get("test_top5_error"), eval_split)
+    return (f"iteration {record['iteration']} - loss {record['loss']:.4f} - error {percent(record['error'])}{val}"
+            f" - {test} - {record['images_per_second']:.0f} images/s")
+
+
+def evaluation_line(summary, model_dir):
+    """The last line of a run: the evaluation split's top-1 (and top-5) error, iterations, time, `model_dir`."""
+    split = summary.get("eval_split", "test")
+    top5 = f", top-5 {percent(summary['test_top5_error'])}" if summary.get("test_top5_error") is not None else ""
+    crops = ", 10 crops" if summary.get("eval_crops", 1) == 10 else ""
+    where = f" ({split} split{crops})" if split != "test" or crops else ""
+    skipped = sum(dict(summary.get("skipped_images") or {}).values())
+    skipped = f", {skipped} undecodable image(s) skipped" if skipped else ""
+    return (f"{summary['model']}: {split} error {percent(summary['test_error'])}{top5}{where} after "
+            f"{summary['iterations']} iterations ({summary['wall_time_s']:.0f} s, "
+            f"{summary['images_per_second']:.0f} images/s{skipped}) -> {model_dir}")
+
+
+def start_lines(run):
+    """What a run says before its first epoch: what it evaluates on, how its inputs are normalised, what
+    `--init_from` loaded and what `--freeze` fixed."""
+    config, run_input = run.config, run.run_input
+    info = run_input.info
+    protocol = "10 crops" if config.ten_crop else ("centre crop" if info.preprocessing == "imagenet" else "whole images")
+    lines = [f"[keras_resnet] evaluation: the {run_input.eval_split} split of {config.data}, {protocol} "
+             f"{info.image_shape[0]}x{info.image_shape[1]}, top-1{' and top-5' if info.num_classes > 5 else ''} "
+             "error after every epoch."]
+    if run_input.normalization is not None:
+        lines.append(f"[keras_resnet] input normalisation of --init_from={config.init_from}: "
+                     f"{run_input.normalization.preprocessing.to_json()}.")
+    built = run.built
+    if built is not None and built.init_report is not None:
+        lines += built.init_report.lines()
+    elif config.init_from is not None and run.start:
+        lines.append(f"[keras_resnet] --init_from={config.init_from} not loaded: the run resumes from its backup.")
+    if built is not None and built.frozen:
+        lines.append(f"[keras_resnet] --freeze={','.join(config.freeze)}: {len(built.frozen)} layers fixed, their "
+                     "BN statistics included.")
+    return lines

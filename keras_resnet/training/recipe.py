@@ -3,7 +3,9 @@
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, section 4.2 (CIFAR: SGD,
 batch 128, lr 0.1 divided by 10 at 32k and 48k of 64k iterations, weight decay 1e-4, momentum 0.9; the
 ResNet-110 warm-up at 0.01 for 400 iterations) and section 3.4 (ImageNet: batch 256, 90 epochs); Goyal et
-al. 2017 for the linear scaling of the learning rate with the batch.
+al. 2017 for the linear scaling of the learning rate with the batch. `finetune` (not in the paper): cosine
+decay from a tenth of the ImageNet learning rate over a few epochs, for a network started from trained
+weights (`--init_from`).
 
 Example:
     >>> from keras_resnet.training.config import TrainConfig
@@ -19,15 +21,18 @@ from keras_resnet.registry import family_of
 
 
 def recipe_kind(config):
-    """"cifar" or "imagenet": `--recipe`, or the model family's when it is "auto"."""
+    """"cifar", "imagenet" or "finetune": `--recipe`, or the model family's when it is "auto"."""
     family = family_of(config.model)[0]
     return family if config.recipe == "auto" else config.recipe
 
 
 def default_batch_size(config):
     """The recipe's global batch size for `config` (128 for CIFAR, 256 for ImageNet), before any flag."""
-    if recipe_kind(config) == "cifar":
+    kind = recipe_kind(config)
+    if kind == "cifar":
         return recipes_lib.cifar_recipe().batch_size
+    if kind == "finetune":
+        return recipes_lib.finetune_recipe().batch_size
     return recipes_lib.imagenet_recipe().batch_size
 
 
@@ -47,9 +52,11 @@ def resolve_recipe(config, num_train, global_batch=None):
     Returns:
         A `keras_resnet.recipes.Recipe`.
     """
-    depth = family_of(config.model)[1]
-    if recipe_kind(config) == "cifar":
+    depth, kind = family_of(config.model)[1], recipe_kind(config)
+    if kind == "cifar":
         recipe = recipes_lib.cifar_recipe(depth)
+    elif kind == "finetune":
+        recipe = recipes_lib.finetune_recipe(train_examples=num_train)
     else:
         recipe = recipes_lib.imagenet_recipe(train_examples=num_train)
     batch = global_batch or config.batch_size or recipe.batch_size

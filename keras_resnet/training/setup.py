@@ -1,0 +1,140 @@
+"""The first phase of `train()`: everything before resuming, every user error raised before a file is written.
+
+Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (a run is its recipe, its
+network and its data: sections 3.4 and 4.2).
+
+`prepare(config, data)` makes the runtime, resolves the evaluation split, checks the data's splits and
+class folders, decides the input normalisation (`--init_from` published weights) and opens the input,
+resolves the recipe, checks that `model_dir` holds no other run, builds the model (loading `--init_from`
+unless a backup will be restored, freezing `--freeze`), and only then writes config.json, dataset.json and
+mean_image.npy. A `ConfigError` from any of these steps leaves `model_dir` untouched.
+
+config.json written by earlier versions lacks the fields added since (`DEFAULTED_FIELDS`); an absent field
+means its default, so such runs resume.
+
+Example:
+    >>> run = prepare(TrainConfig(model="resnet8", data="/data/tiny", model_dir="/tmp/run"))  # doctest: +SKIP
+    >>> run.run_input.eval_split, run.steps_per_epoch  # doctest: +SKIP
+    ('test', 7)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+from keras_resnet.training.checkpoints import WEIGHTS_FILE
+from keras_resnet.training.config import DEFAULTED_FIELDS, ConfigError
+from keras_resnet.training.datasource import check_data, resolve_eval_split
+from keras_resnet.training.finetune import check_init_file
+from keras_resnet.training.inputs import open_input
+from keras_resnet.training.model import build_run_model
+from keras_resnet.training.normalization import InputNormalization, normalization_of
+from keras_resnet.training.recipe import resolve_recipe
+from keras_resnet.training.rundir import check_model_dir, resolved_config, write_run_files
+from keras_resnet.training.runtime import make_runtime, prepare_backend
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """Everything one `train()` call holds between its phases (built by `prepare`)."""
+
+    config: object
+    runtime: object
+    precision: str
+    verbose: int
+    run_input: object
+    recipe: object
+    steps_per_epoch: int
+    epochs: int
+    model: object
+    built: object = None
+    callbacks: object = None
+    backup: object = None
+    stepper: object = None
+    best: object = None
+    tensorboard: object = None
+    rows: list = dataclasses.field(default_factory=list)
+    previous_wall: float = 0.0
+    start: int = 0
+    iteration: int = 0
+    train_time: float = 0.0
+    last: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def model_dir(self):
+        return self.config.model_dir
+
+    @property
+    def chief(self):
+        return self.runtime.is_chief
+
+    @property
+    def csv_path(self):
+        return os.path.join(self.model_dir, "log.csv")
+
+
+def old_config(model_dir):
+    """The config.json already in `model_dir` as a dict ({} when there is none)."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def has_backup(model_dir):
+    """Whether `model_dir` holds a backup to resume from (it wins over `--init_from`)."""
+    return os.path.isfile(os.path.join(model_dir, "backup", WEIGHTS_FILE))
+
+
+def comparable(resolved, old):
+    """`resolved` without the fields an old config.json lacks and that hold their default (`DEFAULTED_FIELDS`)."""
+    return {k: v for k, v in resolved.items()
+            if not (k in DEFAULTED_FIELDS and k not in old and v == DEFAULTED_FIELDS[k])}
+
+
+def run_normalization(config, old, resuming):
+    """The input normalisation of the run: recorded in its config.json when resuming, else from `--init_from`."""
+    if resuming and "input_normalization" in old:
+        return InputNormalization.from_dict(old["input_normalization"])
+    try:
+        return normalization_of(config.init_from, config.model)
+    except ValueError as error:
+        raise ConfigError(f"--init_from={config.init_from}: {str(error).splitlines()[0]}") from None
+
+
+def prepare(config, data=None):
+    """Runtime, input, recipe, the model and the `model_dir` files: everything before resuming.
+
+    Raises:
+        ConfigError: before anything is written (see the module docstring).
+    """
+    config.validate()
+    runtime = make_runtime(config.distribution)  # first: multi-worker collectives
+    verbose = config.verbose if runtime.is_chief else 0
+    precision = prepare_backend(config, runtime)
+    old, resuming = old_config(config.model_dir), has_backup(config.model_dir)
+    if not resuming:
+        check_init_file(config.init_from)
+    eval_split = resolve_eval_split(config, data)
+    if data is None:
+        check_data(config, eval_split)
+    normalization = run_normalization(config, old, resuming)
+    run_input = open_input(config, runtime, data, eval_split, normalization)
+    recipe = resolve_recipe(config, run_input.num_train, run_input.global_batch)
+    steps_per_epoch = min(config.steps_per_epoch or run_input.num_train // run_input.global_batch,
+                          recipe.train_steps)
+    epochs = math.ceil(recipe.train_steps / steps_per_epoch)
+    resolved = resolved_config(config, run_input, recipe, precision, runtime, steps_per_epoch, epochs)
+    resolved.update(eval_split=eval_split,
+                    input_normalization=None if normalization is None else normalization.to_dict())
+    check_model_dir(config.model_dir, comparable(resolved, old))
+    info = run_input.info
+    built = build_run_model(config, recipe, info.num_classes, info.image_shape, runtime, load_init=not resuming)
+    if runtime.is_chief:
+        write_run_files(config.model_dir, resolved, info)
+    return TrainingRun(config, runtime, precision, verbose, run_input, recipe, steps_per_epoch, epochs, built.model,
+                       built)

@@ -125,6 +125,19 @@ def is_storage_error(error):
     return False
 
 
+def storage_cause(error):
+    """The first exception of `error`'s chain (itself, what it was raised from, ...) that is an `OSError`
+    with a storage errno and a file name, else with a storage errno, else `error` itself."""
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    storage = [e for e in chain if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS]
+    named = [e for e in storage if e.filename]
+    return (named or storage or chain or [None])[0]
+
+
 def storage_error(error, path):
     """`error` as a `StorageError` naming `path` when it is a storage error (else `error` unchanged).
 
@@ -145,7 +158,7 @@ def describe_storage_error(error, path=None):
         error: an exception for which `is_storage_error` is true.
         path: the path to name when `error` carries none (e.g. the export root).
     """
-    error = storage_error(error, path or getattr(error, "filename", None) or "?")
+    error = storage_error(storage_cause(error), path or getattr(storage_cause(error), "filename", None) or "?")
     name = errno.errorcode.get(error.errno, str(error.errno))
     return (f"cannot write {error.filename}: {error.strerror} ({name}). Nothing was half-written: the previous "
             "state is intact; free space (or fix the file system) and rerun the same command.")

@@ -3,11 +3,18 @@
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, Fig. 6 (training error
 dashed, test error solid, against iterations), which `plot_curves` draws for one run.
 
-Every file is written to a temporary path and renamed, so a run killed at any moment never leaves a
-half-written artifact. A resumed run cuts its history back to the iteration it resumes from
+Every file is written to a temporary path and renamed (`keras_resnet.faults.replacing`), so a run killed
+at any moment never leaves a half-written artifact, and a write that fails (a full disk) removes its
+temporary file, leaves the previous file intact and raises `keras_resnet.faults.StorageError` naming the
+file. A resumed run cuts its history back to the iteration it resumes from
 (`truncate_history`): rows of `log.csv` and TensorBoard events written after the last backup by the killed
 process are dropped, so both histories stay continuous, without gaps or repeated steps, for every reader
-(TensorBoard's Python loader and its Rust data server alike).
+(TensorBoard's Python loader and its Rust data server alike); an event file whose last record a kill
+cut short keeps its complete records, and the temporary files of a killed rewrite are removed.
+
+Fault sites (`keras_resnet.faults`): "json.replace" (a JSON file written under its temporary name, not yet
+renamed), "csv.replace" (the same for `log.csv`), "tensorboard.flush" (the scalars of an epoch flushed to
+the event files), "tensorboard.truncate" (a cut-back event file written under its temporary name).
 
 Example:
     >>> from keras_resnet import run_log
@@ -25,19 +32,22 @@ import os
 
 import numpy as np
 
+from keras_resnet import faults
+
 logger = logging.getLogger("keras_resnet.run_log")
 
 CSV_FIELDS = ("epoch", "iteration", "learning_rate", "loss", "accuracy", "error", "val_loss", "val_error",
               "test_loss", "test_error", "images_per_second", "wall_time_s")
 TENSORBOARD_SPLITS = ("train", "validation", "test")
+TRUNCATING = ".truncating.tmp"
+"""The temporary name of an event file being cut back (TensorBoard reads only names containing "tfevents")."""
 
 
 def write_json(path, obj):
     """Writes `obj` as indented JSON to `path` atomically (numpy scalars and arrays are converted)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=json_default)
-    os.replace(tmp, path)
+    with faults.replacing(path, moment="json.replace") as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, default=json_default)
 
 
 def json_default(obj):
@@ -60,13 +70,14 @@ def read_csv(path):
 
 
 def rewrite_csv(path, rows):
-    """Writes `rows` (dicts keyed by `CSV_FIELDS`) as the whole CSV log, atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    """Writes `rows` (dicts keyed by `CSV_FIELDS`, then any extra columns such as `test_top5_error`, in the
+    order they first appear) as the whole CSV log, atomically."""
+    fields = list(dict.fromkeys([*CSV_FIELDS, *(key for row in rows for key in row)]))
+    with faults.replacing(path, moment="csv.replace") as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 class TensorBoard:
@@ -97,8 +108,32 @@ class TensorBoard:
                     self.tf.summary.scalar(name, float(value))
 
     def flush(self):
+        """Writes the buffered scalars to the event files."""
+        if not self.enabled:
+            return
         for writer in self.writers.values():
             writer.flush()
+        faults.site("tensorboard.flush")
+
+
+def read_event_records(path):
+    """`(raw record, Event)` of each complete record of the event file `path`, in order.
+
+    A kill in the middle of a write can leave the last record cut short (`DataLossError` when read): the
+    complete records before it are returned and the cut one is dropped.
+    """
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+
+    records = []
+    try:
+        for record in tf.data.TFRecordDataset(path):
+            raw = record.numpy()
+            records.append((raw, event_pb2.Event.FromString(raw)))
+    except tf.errors.DataLossError:
+        logger.warning("%s ends with a record cut short (the writer was killed): dropped.", path)
+        records.append((None, None))
+    return records
 
 
 def truncate_event_files(log_dir, last_step):
@@ -107,7 +142,8 @@ def truncate_event_files(log_dir, last_step):
     Used when a run resumes from a backup at iteration `last_step`: the killed process may have written
     scalars for iterations it never backed up, which the resumed run writes again. Each file is rewritten
     to a temporary path and renamed; files that lose nothing are left untouched, and files left empty of
-    data are removed.
+    data are removed. A record cut short by a kill is dropped, and the temporary files of a killed rewrite
+    (`TRUNCATING`) are removed first.
 
     Args:
         log_dir: the run's `logs/` directory (searched recursively for `events.out.tfevents.*`).
@@ -117,31 +153,26 @@ def truncate_event_files(log_dir, last_step):
         The number of events dropped.
     """
     import tensorflow as tf
-    from tensorboard.compat.proto import event_pb2
 
     dropped = 0
-    for path in sorted(glob.glob(os.path.join(log_dir, "**", "events.out.tfevents.*"), recursive=True)):
-        if path.endswith(".tmp"):
-            continue
-        kept, removed = [], 0
-        for record in tf.data.TFRecordDataset(path):
-            raw = record.numpy()
-            event = event_pb2.Event.FromString(raw)
-            if event.step > last_step:
-                removed += 1
-            else:
-                kept.append((raw, event))
+    for pattern in (TRUNCATING, "events.out.tfevents.*.tmp"):  # rewrites killed before their rename
+        for path in glob.glob(os.path.join(glob.escape(log_dir), "**", pattern), recursive=True):
+            faults.discard(path)  # the original is intact
+    for path in sorted(glob.glob(os.path.join(glob.escape(log_dir), "**", "events.out.tfevents.*"), recursive=True)):
+        records = read_event_records(path)
+        kept = [(raw, event) for raw, event in records if event is not None and event.step <= last_step]
+        removed = len(records) - len(kept)
         if not removed:
             continue
         dropped += removed
         if not any(event.HasField("summary") for _, event in kept):
             os.remove(path)
             continue
-        tmp = f"{path}.tmp"
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for raw, _ in kept:
-                writer.write(raw)
-        os.replace(tmp, path)
+        tmp = os.path.join(os.path.dirname(path), TRUNCATING)  # no "tfevents" in it: TensorBoard never reads it
+        with faults.replacing(path, tmp, moment="tensorboard.truncate"):
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for raw, _ in kept:
+                    writer.write(raw)
     return dropped
 
 
@@ -205,8 +236,9 @@ def plot_curves(csv_path, png_path, title=""):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with faults.replacing(png_path, png_path + ".tmp.png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return png_path

@@ -2,19 +2,22 @@
 range, and a search killed at any of its named fault sites resumes without running a finished trial again.
 
 The crash cases use a toy tuner (no training: a trial is one random integer), so each costs one process
-start; the same invariants over the real trainer are in tests/test_tuning.py.
+start (killed through the fault harness, `faults.harness`, which checks that the site was reached); the
+same invariants over the real search, with results.csv and the export, are in tests/test_faults_tuner.py.
 """
 
 import json
 import os
 import re
 import runpy
-import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO, env
+from conftest import REPO
+from faults.harness import Fault, check_fired, run_attempt
+
+from keras_resnet.faults import parse_spec
 
 kt = pytest.importorskip("keras_tuner")
 
@@ -143,9 +146,8 @@ def test_corrupted_oracle_state_is_named_and_a_missing_one_rebuilt(tmp_path, cap
 @pytest.mark.parametrize("fault", CRASH_CASES)
 def test_killed_toy_search_resumes_without_rerunning_finished_trials(fault, tmp_path):
     script, project = write_toy(tmp_path), tmp_path / "p"
-    killed = subprocess.run([sys.executable, script, str(project), "3"], cwd=REPO, capture_output=True, text=True,
-                            env=env(KERAS_RESNET_FAULT=fault), timeout=300)
-    assert killed.returncode == -9, f"{fault} was not reached: {killed.stderr[-2000:]}"
+    ((site, (n, action)),) = parse_spec(fault).items()
+    check_fired(run_attempt([sys.executable, script, project, "3"], Fault(site, n, action), 0, tmp_path))
     finished = {p.parent.name[len("trial_"):] for p in project.glob("trial_*/trial.json")
                 if json.loads(p.read_text())["status"] == "COMPLETED"}
     tuner = runpy.run_path(script, run_name="toy")["search"](str(project), 3)

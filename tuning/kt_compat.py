@@ -66,20 +66,15 @@ def write_json_atomic(path, obj, site):
     """Writes `obj` as JSON to `path` through a temp file, fsync and `os.replace` (never a partial file).
 
     `faults.site(site)` marks the moment between the complete temp file and the replace; a failure
-    (e.g. ENOSPC) removes the temp file and leaves the previous `path` intact.
+    (e.g. ENOSPC) removes the temp file and leaves the previous `path` intact (a storage error is raised
+    as `keras_resnet.faults.StorageError` naming `path`).
     """
     tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"  # the chief saves from gRPC threads
-    try:
+    with faults.replacing(path, tmp, moment=site):
         with open(tmp, "w") as f:
             f.write(json.dumps(obj))
             f.flush()
             os.fsync(f.fileno())
-        faults.site(site)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class CrashSafeOracleMixin:

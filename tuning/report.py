@@ -167,23 +167,19 @@ def plot(rows, png_path):
     ax2.set_title("by shortcut option")
     ax2.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with faults.replacing(png_path, png_path + ".tmp.png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _atomic_write(path, write):
-    tmp = f"{path}.tmp"
-    try:
+    # The fault site "tuner.results_write": the temp file is complete, `path` is still the previous one. A
+    # failure removes the temp file (a full disk raises `keras_resnet.faults.StorageError` naming `path`).
+    with faults.replacing(path, moment="tuner.results_write") as tmp:
         with open(tmp, "w", newline="") as f:
             write(f)
-        faults.site("tuner.results_write")  # the temp file is complete, `path` is still the previous one
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def main(argv=None):

@@ -31,12 +31,13 @@ same command to continue). Every process should see the same `--project_dir` (a 
 
 At the end: `results.csv`, `results.md`, `best_hyperparameters.json` and `results.png` in `--project_dir`
 (`tuning.report`), and with `--export_best` the best trial's `checkpoints/best.keras` exported for TF
-Serving by `keras_resnet.export` (nothing is retrained).
+Serving by `keras_resnet.export` (nothing is retrained), once: `export_best.json` records the version.
 
 Modules: `tuning.options` (flags, `SearchOptions`), `tuning.tuner` (oracles, `ResNetTuner`),
 `tuning.distributed` (chief, workers), `tuning.kt_compat` (every keras-tuner private name), `tuning.report`
 (results files). This module wires them: `run(options)` and the absl entry point; exit codes 0, 2 (bad
-flag or state file), 4 (the search stopped early; rerun to continue).
+flag or state file), 4 (the search stopped early; rerun to continue), 5 (a full disk, quota or read-only file
+system: the path and the cause; rerun to continue once there is space).
 
 Fault sites: `tuner.results_written` (after the results files), `tuner.exported` (after `--export_best`),
 and those of `tuning.tuner` / `tuning.kt_compat`.
@@ -59,6 +60,8 @@ from tuning.distributed import free_port, launch_local_workers, serve_oracle, st
 from tuning.options import (EXIT_BAD_CONFIG, EXIT_INCOMPLETE, OBJECTIVE, ROLES, TUNERS, SearchError, SearchOptions,
                             define_flags, options_from_flags, resolve_role)
 from tuning.tuner import ResNetTuner, make_oracle, make_tuner
+
+EXPORT_RECORD = "export_best.json"
 
 __all__ = ["EXIT_INCOMPLETE", "OBJECTIVE", "ROLES", "TUNERS", "SearchError", "SearchOptions", "define_flags",
            "export_best", "free_port", "launch_local_workers", "load_data", "main", "make_hypermodel",
@@ -157,7 +160,11 @@ def run(options, data=None, argv=None, log=print):
 
 
 def export_best(project_dir, export_dir=None, log=print):
-    """Exports the best trial's `checkpoints/best.keras` with `keras_resnet.export` (retrains nothing).
+    """Exports the best trial's `checkpoints/best.keras` with `keras_resnet.export` (retrains nothing), once.
+
+    `<project_dir>/export_best.json` records the trial and the version chosen before the export starts
+    (`keras_resnet.export.versions.publish_once`): a rerun with `--export_best`, after a kill at any moment
+    or of a finished search, publishes nothing new while that version exists and the best trial is the same.
 
     Args:
         project_dir: the search's project directory.
@@ -168,6 +175,7 @@ def export_best(project_dir, export_dir=None, log=print):
         `pathlib.Path` of the exported version.
     """
     from keras_resnet import export
+    from keras_resnet.export import versions
 
     best = report.best_trial(project_dir)
     if best is None:
@@ -178,15 +186,19 @@ def export_best(project_dir, export_dir=None, log=print):
             f"--export_best: the best trial's model_dir {model_dir} is not on this machine (it ran on worker "
             f"{best.get('tuner') or '?'}); run `python -m keras_resnet.export --model_dir=<that dir>` there.")
     export_dir = export_dir or os.path.join("saved_models", os.path.basename(os.path.normpath(project_dir)))
-    path = export.export_from_model_dir(model_dir, export_dir, checkpoint="best", model_card_extra={
-        "tuning": {"project_dir": project_dir, "trial": best["trial"], OBJECTIVE: best[OBJECTIVE],
-                   "hyperparameters": best["hyperparameters"]}})
-    log(f"[tuning] exported the best trial {best['trial']} ({OBJECTIVE} {best[OBJECTIVE]:.4f}) to {path}")
+    extra = {"tuning": {"project_dir": project_dir, "trial": best["trial"], OBJECTIVE: best[OBJECTIVE],
+                        "hyperparameters": best["hyperparameters"]}}
+    path, exported = versions.publish_once(
+        os.path.join(project_dir, EXPORT_RECORD), export_dir, {"trial": best["trial"]},
+        lambda version: export.export_from_model_dir(model_dir, export_dir, checkpoint="best", version=version,
+                                                     model_card_extra=extra))
+    done = "exported" if exported else "already exported"
+    log(f"[tuning] {done} the best trial {best['trial']} ({OBJECTIVE} {best[OBJECTIVE]:.4f}) to {path}")
     return path
 
 
 def main(argv):
-    """The absl main: runs the search of the parsed flags; 2 for a bad flag or state file."""
+    """The absl main: runs the search of the parsed flags; 2 for a bad flag or state file, 5 for a full disk."""
     from absl import flags
 
     try:
@@ -194,6 +206,11 @@ def main(argv):
     except (SearchError, kt_compat.CorruptStateError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return EXIT_BAD_CONFIG
+    except Exception as e:  # a full disk, a quota, a read-only file system: one line, exit 5
+        if not faults.is_storage_error(e):
+            raise
+        print(f"error: {faults.describe_storage_error(e)}", file=sys.stderr, flush=True)
+        return faults.EXIT_STORAGE
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ section 3.3; the CIFAR-10 recipe, section 4.2).
   trials stop at their rung (`StopAtIteration`) and a promoted trial resumes from a copy of its parent's
   `model_dir`, so successive halving retrains nothing.
 
+A trial that fails for lack of disk space raises `TrialStorageError` (a keras-tuner `FatalError`): the
+search stops (`python -m tuning.search` exits 5) and the trial, never marked failed, runs again when the
+same command is rerun.
+
 Fault sites: `tuner.state_saved` (after the tuner's state file, at the end of each trial) and those of
 `tuning.kt_compat`.
 
@@ -36,6 +40,11 @@ from keras_resnet import faults
 from tuning import kt_compat
 from tuning.distributed import Heartbeat, heartbeat_interval
 from tuning.options import OBJECTIVE
+
+
+class TrialStorageError(keras_tuner.errors.FatalError):
+    """A trial stopped by a full disk (or quota, read-only file system): it ends the search instead of
+    marking the trial failed, so the same command runs it again once there is space."""
 
 
 class RandomSearchOracle(kt_compat.CrashSafeOracleMixin, keras_tuner.oracles.RandomSearchOracle):
@@ -199,6 +208,10 @@ class ResNetTuner(keras_tuner.engine.base_tuner.BaseTuner):
             # A diverged run is a result (this learning rate is too high), not a crash to retry.
             print(f"[tuning] trial {trial.trial_id} diverged: {e}", flush=True)
             return diverged_result(model_dir, start)
+        except Exception as e:
+            if faults.is_storage_error(e):  # not the trial's fault: stop the search, the trial stays unfinished
+                raise TrialStorageError(faults.describe_storage_error(e)) from e
+            raise
         accuracy, wall = 1.0 - float(summary["best_validation_error"]), time.perf_counter() - start
         print(f"[tuning] trial {trial.trial_id} ({self.tuner_id}): {OBJECTIVE} {accuracy:.4f} after "
               f"{summary['iterations']} iterations, {wall:.0f} s", flush=True)

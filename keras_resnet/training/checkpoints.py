@@ -17,8 +17,18 @@ takes hours: a run killed at any moment must resume where its last epoch ended).
 - `BestCheckpoint`: `checkpoints/best.keras` and `best.json` (the lowest validation error, or test error
   without a validation split).
 
+Crash and disk safety: every file is written under a temporary name and renamed into place; a failed
+write (a full disk: `keras_resnet.faults.StorageError`, naming the file) removes its temporary file and
+leaves the previous file intact. The backup checks the free space first (h5py cannot close a file that
+ran out of space cleanly). The backup keeps the previous weights as a hard link (`.bkp`) before the
+new ones are renamed in, so `latest.weights.h5` exists at every moment. An unreadable newest backup
+(truncated, garbage, another model's) is set aside as `latest.weights.h5.corrupt` and the run resumes,
+loudly, from the previous one; when neither can be read the error names both (`ConfigError`: nothing is
+replaced). An unreadable `best.json` is named too.
+
 Fault sites (`keras_resnet.faults`): "checkpoint.write" (a .keras file written under its temporary name,
-not yet renamed), "backup.write" (the new weights written, not yet renamed; the old backup intact).
+not yet renamed), "backup.write" (the new weights written, not yet renamed; the old backup intact),
+"backup.rotate" (the previous weights kept as `.bkp`, the new ones not yet renamed in).
 
 Example:
     >>> backup = BackupCheckpointer("/tmp/run/backup")  # doctest: +SKIP
@@ -28,8 +38,12 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import sys
+import tempfile
 
 import numpy as np
 
@@ -37,11 +51,13 @@ import keras
 
 from keras_resnet import faults
 from keras_resnet.run_log import write_json
+from keras_resnet.training.config import ConfigError
 from keras_resnet.training.model import batch_norm_layers
 
 WEIGHTS_FILE = "latest.weights.h5"
 PREVIOUS_WEIGHTS_FILE = "latest.weights.h5.bkp"
 METADATA_FILE = "training_metadata.json"
+CORRUPT_SUFFIX = ".corrupt"
 
 
 def variable_int(variable):
@@ -53,19 +69,73 @@ def save_model_atomic(model, path):
     """Saves the whole `model` (.keras) to `path` through a temporary file renamed into place.
 
     Synchronised BatchNormalization (`--sync_batch_norm`) is saved as plain BatchNormalization, which every
-    backend can load.
+    backend can load. A failed save (e.g. a full disk) removes the temporary file and leaves `path` as it
+    was; a storage error is raised as `keras_resnet.faults.StorageError` naming `path`.
     """
     tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}")
     synchronized = [layer for layer in batch_norm_layers(model) if layer.synchronized]
-    for layer in synchronized:  # `synchronized=True` cannot be loaded on other backends
-        layer.synchronized = False
+    with faults.replacing(path, tmp, moment="checkpoint.write"):
+        for layer in synchronized:  # `synchronized=True` cannot be loaded on other backends
+            layer.synchronized = False
+        try:
+            model.save(tmp)
+        finally:
+            for layer in synchronized:
+                layer.synchronized = True
+
+
+def keep_previous(final, previous):
+    """Makes `previous` a copy of `final` (a hard link; a rename where links are not supported)."""
+    link = f"{previous}.tmp"
+    faults.discard(link)
     try:
-        model.save(tmp)
-    finally:
-        for layer in synchronized:
-            layer.synchronized = True
-    faults.site("checkpoint.write")
-    os.replace(tmp, path)
+        os.link(final, link)
+    except OSError:  # no hard links on this file system: `final` is missing until the new one is renamed in
+        os.replace(final, previous)
+        return
+    os.replace(link, previous)
+
+
+def load_weights_file(model, path):
+    """`model.load_weights(path)`, also for a name Keras refuses by its suffix (the `.bkp` backup): that one
+    is read through a link named `*.weights.h5` in a temporary directory (the file itself is untouched)."""
+    if path.endswith(".weights.h5"):
+        model.load_weights(path)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        alias = os.path.join(directory, "previous.weights.h5")
+        try:
+            os.symlink(os.path.abspath(path), alias)
+        except OSError:  # no symbolic links here: a copy
+            shutil.copyfile(path, alias)
+        model.load_weights(alias)
+
+
+def backup_size(model, final):
+    """Bytes a backup of `model` takes: the size of the previous one at `final`, else an upper estimate."""
+    if os.path.exists(final):
+        return os.path.getsize(final)
+    variables = list(model.weights) + list(model.optimizer.variables if model.optimizer is not None else [])
+    data = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    return int(1.2 * data) + (128 << 10)
+
+
+def check_free_space(path, needed):
+    """Raises `keras_resnet.faults.StorageError` (ENOSPC) naming `path` when its file system has less than
+    `needed` bytes (plus 64 KiB) free.
+
+    The backup is written by h5py, which on a disk that fills up in the middle of a write cannot close
+    its file cleanly (and can crash the process at exit): checking first keeps that from happening.
+    """
+    stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    if stat.f_bavail * stat.f_frsize < needed + (64 << 10):
+        raise faults.StorageError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+def first_line(error):
+    """`Type: first line of the message` of an exception, for one-line reports."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 class BackupCheckpointer:
@@ -84,38 +154,63 @@ class BackupCheckpointer:
     def restore(self, model):
         """Loads the backup into `model` (weights and optimizer), if there is one.
 
-        A weights file that cannot be read (`OSError`, e.g. truncated) falls back to the previous one, as
-        `keras.callbacks.BackupAndRestore` does.
+        A newest weights file that cannot be read (truncated, garbage, another model's) is reported on
+        stderr, set aside as `latest.weights.h5.corrupt` (by the writer of `backup_dir` only) and the
+        previous one (`.bkp`) is loaded instead; a missing newest file (a kill in the middle of the rotation
+        on a file system without hard links) falls back to it too.
 
         Returns:
             The optimizer's iteration count after loading (0 without a backup).
+
+        Raises:
+            ConfigError: no backup file can be read (each is named with the reason; nothing is changed).
         """
         latest = os.path.join(self.backup_dir, WEIGHTS_FILE)
         previous = os.path.join(self.backup_dir, PREVIOUS_WEIGHTS_FILE)
-        if os.path.exists(latest):
-            if model.optimizer is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
+        candidates = [path for path in (latest, previous) if os.path.exists(path)]
+        if candidates and model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        failures = []
+        for path in candidates:
             try:
-                model.load_weights(latest)
-            except OSError:
-                if not os.path.exists(previous):
-                    raise
-                model.load_weights(previous)
+                load_weights_file(model, path)
+            except Exception as error:  # noqa: BLE001 - any unreadable file is reported below
+                failures.append(f"{path} ({first_line(error)})")
+                continue
+            if path != latest:
+                self.report_fallback(latest, previous, failures, variable_int(model.optimizer.iterations))
+            return variable_int(model.optimizer.iterations)
+        if failures:
+            raise ConfigError(f"the backup in {self.backup_dir} cannot be read: {'; '.join(failures)}. Restore it, "
+                              "or move it away to train this run from the start (nothing was changed).")
         return variable_int(model.optimizer.iterations)
+
+    def report_fallback(self, latest, previous, failures, iteration):
+        """Says loudly (stderr) that the run resumes from the previous backup; sets the unreadable one aside."""
+        if failures and self.write_dir == self.backup_dir:
+            os.replace(latest, latest + CORRUPT_SUFFIX)  # the next save must not rotate it over the good `.bkp`
+            kept = f" (kept as {latest + CORRUPT_SUFFIX})"
+        else:
+            kept = ""
+        reason = f"{failures[0]}{kept}" if failures else f"{latest} is missing"
+        print(f"warning: the newest backup cannot be used: {reason}; resuming from the previous backup {previous} "
+              f"(iteration {iteration}).", file=sys.stderr, flush=True)
 
     def save(self, model, epoch):
         """Writes the backup after epoch `epoch` (0-based): the new weights, then the metadata.
 
-        The previous weights file is kept as `latest.weights.h5.bkp`.
+        The previous weights file is kept as `latest.weights.h5.bkp`. A failed write (e.g. a full disk)
+        removes the temporary file and leaves the backup as it was (`keras_resnet.faults.StorageError`).
         """
         os.makedirs(self.write_dir, exist_ok=True)
         final = os.path.join(self.write_dir, WEIGHTS_FILE)
-        tmp = os.path.join(self.write_dir, "tmp.weights.h5")
-        model.save_weights(tmp, overwrite=True)
-        faults.site("backup.write")
-        if os.path.exists(final):
-            os.replace(final, os.path.join(self.write_dir, PREVIOUS_WEIGHTS_FILE))
-        os.replace(tmp, final)
+        check_free_space(final, backup_size(model, final))
+        with faults.replacing(final, os.path.join(self.write_dir, "tmp.weights.h5")) as tmp:
+            model.save_weights(tmp, overwrite=True)
+            faults.site("backup.write")
+            if os.path.exists(final):
+                keep_previous(final, os.path.join(self.write_dir, PREVIOUS_WEIGHTS_FILE))
+            faults.site("backup.rotate")
         write_json(os.path.join(self.write_dir, METADATA_FILE),
                    {"epoch": epoch + 1, "batch": 0, "iteration": variable_int(model.optimizer.iterations)})
 
@@ -157,8 +252,12 @@ class BestCheckpoint:
         self.path = os.path.join(checkpoint_dir, "best.json")
         best = {"error": None}
         if os.path.exists(self.path):
-            with open(self.path) as f:
-                best = json.load(f)
+            try:
+                with open(self.path) as f:
+                    best = json.load(f)
+            except ValueError as error:
+                raise ConfigError(f"{self.path} is corrupted ({error}); restore it, or delete it and "
+                                  "checkpoints/best.keras to choose the best again from here on.") from None
         if (best.get("iteration") or 0) > start:
             best = {"error": None}
         self.best = best

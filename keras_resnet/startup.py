@@ -1,14 +1,19 @@
 """A quiet start for the command-line tools: no TensorFlow / CUDA start-up banners unless asked for.
 
 Importing TensorFlow prints, on a CPU-only machine, lines a user cannot act on (`oneDNN custom operations
-are on`, `Could not find cuda drivers`, the CPU-instruction banner, and absl's `All log messages before
-absl::InitializeLog() is called are written to STDERR`); some are printed by the C++ library before
-`TF_CPP_MIN_LOG_LEVEL` is read. For the project's command-line tools (`python -m trainers.*`,
-`python -m keras_resnet.<tool>`, `python -m tuning.*`) `quiet_tensorflow_startup()` sets
-`TF_CPP_MIN_LOG_LEVEL=3` and imports TensorFlow with the process's stderr (file descriptor 2) sent to a
-temporary file, which is printed only if the import fails. A user who sets `TF_CPP_MIN_LOG_LEVEL` (any value)
-gets TensorFlow's own logging untouched. Library use (`import keras_resnet` in a program or notebook) is
-never affected.
+are on`, `Could not find cuda drivers`, `failed call to cuInit`, the CPU-instruction banner, and absl's
+`All log messages before absl::InitializeLog() is called are written to STDERR`); some are printed by the
+C++ library before `TF_CPP_MIN_LOG_LEVEL` is read, so that even `TF_CPP_MIN_LOG_LEVEL=3` does not silence
+them. For the project's command-line tools (`python -m trainers.*`, `python -m keras_resnet.<tool>`,
+`python -m tuning.*`) `quiet_tensorflow_startup()` imports TensorFlow with the process's stderr (file
+descriptor 2) sent to a temporary file, then passes on only the records the user's level asks for:
+
+- `TF_CPP_MIN_LOG_LEVEL` unset: it is set to 3 and nothing of the start-up is shown;
+- set to 1, 2 or 3 by the user: the start-up records of that severity and above (W, E, F) are shown;
+- set to 0: TensorFlow's output is left untouched.
+
+The captured text is shown whole if the import fails. Library use (`import keras_resnet` in a program or
+notebook) is never affected.
 
 This module imports only the standard library: it runs before Keras and TensorFlow are imported.
 
@@ -16,16 +21,37 @@ Example:
     >>> import keras_resnet.startup as startup
     >>> startup.is_command_line_tool(["-m"], "keras_resnet.evaluate")
     True
+    >>> startup.records_at_level("I0 banner\\nW0 warning\\n  continued\\n", 1)
+    'W0 warning\\n  continued\\n'
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 TOOL_PACKAGES = ("trainers", "tuning", "keras_resnet")
+SEVERITIES = {"I": 0, "W": 1, "E": 2, "F": 3}
+RECORD = re.compile(r"^([IWEF])\d")
+PRE_INIT = "WARNING: All log messages before absl::InitializeLog()"
+
+
+def records_at_level(text, level):
+    """The log records of `text` of severity `level` and above (absl/TensorFlow `I`, `W`, `E`, `F` lines, each
+    with its continuation lines); absl's pre-initialisation notice is dropped."""
+    kept, keep = [], True
+    for line in text.splitlines(keepends=True):
+        match = RECORD.match(line)
+        if line.startswith(PRE_INIT):
+            keep = False
+        elif match:
+            keep = SEVERITIES[match.group(1)] >= level
+        if keep:
+            kept.append(line)
+    return "".join(kept)
 
 
 def main_module_name():
@@ -49,16 +75,20 @@ def is_command_line_tool(argv=None, main_name=None):
 
 def quiet_tensorflow_startup():
     """Imports TensorFlow without its start-up banners (see the module docstring); a no-op when the user set
-    `TF_CPP_MIN_LOG_LEVEL`, when TensorFlow is already imported or not installed.
+    `TF_CPP_MIN_LOG_LEVEL=0`, when TensorFlow is already imported, not needed (another Keras backend) or
+    not installed.
 
     Returns:
-        True when TensorFlow was imported quietly here.
+        True when TensorFlow was imported here.
     """
-    if LOG_LEVEL_ENV in os.environ or "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return False
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":  # TensorFlow is not needed to start
+    try:
+        level = int(os.environ.setdefault(LOG_LEVEL_ENV, "3"))
+    except ValueError:
         return False
-    os.environ[LOG_LEVEL_ENV] = "3"
+    if level <= 0:
+        return False
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -66,18 +96,20 @@ def quiet_tensorflow_startup():
         return False
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
+        failed = True
         try:
             import tensorflow  # noqa: F401
+
+            failed = False
         except ImportError:
             return False
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+            sys.stderr.write(text if failed else records_at_level(text, level))
+            sys.stderr.flush()
     return True
 
 

@@ -77,5 +77,6 @@ def load_array_data(source, validation_split=0.0, data_dir=None, download=False,
         from keras_resnet.data.info import SkipCounts
 
         parts = (info.num_skipped, test_info.num_skipped)
-        info.num_skipped = SkipCounts({k: p[k] for p in parts for k in p}, files={k: p.files(k) for p in parts for k in p})
+        info.num_skipped = SkipCounts({k: p[k] for p in parts for k in p},
+                                      files={k: p.files(k) for p in parts for k in p})
     return ArrayData(info, (train_x, train_y), (test_x, test_y), validation)

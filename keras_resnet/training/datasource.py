@@ -146,7 +146,8 @@ def input_choice(config, data=None, backend=None, eval_split=None):
     if data is not None:
         return True, "in memory: arrays given to train()"
     if config.input in ("memory", "device", "tfdata"):
-        return config.input != "tfdata", f"{'tf.data' if config.input == 'tfdata' else 'in memory'}: --input={config.input}"
+        path = "tf.data" if config.input == "tfdata" else "in memory"
+        return config.input != "tfdata", f"{path}: --input={config.input}"
     if backend != "tensorflow":
         return True, f"in memory: the {backend} backend has no tf.data"
     if not is_local(config.data):

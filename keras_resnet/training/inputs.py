@@ -314,7 +314,8 @@ def open_data(config, use_memory, data, global_batch, eval_batch, eval_split, no
 
         if isinstance(error, ImageShapeError) and use_memory and config.input in ("memory", "device"):
             raise ConfigError(f"--input={config.input}: {config.data} holds images of several sizes, which only "
-                              f"tf.data streams ({str(error).split(';')[0]}); use --input=auto or --input=tfdata.") from None
+                              f"tf.data streams ({str(error).split(';')[0]}); use --input=auto or --input=tfdata."
+                              ) from None
         raise data_error(config, error) from None
 
 

@@ -72,7 +72,8 @@ def resume(run, callbacks=None):
                      "in-memory input.")
     run.stepper = make_stepper(run.model, run.runtime, run.run_input)
     run_input = run.run_input
-    log(verbose, f"[keras_resnet] input: {describe_input(run_input.use_memory, run_input.device_input, run_input.reason)}.")
+    described = describe_input(run_input.use_memory, run_input.device_input, run_input.reason)
+    log(verbose, f"[keras_resnet] input: {described}.")
     for line in start_lines(run):
         log(verbose, line)
     run.best = BestCheckpoint(os.path.join(model_dir, "checkpoints"), run.start)

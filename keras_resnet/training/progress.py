@@ -78,7 +78,8 @@ def start_lines(run):
     `--init_from` loaded and what `--freeze` fixed."""
     config, run_input = run.config, run.run_input
     info = run_input.info
-    protocol = "10 crops" if config.ten_crop else ("centre crop" if info.preprocessing == "imagenet" else "whole images")
+    protocol = "centre crop" if info.preprocessing == "imagenet" else "whole images"
+    protocol = "10 crops" if config.ten_crop else protocol
     lines = [f"[keras_resnet] evaluation: the {run_input.eval_split} split of {config.data}, {protocol} "
              f"{info.image_shape[0]}x{info.image_shape[1]}, top-1{' and top-5' if info.num_classes > 5 else ''} "
              "error after every epoch."]

@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 
@@ -33,7 +32,7 @@ from keras_resnet.training.inputs import open_input
 from keras_resnet.training.model import build_run_model
 from keras_resnet.training.normalization import InputNormalization, normalization_of
 from keras_resnet.training.recipe import resolve_recipe
-from keras_resnet.training.rundir import check_model_dir, resolved_config, write_run_files
+from keras_resnet.training.rundir import check_model_dir, read_config, resolved_config, write_run_files
 from keras_resnet.training.runtime import make_runtime, prepare_backend
 
 
@@ -77,12 +76,10 @@ class TrainingRun:
 
 
 def old_config(model_dir):
-    """The config.json already in `model_dir` as a dict ({} when there is none)."""
+    """The config.json already in `model_dir` as a dict ({} when there is none; a `ConfigError` naming it when
+    it cannot be read)."""
     path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
+    return read_config(path) if os.path.isfile(path) else {}
 
 
 def has_backup(model_dir):

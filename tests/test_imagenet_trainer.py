@@ -1,0 +1,183 @@
+"""`python -m trainers.imagenet` end to end on an ImageNet-style folder of real-looking photos (issue 14).
+
+A generated folder (train/ and val/, 6 classes, JPEGs from 40 to 900 pixels a side, a grayscale, a CMYK, an
+EXIF-rotated and a PNG-named-.JPEG file among them) is trained on at `--image_size=32` with ResNet-18 for a
+few iterations: the input streams (sizes differ) and says so, the evaluation split is the val/ folder, and
+the top-1 / top-5 errors of summary.json and log.csv are those recomputed with numpy from the saved model's
+outputs. Killed (by the fault site `train.epoch_middle`, after its first backup) and restarted, the run
+ends with the weights of the uninterrupted run; the same run reads TFRecord shards of the folder. User
+errors exit 2 with one line, before anything is written, and no TensorFlow start-up noise.
+"""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, env, make_photo_folder, read_json, run_cli
+
+pytest.importorskip("tensorflow")
+
+COMMON = ["--model=resnet18", "--image_size=32", "--batch_size=4", "--train_steps=6", "--steps_per_epoch=3",
+          "--seed=1", "--deterministic", "--verbose=2"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return make_photo_folder(tmp_path_factory.mktemp("photos") / "pets", classes=6, train=4, val=2)
+
+
+def train(data, model_dir, *extra, **env_extra):
+    return run_cli([*COMMON, f"--data={data}", f"--model_dir={model_dir}", *extra], module="trainers.imagenet",
+                   **env_extra)
+
+
+@pytest.fixture(scope="module")
+def reference(photos, tmp_path_factory):
+    """The uninterrupted run on the photo folder."""
+    run = tmp_path_factory.mktemp("reference") / "run"
+    out = train(photos, run)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run, out
+
+
+def load_model(path):
+    import keras
+
+    import keras_resnet.recipes  # noqa: F401  (registers the layers and the schedules)
+
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def numpy_errors(run, photos):
+    """Top-1 / top-5 error of the run's final model on the val/ folder, recomputed from its outputs."""
+    from keras_resnet import data as data_lib
+
+    model = load_model(run / "checkpoints" / "latest.keras")
+    mean = np.load(run / "mean_image.npy")
+    ds, info = data_lib.load(str(photos), "validation", 5, training=False, mean=mean, crop_size=32)
+    outputs, labels = [], []
+    for x, y in ds.as_numpy_iterator():
+        outputs.append(np.asarray(model.predict_on_batch(x)))
+        labels.append(y)
+    outputs, labels = np.concatenate(outputs), np.concatenate(labels)
+    top5 = np.argsort(-outputs, axis=1)[:, :5]
+    return (float(np.mean(outputs.argmax(1) != labels)), float(np.mean([l not in t for l, t in zip(labels, top5)])),
+            len(labels))
+
+
+def test_trains_from_a_photo_folder_and_reports_top1_top5_as_numpy_recomputes(reference, photos):
+    run, out = reference
+    assert "input: tf.data, images decoded on the fly (streaming: " in out.stdout  # mixed sizes: why it streams
+    assert "evaluation: the validation split" in out.stdout
+    summary, config = read_json(run / "summary.json"), read_json(run / "config.json")
+    assert (summary["iterations"], summary["eval_split"], summary["eval_crops"]) == (6, "validation", 1)
+    assert (config["image_size"], config["eval_split"], config["image_shape"]) == (32, "validation", [32, 32, 3])
+    top1, top5, count = numpy_errors(run, photos)
+    assert count == 12
+    assert summary["test_error"] == pytest.approx(top1, abs=1e-12)
+    assert summary["test_top5_error"] == pytest.approx(top5, abs=1e-12)
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["iteration"]) for r in rows] == [3, 6]
+    assert float(rows[-1]["test_top5_error"]) == pytest.approx(top5, abs=1e-12)
+    assert out.stdout.strip().splitlines()[-1].startswith("resnet18: validation error")
+    assert "Traceback" not in out.stderr
+
+
+def final_weights(run):
+    return load_model(run / "checkpoints" / "latest.keras").get_weights()
+
+
+def test_killed_mid_epoch_after_its_first_backup_resumes_to_the_same_weights(reference, photos, tmp_path):
+    run = tmp_path / "run"
+    killed = train(photos, run, KERAS_RESNET_FAULT="train.epoch_middle@2")  # epoch 2's middle: one backup written
+    assert killed.returncode == -signal.SIGKILL
+    assert read_json(run / "backup" / "training_metadata.json")["iteration"] == 3
+    assert not (run / "summary.json").exists()
+    resumed = train(photos, run)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming resnet18" in resumed.stdout and "at iteration 3" in resumed.stdout
+    for got, want in zip(final_weights(run), final_weights(reference[0])):
+        np.testing.assert_array_equal(got, want)
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["iteration"]) for r in rows] == [3, 6]
+
+
+def test_the_same_run_from_tfrecord_shards(reference, photos, tmp_path):
+    from keras_resnet.data.convert import convert
+
+    shards = tmp_path / "shards"
+    convert(str(photos), str(shards), shards=2, progress=False)
+    run = tmp_path / "run"
+    out = train(shards, run)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "input: tf.data" in out.stdout and "streaming: " in out.stdout
+    summary = read_json(run / "summary.json")
+    assert (summary["eval_split"], summary["iterations"]) == ("validation", 6)
+    assert read_json(run / "dataset.json")["class_names"] == read_json(reference[0] / "dataset.json")["class_names"]
+    top1, top5, _ = numpy_errors(run, photos)  # the shards hold the folder's images: the same evaluation
+    assert (summary["test_error"], summary["test_top5_error"]) == pytest.approx((top1, top5), abs=1e-12)
+
+
+def bare_env():
+    """The test environment without TF_CPP_MIN_LOG_LEVEL: what a user's shell has."""
+    out = env()
+    out.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return out
+
+
+def cli(args, module="trainers.imagenet"):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=bare_env(), capture_output=True,
+                          text=True, timeout=300)
+
+
+def broken_copies(photos, root):
+    """Copies of the photo folder with one user mistake each."""
+    import shutil
+
+    copies = {}
+    for name in ("no_val", "empty_class", "differing"):
+        copies[name] = root / name
+        shutil.copytree(photos, copies[name])
+    shutil.rmtree(copies["no_val"] / "val")
+    (copies["empty_class"] / "train" / "n06").mkdir()
+    (copies["empty_class"] / "val" / "n06").mkdir()
+    os.rename(copies["differing"] / "val" / "n05", copies["differing"] / "val" / "n09")
+    return copies
+
+
+def test_user_errors_exit_2_with_one_line_before_anything_is_written(photos, reference, tmp_path):
+    copies = broken_copies(photos, tmp_path)
+    other = tmp_path / "resnet8.keras"
+    import keras_resnet
+
+    keras_resnet.build("resnet8", classes=6).save(other)
+    cases = [
+        ([f"--data={copies['no_val']}"], ["--data=", "no 'test' split", "available splits: ['train']"]),
+        ([f"--data={copies['empty_class']}"], ["--data=", "Class folder(s) with no images", "n06"]),
+        ([f"--data={copies['differing']}"], ["--data=", "Class folders differ", "'n05'", "'n09'"]),
+        ([f"--data={photos}", "--eval_split=test"], ["--eval_split=test", "available splits: ['train', 'validation']"]),
+        ([f"--data={photos}", "--init_from=missing.keras"], ["--init_from=missing.keras", "no such file", "accepted"]),
+        ([f"--data={photos}", f"--init_from={other}"], ["--init_from=", "another architecture than resnet18",
+                                                         "first mismatching layer 'stem_conv'"]),
+    ]
+    for args, wanted in cases:
+        run = tmp_path / "run"
+        out = cli([*COMMON, *args, f"--model_dir={run}"])
+        assert out.returncode == 2, (args, out.stderr[-2000:])
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, out.stderr)  # no traceback, no noise
+        for text in wanted:
+            assert text in lines[0], (text, lines[0])
+        assert not run.exists(), args  # nothing written
+
+
+def test_no_tensorflow_start_up_noise():
+    for module in ("trainers.imagenet", "trainers.cifar", "keras_resnet.evaluate"):
+        out = cli(["--help"], module=module)
+        assert "--help" in out.stdout or "flags" in out.stdout, (module, out.stdout)  # absl's --help exits 1
+        assert out.stderr == "", (module, out.stderr)

@@ -91,12 +91,12 @@ EXIT_STORAGE = 5
 """Exit code of every entry point (trainers, `tuning.search`, `keras_resnet.export`) for a storage error
 (2 = bad configuration or unreadable file, 3 = NaN loss, 4 = incomplete search)."""
 
-STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO)
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 STORAGE_MESSAGES = tuple(os.strerror(code) for code in STORAGE_ERRNOS)  # "No space left on device", ...
 
 
 class StorageError(OSError):
-    """A write that failed for lack of space (or a read-only, over-quota or failing disk), naming the path.
+    """A write that failed for lack of space (or quota, a read-only file system, a file too large), naming the path.
 
     `errno`, `strerror` and `filename` are those of `OSError`; `str(error)` is one line:
     `cannot write <path>: <cause>`.

@@ -302,8 +302,12 @@ def publish_once(record_path, export_root, key, export):
     recover(root)
     record = None
     if os.path.exists(record_path):
-        with open(record_path) as f:
-            record = json.load(f)
+        try:
+            with open(record_path) as f:
+                record = json.load(f)
+        except ValueError as error:
+            raise ValueError(f"{record_path} is corrupted ({error}); delete it to export again (the versions "
+                             f"in {root} are left as they are).") from None
     if record and record.get("key") == key and record.get("export_root") == str(root):
         version = int(record["version"])
         if (root / str(version)).is_dir():

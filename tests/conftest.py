@@ -315,3 +315,16 @@ def make_photo_folder(root, classes=6, train=4, val=2, test=0, seed=0):
                 else:
                     image.save(d / f"{i:03d}.jpg", quality=90)
     return root
+
+
+def write_tfds_metadata(data_dir, name, splits):
+    """Writes the TFDS metadata of dataset `name` with `{split: examples}` under `data_dir`, so that
+    `tfds.testing.mock_data(policy=MockPolicy.USE_FILES, data_dir=data_dir)` serves exactly those splits."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=str(data_dir))
+    builder.info.set_splits(tfds.core.SplitDict([
+        tfds.core.SplitInfo(name=split, shard_lengths=[n], num_bytes=0, filename_template=None)
+        for split, n in splits.items()]))
+    Path(builder.data_dir).mkdir(parents=True, exist_ok=True)
+    builder.info.write_to_directory(builder.data_dir)

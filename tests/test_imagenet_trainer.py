@@ -181,3 +181,43 @@ def test_no_tensorflow_start_up_noise():
         out = cli(["--help"], module=module)
         assert "--help" in out.stdout or "flags" in out.stdout, (module, out.stdout)  # absl's --help exits 1
         assert out.stderr == "", (module, out.stderr)
+
+
+def test_the_same_run_from_a_tfds_mock(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from conftest import write_tfds_metadata
+
+    from keras_resnet import training
+
+    data_dir = tmp_path / "tfds"
+    write_tfds_metadata(data_dir, "imagenette", {"train": 8, "validation": 8})
+    with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(data_dir)):
+        config = training.TrainConfig(model="resnet18", data="imagenette", data_dir=str(data_dir),
+                                      model_dir=str(tmp_path / "run"), image_size=32, batch_size=4, train_steps=2,
+                                      seed=1, verbose=0)
+        assert training.input_choice(config) == (False, "streaming: TFDS dataset 'imagenette' through tf.data")
+        summary = training.train(config)
+    assert (summary["eval_split"], summary["iterations"], summary["image_shape"]) == ("validation", 2, [32, 32, 3])
+    assert summary["test_top5_error"] is not None  # imagenette has 10 classes
+    assert read_json(tmp_path / "run" / "config.json")["eval_split"] == "validation"
+
+
+def test_undecodable_images_are_named_or_skipped_and_counted(photos, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(photos, data)
+    (data / "train" / "n04" / "broken.jpg").write_bytes((data / "train" / "n04" / "001.jpg").read_bytes()[:300])
+    (data / "val" / "n01" / "bad.jpg").write_bytes(b"not an image")
+    refused = train(data, tmp_path / "refused")
+    assert refused.returncode == 2 and not (tmp_path / "refused").exists()
+    assert "broken.jpg" in refused.stderr and "--skip_corrupt" in refused.stderr
+    out = train(data, tmp_path / "run", "--skip_corrupt")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert summary["skipped_images"] == {"train": 1, "validation": 1}
+    assert "2 undecodable image(s) skipped" in out.stdout
+    (data / "train" / "n04" / "broken.jpg").unlink()  # only the val/ one: met while streaming, after epoch 1
+    late = train(data, tmp_path / "late")
+    assert late.returncode == 2 and "Traceback" not in late.stderr, late.stderr[-3000:]
+    assert "bad.jpg" in late.stderr.strip().splitlines()[-1] and "--skip_corrupt" in late.stderr

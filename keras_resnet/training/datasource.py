@@ -45,6 +45,7 @@ def data_error(config, error):
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if isinstance(error, KeyError):
         text = text.strip("'\"")
+    text = text.replace("Pass skip_corrupt=True", "Pass --skip_corrupt")  # the trainer's flag for it
     return ConfigError(f"--data={config.data}: {text}")
 
 
@@ -165,3 +166,14 @@ def input_choice(config, data=None, backend=None, eval_split=None):
         return False, (f"streaming: ImageNet-style images ({size[0]}x{size[1]}, larger than {SMALL_IMAGE} pixels): "
                        "scale augmentation and crops run in tf.data")
     return ok, reason
+
+
+def undecodable_image(config, error):
+    """A `ConfigError` naming `--data` and the file for an undecodable image that a streamed tf.data split met
+    while iterating (`keras_resnet.data.corrupt`), or None for any other error."""
+    if type(error).__name__ != "InvalidArgumentError":
+        return None
+    from keras_resnet.data.corrupt import error_message
+
+    message = error_message(error)
+    return None if message is None else data_error(config, ValueError(message))

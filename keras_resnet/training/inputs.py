@@ -130,6 +130,10 @@ class MemoryInput:
         images, labels = self.data.validation if role == "validation" else self.data.test
         return self._normalized(iter(self._iterator(images, labels, self.eval_batch, False)))
 
+    def skipped(self):
+        """`{split: images skipped}` when decoding the data (`--skip_corrupt`)."""
+        return dict(self.info.num_skipped)
+
     def tf_distributed_epoch(self, runtime, epoch, skip, steps):
         """A `tf.distribute` iterator of epoch `epoch`: replica r of global batch b gets slice r of b."""
         import tensorflow as tf
@@ -175,7 +179,7 @@ class TFDataInput:
 
         self.data_lib, self.config = data_lib, config
         self.global_batch, self.eval_batch, self.validation_size = global_batch, eval_batch, validation_size
-        self.eval_split, self.normalization = eval_split, normalization
+        self.eval_split, self.normalization, self.eval_skipped = eval_split, normalization, {}
         self.kwargs = dict(data_dir=config.data_dir, download=config.download, validation_size=validation_size,
                            skip_corrupt=config.skip_corrupt)
         if normalization is not None:
@@ -223,9 +227,17 @@ class TFDataInput:
     def eval_batches(self, role):
         """Numpy batches of `role` ("validation": held out; "test": the evaluation split), not augmented."""
         split = "validation" if role == "validation" else self.eval_split
-        ds, _ = self.data_lib.load(self.config.data, split, self.eval_batch, training=False,
-                                   ten_crop=self.config.ten_crop, **self.kwargs)
+        ds, info = self.data_lib.load(self.config.data, split, self.eval_batch, training=False,
+                                      ten_crop=self.config.ten_crop, **self.kwargs)
+        self.eval_skipped[role] = info.num_skipped
         return self._normalized(ds).as_numpy_iterator()
+
+    def skipped(self):
+        """`{split: images skipped}` of the training split and the splits evaluated so far (`--skip_corrupt`)."""
+        counts = dict(self.info.num_skipped)
+        for role, skipped in self.eval_skipped.items():
+            counts.update({("validation" if role == "validation" else k): v for k, v in dict(skipped).items()})
+        return counts
 
 
 def uses_device_input(choice, backend, runtime, data_input):

@@ -42,6 +42,7 @@ from keras_resnet.run_log import read_csv, rewrite_csv, write_json
 from keras_resnet.training import evaluation
 from keras_resnet.training.checkpoints import BackupCheckpointer, BestCheckpoint, save_model_atomic
 from keras_resnet.training.config import NaNLossError
+from keras_resnet.training.datasource import undecodable_image
 from keras_resnet.training.inputs import describe_input
 from keras_resnet.training.progress import epoch_line, evaluation_line, log, progress, progress_bar, start_lines
 from keras_resnet.training.rundir import export_run
@@ -247,7 +248,7 @@ def finish(run):
                "wall_time_s": wall, "images_per_second": ips_all, "precision": run.precision,
                "replicas": run.runtime.replicas, "backend": run.runtime.backend,
                "eval_split": run.run_input.eval_split, "eval_crops": 10 if config.ten_crop else 1,
-               "image_shape": list(info.image_shape), "skipped_images": dict(info.num_skipped)}
+               "image_shape": list(info.image_shape), "skipped_images": run.run_input.data_input.skipped()}
     faults.site("train.summary")
     if run.chief:
         write_json(os.path.join(model_dir, "summary.json"), summary)
@@ -270,15 +271,22 @@ def train(config, data=None, callbacks=None):
         The summary dict also written to `summary.json`.
 
     Raises:
-        ConfigError: bad configuration (names the flag), including a `model_dir` holding another run.
+        ConfigError: bad configuration (names the flag), including a `model_dir` holding another run, and an
+            undecodable image met while streaming without `--skip_corrupt` (names the file).
         NaNLossError: the loss became NaN or infinite; the last good checkpoint and backup are kept.
     """
     run = resume(prepare(config, data), callbacks)
     schedule = run.recipe.learning_rate_schedule()
     run.callbacks.on_train_begin()
-    for epoch in range(run.start // run.steps_per_epoch, run.epochs):
-        end_epoch(run, train_epoch(run, epoch, schedule), schedule)
-        if run.model.stop_training:
-            break
+    try:
+        for epoch in range(run.start // run.steps_per_epoch, run.epochs):
+            end_epoch(run, train_epoch(run, epoch, schedule), schedule)
+            if run.model.stop_training:
+                break
+    except Exception as error:  # an undecodable image in a streamed split: one line naming it (exit 2)
+        problem = undecodable_image(config, error)
+        if problem is None:
+            raise
+        raise problem from None
     run.callbacks.on_train_end(dict(run.last))
     return finish(run)

@@ -437,7 +437,10 @@ def test_a_crash_while_caching_leaves_no_cached_file(tmp_path, weights_home, mon
     killed = run(KERAS_RESNET_FAULT="weights.cache_write:kill")
     assert killed.returncode == -9, killed.stderr
     assert not any(name.startswith("keras_resnet-") for name in files_in(weights_home[1]))
+    leftovers = [name for name in files_in(weights_home[1]) if name.endswith(".tmp.weights.h5")]
+    assert len(leftovers) == 1  # the killed writer's complete temporary file, never under the final name
     finished = run()
+    assert not [name for name in files_in(weights_home[1]) if name.endswith(".tmp.weights.h5")]  # swept
     assert finished.returncode == 0 and "loaded" in finished.stdout, finished.stderr
     cache_name = dataclasses.replace(sets.find_set("cifar10", family="cifar", depth=20, shortcut="A"),
                                      file_hash=digest).cache_name

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -113,7 +114,13 @@ def write_weights(model, path, metadata):
         raise ValueError(f"weights output {path!r} must end in {WEIGHTS_SUFFIX!r}.")
     directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{name[: -len(WEIGHTS_SUFFIX)]}.{os.getpid()}.tmp{WEIGHTS_SUFFIX}")
+    stem = name[: -len(WEIGHTS_SUFFIX)]
+    sweep_stale_temporaries(directory, stem)
+    temporary = os.path.join(directory, f".{stem}.{os.getpid()}.tmp{WEIGHTS_SUFFIX}")
+    needed = sum(int(np.prod(w.shape)) * 4 for w in model.weights) + (1 << 20)
+    stat = os.statvfs(directory)
+    if stat.f_bavail * stat.f_frsize < needed:  # h5py cannot close a file cleanly on a disk that fills up
+        raise faults.StorageError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
     try:
         model.save_weights(temporary)
         with h5py.File(temporary, "a") as handle:
@@ -121,10 +128,35 @@ def write_weights(model, path, metadata):
         faults.site("weights.cache_write")
         os.replace(temporary, path)
     except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        faults.discard(temporary)
         raise
     return path
+
+
+def sweep_stale_temporaries(directory, stem):
+    """Removes `.<stem>.<pid>.tmp.weights.h5` files left by writers that died (their pid no longer runs).
+
+    Returns:
+        list of the paths removed.
+    """
+    removed = []
+    prefix, suffix = f".{stem}.", f".tmp{WEIGHTS_SUFFIX}"
+    for entry in os.listdir(directory):
+        pid = entry[len(prefix): -len(suffix)] if entry.startswith(prefix) and entry.endswith(suffix) else ""
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            faults.discard(os.path.join(directory, entry))
+            removed.append(os.path.join(directory, entry))
+    return removed
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_metadata(path):

@@ -5,6 +5,8 @@
 
 Flags override any recipe field (--batch_size, --train_steps, --learning_rate, --schedule, --shortcut, ...);
 see `python -m trainers.cifar --helpfull`. Killed and restarted with the same command, it resumes.
+`--init_from=cifar10` starts from akamaster's published CIFAR-10 weights (with their input normalisation),
+`--init_from=PATH` from a run's `checkpoints/best.keras`; `--freeze=stem,stage1` keeps layers fixed.
 `--steps_per_call=K` runs K iterations per compiled call (the same weights as one per call).
 """
 

@@ -1,8 +1,16 @@
 """Trains an ImageNet ResNet with the paper's recipe (section 3.4): batch 256, 0.1 / 10 at epochs 30, 60 of 90.
 
     python -m trainers.imagenet --model=resnet50 --data=imagenet2012 --data_dir=... --model_dir=runs/r50
+    python -m trainers.imagenet --model=resnet18 --data=pets --image_size=128 --model_dir=runs/pets
+    python -m trainers.imagenet --model=resnet18 --data=flowers --init_from=runs/pets/checkpoints/best.keras \
+        --recipe=finetune --freeze=stem,stage1 --model_dir=runs/flowers
 
-Flags override any recipe field; see `python -m trainers.imagenet --helpfull`.
+`--data` is a TFDS name, TFRecord shards or a folder (or archive) `train/<class>/*`, `val/<class>/*` of
+photos of any size, streamed and augmented on the fly; the evaluation split (`--eval_split`, default the
+data's validation split) is reported as top-1 and top-5 error, centre crop or `--ten_crop`. Flags override
+any recipe field; see `python -m trainers.imagenet --helpfull`. A mistake in the flags or the data is one
+line and exit code 2, before anything is written; TensorFlow starts without its banners (importing
+`keras_resnet` from `python -m trainers.*` does that, see `keras_resnet.startup`).
 """
 
 import sys

@@ -297,3 +297,17 @@ def test_steps_per_call_on_jax_runs_the_same_iterations(tmp_path):
     # `jax.lax.scan` compiles the k iterations as one loop body: equal up to float32 rounding, not bitwise.
     assert result["memory"] < 1e-5 and result["device"] < 1e-5, result
     assert "at iteration 10 (epoch 2," in result["nan"]
+
+
+def test_tensorboard_holds_each_step_once_when_log_every_meets_an_epoch_end(tmp_path):
+    """Per-step scalars every 2 iterations, epochs of 4: steps 2, 4, 6, 8 -- 4 and 8 carry the epoch values."""
+    from conftest import scalar_steps
+
+    config = tiny(tmp_path, log_every=2)
+    training.train(config, data=array_data(train=128, test=32))
+    for tag in ("loss", "learning_rate", "images_per_second"):
+        steps = [step for step, _ in scalar_steps(tmp_path / "run" / "logs" / "train", tag)]
+        assert steps == [2, 4, 6, 8], (tag, steps)
+    rows = run_log.read_csv(tmp_path / "run" / "log.csv")
+    epoch_losses = dict(scalar_steps(tmp_path / "run" / "logs" / "train", "loss"))
+    assert [epoch_losses[int(r["iteration"])] for r in rows] == pytest.approx([float(r["loss"]) for r in rows])

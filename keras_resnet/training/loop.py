@@ -162,7 +162,8 @@ def read_window(run, pending, totals, schedule):
         progress(totals.bar, b + 1, run.iteration, run.recipe.train_steps, lr,
                  {"loss": totals.loss_sum / (b + 1), "error": 1 - totals.correct_sum / totals.seen})
         run.callbacks.on_train_batch_end(b, {"loss": loss, "learning_rate": lr, "iteration": run.iteration})
-        if run.iteration % run.config.log_every == 0:
+        # The epoch's last iteration gets the epoch's scalars (same tags) in `end_epoch`: each step once.
+        if run.iteration % run.config.log_every == 0 and b + 1 != totals.steps:
             run.tensorboard.scalars("train", run.iteration, {"loss": loss, "learning_rate": lr,
                                                              "images_per_second": images_per_second})
         if b + 1 == middle:

@@ -220,3 +220,14 @@ def replacing(path, tmp=None, moment=None):
         if converted is error:
             raise
         raise converted from error
+
+
+def process_alive(pid):
+    """Whether process `pid` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

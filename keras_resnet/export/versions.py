@@ -240,17 +240,6 @@ def exchange(a, b):
     raise OSError(code, os.strerror(code), os.fspath(b))
 
 
-def process_alive(pid):
-    """Whether process `pid` exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover(export_root):
     """Repairs what killed exporters on this host left in `export_root`; returns the versions restored.
 
@@ -265,7 +254,7 @@ def recover(export_root):
         return restored
     for path in sorted(root.iterdir()):
         match = TEMPORARY_NAME.match(path.name)
-        if not match or not path.is_dir() or match.group(3) != HOST or process_alive(int(match.group(4))):
+        if not match or not path.is_dir() or match.group(3) != HOST or faults.process_alive(int(match.group(4))):
             continue
         target = root / match.group(2)
         if match.group(1) and match.group(2).isdigit() and not target.exists():

@@ -143,20 +143,11 @@ def sweep_stale_temporaries(directory, stem):
     prefix, suffix = f".{stem}.", f".tmp{WEIGHTS_SUFFIX}"
     for entry in os.listdir(directory):
         pid = entry[len(prefix): -len(suffix)] if entry.startswith(prefix) and entry.endswith(suffix) else ""
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not faults.process_alive(int(pid)):
             faults.discard(os.path.join(directory, entry))
             removed.append(os.path.join(directory, entry))
     return removed
 
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_metadata(path):

@@ -18,7 +18,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, env, real_cifar_test_images
+from conftest import REPO, akamaster_torch_classes, env, real_cifar_test_images
 
 import keras_resnet
 from keras_resnet import faults
@@ -37,44 +37,7 @@ if HAS_TORCH:
 
     torch.set_num_threads(2)
 
-    class AkamasterBlock(nn.Module):
-        """akamaster's BasicBlock with option A: subsample and zero-pad planes // 4 on each side."""
-
-        def __init__(self, in_planes, planes, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.pad = planes // 4 if stride != 1 or in_planes != planes else None
-
-        def forward(self, x):
-            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-            short = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-            return F.relu(out + short)
-
-    class AkamasterResNet(nn.Module):
-        """akamaster's resnet.py: 3x3 stem (16), three stages of n blocks (16/32/64), average pool, linear."""
-
-        def __init__(self, depth, classes=10):
-            super().__init__()
-            n = (depth - 2) // 6
-            self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(16)
-            in_planes = 16
-            for stage, planes in enumerate((16, 32, 64), start=1):
-                blocks = []
-                for block in range(n):
-                    blocks.append(AkamasterBlock(in_planes, planes, 2 if stage > 1 and block == 0 else 1))
-                    in_planes = planes
-                setattr(self, f"layer{stage}", nn.Sequential(*blocks))
-            self.linear = nn.Linear(64, classes)
-
-        def forward(self, x):
-            out = F.relu(self.bn1(self.conv1(x)))
-            out = self.layer3(self.layer2(self.layer1(out)))
-            out = F.avg_pool2d(out, out.size()[3])
-            return self.linear(out.view(out.size(0), -1))
+    AkamasterBlock, AkamasterResNet = akamaster_torch_classes()  # the one definition, in conftest
 
     class TVBasic(nn.Module):
         expansion = 1

@@ -27,6 +27,8 @@ from keras_resnet.data import (  # noqa: E402
 )
 from keras_resnet.data.convert import convert  # noqa: E402
 from keras_resnet.data.corrupt import decode_named  # noqa: E402
+from keras_resnet.data.folder import decode_images  # noqa: E402
+from keras_resnet.data.pillow_rgb import rgb_array  # noqa: E402
 from keras_resnet.data.reader import FolderSource  # noqa: E402
 from keras_resnet.data.tfrecord import shard_name  # noqa: E402
 
@@ -92,8 +94,9 @@ def imagenet_folder(tmp_path_factory):
 
 
 def pillow_rgb(path):
+    """The package's Pillow decode: `convert("RGB")`, CMYK JPEGs as TensorFlow converts them."""
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+        return rgb_array(im)
 
 
 def streamed_decodes(source, split, skip_corrupt):
@@ -130,13 +133,38 @@ def test_decode_tf_equals_pillow_for_rarer_formats():
     }
     for name, data in files.items():
         with Image.open(io.BytesIO(data)) as im:
-            reference = np.asarray(im.convert("RGB"))
+            reference = rgb_array(im)
         np.testing.assert_array_equal(decode_tf(tf.constant(data)).numpy(), reference, err_msg=name)
         graph = tf.data.Dataset.from_tensors(data).map(decode_tf).get_single_element().numpy()
         np.testing.assert_array_equal(graph, reference, err_msg=f"{name} in tf.data")
-    cmyk = decode_tf(tf.constant(files["cmyk.jpg"]), pillow_fallback=False).numpy()  # no Python in the graph
-    with Image.open(io.BytesIO(files["cmyk.jpg"])) as im:
-        assert np.abs(cmyk.astype(int) - np.asarray(im.convert("RGB"))).max() <= 1
+    for name in ["palette", "progressive", *special_files()]:  # JPEG and 8-bit PNG: the export's decode too
+        python_free = decode_tf(tf.constant(files[name]), pillow_fallback=False).numpy()
+        np.testing.assert_array_equal(python_free, decode_tf(tf.constant(files[name])).numpy(), err_msg=name)
+
+
+def without_adobe_marker(jpeg: bytes) -> bytes:
+    start = jpeg.index(b"\xff\xee")  # APP14, "Adobe"
+    return jpeg[:start] + jpeg[start + 2 + int.from_bytes(jpeg[start + 2:start + 4], "big"):]
+
+
+@pytest.mark.parametrize("adobe", [True, False])
+def test_cmyk_jpeg_is_converted_as_tensorflow_converts_it_everywhere(adobe):
+    """The serving graph has only TensorFlow's CMYK conversion (integer division; Pillow rounds): training's
+    Pillow decode and the streamed decode use it too, so all three give the same pixels, one level at most
+    from Pillow's own `convert("RGB")`."""
+    data = encoded(photo(60, 90, "CMYK", 2), "JPEG", quality=90)
+    data = data if adobe else without_adobe_marker(data)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "CMYK" and ("adobe" in im.info) == adobe
+        ours, pillows = rgb_array(im), np.asarray(im.convert("RGB"))
+    serving = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE").numpy()
+    np.testing.assert_array_equal(ours, serving)
+    np.testing.assert_array_equal(decode_tf(tf.constant(data)).numpy(), serving)
+    np.testing.assert_array_equal(decode_tf(tf.constant(data), pillow_fallback=False).numpy(), serving)
+    assert np.array_equal(decode_images([data], ["cmyk.jpg"])[0][0], serving)
+    if adobe:  # Pillow's own convert assumes the Adobe convention, so without the marker it inverts the colours
+        difference = np.abs(ours.astype(int) - pillows.astype(int))
+        assert difference.max() == 1 and 0 < np.mean(difference > 0) < 0.75
 
 
 def test_eval_pipeline_is_pillow_decode_then_geometry(imagenet_folder):

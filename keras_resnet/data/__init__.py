@@ -40,10 +40,12 @@ Splits, data preparation and the input path (issue 14), no TensorFlow except for
 * `imagenet_eval_size(crop_size)` (`round(256 * crop_size / 224)`), `imagenet_scale_range(crop_size)`
   (`[256, 480] * crop_size / 224`): the geometry `load(..., crop_size=N)` uses, for the export to match.
 * `decode_tf(encoded, channels=3, pillow_fallback=True)` (TensorFlow): the streamed decode, pixel-for-pixel
-  Pillow's `Image.open(f).convert("RGB")` (grayscale, CMYK, PNG named `.JPEG`, 16-bit PNG, GIF, BMP);
-  CMYK JPEGs and rarer formats go through Pillow in a `tf.numpy_function`, so a graph without Python
-  (an export) passes `pillow_fallback=False` (CMYK then within one level). EXIF orientation is ignored in
-  training and serving alike, as Pillow's `convert` ignores it. See `keras_resnet.data.decoding`.
+  the in-memory Pillow decode (grayscale, CMYK, PNG named `.JPEG`, 16-bit PNG, GIF, BMP); rarer formats
+  go through Pillow in a `tf.numpy_function`, so a graph without Python (an export) passes
+  `pillow_fallback=False`. CMYK JPEGs are converted to RGB as TensorFlow converts them (integer division;
+  Pillow's `convert("RGB")` rounds, one level away at most) in training, evaluation and serving alike
+  (`keras_resnet.data.pillow_rgb`). EXIF orientation is ignored in training and serving alike, as
+  Pillow's `convert` ignores it. See `keras_resnet.data.decoding`.
 
 Modules: `split_names` (canonical names, aliases, the missing-split message), `archives` (archive names
 and member index), `folder` (image folders and archives, Pillow), `splits` (`available_splits`,

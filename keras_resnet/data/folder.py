@@ -276,6 +276,8 @@ def read_split(source, split: str, read_bytes: bool = True) -> FolderSplit:
 def decode_image(data: bytes, name: str, image_size=None) -> np.ndarray:
     """Decodes one encoded image to uint8 RGB `[H, W, 3]` with Pillow; `ValueError` naming `name` if corrupt.
 
+    CMYK JPEGs are converted to RGB as TensorFlow converts them (`keras_resnet.data.pillow_rgb`).
+
     Args:
         data: the encoded bytes.
         name: the file name used in error messages.
@@ -283,9 +285,11 @@ def decode_image(data: bytes, name: str, image_size=None) -> np.ndarray:
     """
     from PIL import Image
 
+    from keras_resnet.data.pillow_rgb import rgb_image
+
     try:
         with Image.open(io.BytesIO(data)) as im:
-            im = im.convert("RGB")
+            im = rgb_image(im)
             if image_size is not None and im.size != (image_size[1], image_size[0]):
                 im = im.resize((image_size[1], image_size[0]), Image.BILINEAR)
             return np.asarray(im, dtype=np.uint8)

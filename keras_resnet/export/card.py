@@ -25,8 +25,8 @@ from keras_resnet.export.contract import OUTPUT_DTYPES, OUTPUT_KEYS
 LABELS_FILE = "labels.txt"
 CARD_FILE = "model_card.json"
 FORMULA = "(float32(image) - mean) / 255, mean in 0..255 units (variable `mean_image`)"
-DECODER = ("serve_bytes: tf.io.decode_jpeg(channels=3, dct_method='INTEGER_ACCURATE') (= Pillow; grayscale "
-           "replicated; CMYK JPEGs within one level of Pillow) or tf.io.decode_png(channels=3) (alpha dropped)")
+DECODER = ("serve_bytes: tf.io.decode_jpeg(channels=3, dct_method='INTEGER_ACCURATE') (= the training decode; "
+           "grayscale replicated; CMYK converted as in training, keras_resnet.data.pillow_rgb) or tf.io.decode_png(channels=3) (alpha dropped)")
 
 
 def spec_json(spec) -> dict:

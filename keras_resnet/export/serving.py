@@ -17,9 +17,9 @@ multiplier` (`keras_resnet.export.preprocessing`): the training formula `(image 
 normalisation recorded with pretrained weights (per channel; channels reversed for BGR networks).
 
 Grayscale JPEGs are replicated to 3 channels and PNG alpha is dropped, as Pillow's `convert("RGB")` does.
-CMYK / YCCK JPEGs are decoded by TensorFlow, which converts CMYK to RGB truncating `c * k / 255` where
-Pillow (the training and evaluation decoder, `keras_resnet.data.decoding`) rounds it: their pixels differ
-from Pillow's by at most one level per channel (a graph without Python cannot call Pillow).
+CMYK / YCCK JPEGs are converted to RGB by TensorFlow's integer division, exactly as the training and
+evaluation decoders convert them (`keras_resnet.data.pillow_rgb`; Pillow's own `convert("RGB")` rounds,
+at most one level away): every JPEG and PNG is served the pixels it was trained and evaluated on.
 
 Each signature checks its input's rank and sizes in the graph (signature shapes are not enforced at run
 time) and names the expected spec in the error. The mean image is the variable `mean_image`; no

@@ -328,3 +328,40 @@ def write_tfds_metadata(data_dir, name, splits):
         for split, n in splits.items()]))
     Path(builder.data_dir).mkdir(parents=True, exist_ok=True)
     builder.info.write_to_directory(builder.data_dir)
+
+
+SERVE_BYTES_SCRIPT = r'''
+import sys
+sys.modules["keras"] = sys.modules["keras_resnet"] = None  # a serving process: neither can be imported
+import json
+from pathlib import Path
+import numpy as np
+import tensorflow as tf
+
+version, listing, out = sys.argv[1:4]
+files = json.loads(Path(listing).read_text())
+sb = tf.saved_model.load(version).signatures["serve_bytes"]
+data = [Path(f).read_bytes() for f in files]
+batch = sb(images=tf.constant(data))  # one batch of mixed sizes and formats
+single = [sb(images=tf.constant([d]))["probabilities"].numpy()[0] for d in data]
+np.savez(out, batch=batch["probabilities"].numpy(), single=np.stack(single))
+imported = sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "keras_resnet") and sys.modules[m])
+Path(out + ".json").write_text(json.dumps({"class_names": [n.decode() for n in batch["class_names"].numpy()],
+                                           "imported": imported}))
+'''
+
+
+def serve_bytes_elsewhere(version, files, workdir):
+    """Serves `files` through the export `version`'s `serve_bytes` in a process that imports TensorFlow only
+    (keras and keras_resnet cannot be imported there), once as one batch of mixed sizes and formats and once
+    a file at a time. Returns `({"batch": probabilities, "single": probabilities}, {"class_names": top-1
+    labels of the batch, "imported": keras / keras_resnet modules the process imported (none)})`."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "files.json").write_text(json.dumps([str(f) for f in files]))
+    (workdir / "serve.py").write_text(SERVE_BYTES_SCRIPT)
+    out = str(workdir / "served.npz")
+    result = subprocess.run([sys.executable, str(workdir / "serve.py"), str(version), str(workdir / "files.json"), out],
+                            capture_output=True, text=True, timeout=600, env=dict(os.environ, **QUIET_ENV))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dict(np.load(out)), json.loads(Path(out + ".json").read_text())

@@ -14,9 +14,6 @@ away at most).
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,7 @@ from PIL import Image
 tf = pytest.importorskip("tensorflow")
 
 import keras_resnet  # noqa: E402
-from conftest import QUIET_ENV, randomise_batch_norms  # noqa: E402
+from conftest import randomise_batch_norms, serve_bytes_elsewhere  # noqa: E402
 from keras_resnet import export  # noqa: E402
 from keras_resnet.data import imagenet_eval_geometry, imagenet_eval_size, load  # noqa: E402
 from keras_resnet.data.reader import FolderSource  # noqa: E402
@@ -34,27 +31,6 @@ from keras_resnet.data.reader import FolderSource  # noqa: E402
 CLASSES = ("n01", "n02", "n03", "n04", "n05", "n06")
 CROP = 32
 SIZES = [(40, 52), (900, 600), (375, 500), (500, 333), (120, 80), (256, 256), (333, 500), (64, 900)]
-
-SERVE_SCRIPT = r'''
-import sys
-sys.modules["keras"] = sys.modules["keras_resnet"] = None  # a serving process: neither can be imported
-import json
-from pathlib import Path
-import numpy as np
-import tensorflow as tf
-
-version, listing, out = sys.argv[1:4]
-files = json.loads(Path(listing).read_text())
-sb = tf.saved_model.load(version).signatures["serve_bytes"]
-data = [Path(f).read_bytes() for f in files]
-batch = sb(images=tf.constant(data))  # one batch of mixed sizes and formats
-single = [sb(images=tf.constant([d]))["probabilities"].numpy()[0] for d in data]
-np.savez(out, batch=batch["probabilities"].numpy(), single=np.stack(single))
-imported = sorted(m for m in sys.modules if m.split(".")[0] in ("keras", "keras_resnet") and sys.modules[m])
-Path(out + ".json").write_text(json.dumps({"class_names": [n.decode() for n in batch["class_names"].numpy()],
-                                           "imported": imported}))
-'''
-
 
 def photo(h, w, mode="RGB", seed=0):
     """Smooth random content (compresses like a photo)."""
@@ -118,15 +94,10 @@ def export_and_serve(base):
     assert export.main([f"--model_dir={run}", f"--export_dir={root}"]) == 0
     names = [n.numpy().decode() for _, _, n in FolderSource(data, "validation").elements(
         "validation", encoded=True, named=True)]
-    (base / "files.json").write_text(json.dumps(names))
-    (base / "serve.py").write_text(SERVE_SCRIPT)
-    out = str(base / "served.npz")
-    result = subprocess.run([sys.executable, str(base / "serve.py"), str(root / "1"), str(base / "files.json"), out],
-                            capture_output=True, text=True, timeout=600, env=dict(os.environ, **QUIET_ENV))
-    assert result.returncode == 0, result.stderr[-3000:]
+    served, serving = serve_bytes_elsewhere(root / "1", names, base / "serving")
     evaluation = model.predict(ds, verbose=0)
     return {"model": model, "info": info, "version": root / "1", "names": names, "evaluation": evaluation,
-            "served": dict(np.load(out)), "serving": json.loads(Path(out + ".json").read_text())}
+            "served": served, "serving": serving}
 
 
 def pillow_rgb(path):

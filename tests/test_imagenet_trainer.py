@@ -5,7 +5,9 @@ EXIF-rotated and a PNG-named-.JPEG file among them) is trained on at `--image_si
 few iterations: the input streams (sizes differ) and says so, the evaluation split is the val/ folder, and
 the top-1 / top-5 errors of summary.json and log.csv are those recomputed with numpy from the saved model's
 outputs. Killed (by the fault site `train.epoch_middle`, after its first backup) and restarted, the run
-ends with the weights of the uninterrupted run; the same run reads TFRecord shards of the folder. User
+ends with the weights of the uninterrupted run; exported, its `serve_bytes` in a process without keras_resnet
+gives every file of the folder the probabilities of the evaluation path within 1e-4; the same run reads
+TFRecord shards of the folder and a TFDS mock. User
 errors exit 2 with one line, before anything is written, and no TensorFlow start-up noise.
 """
 
@@ -18,7 +20,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, env, make_photo_folder, read_json, run_cli
+from conftest import REPO, env, make_photo_folder, read_json, run_cli, serve_bytes_elsewhere
 
 pytest.importorskip("tensorflow")
 
@@ -105,6 +107,43 @@ def test_killed_mid_epoch_after_its_first_backup_resumes_to_the_same_weights(ref
         np.testing.assert_array_equal(got, want)
     rows = list(csv.DictReader(open(run / "log.csv")))
     assert [int(r["iteration"]) for r in rows] == [3, 6]
+
+
+def evaluation_path(model_path, run, photos, split):
+    """The files of `split` in reading order and the model's probabilities on them through the evaluation
+    pipeline (`data.load(..., training=False)`: shorter side 37, centre 32 crop, the run's mean)."""
+    from keras_resnet import data as data_lib
+    from keras_resnet.data.reader import FolderSource
+
+    model = load_model(model_path)
+    ds, _ = data_lib.load(str(photos), split, 5, training=False, mean=np.load(run / "mean_image.npy"), crop_size=32)
+    names = [n.numpy().decode() for _, _, n in FolderSource(str(photos), split).elements(
+        split, encoded=True, named=True)]
+    return names, np.concatenate([np.asarray(model.predict_on_batch(x)) for x, _ in ds.as_numpy_iterator()])
+
+
+def test_the_trained_run_exports_and_serves_every_file_as_its_evaluation_path(reference, photos, tmp_path):
+    run = reference[0]
+    root = tmp_path / "saved_models" / "pets"
+    out = run_cli([f"--model_dir={run}", f"--export_dir={root}"], module="keras_resnet.export")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == str(root.absolute() / "1")
+    names, expected = [], []
+    for split in ("train", "validation"):
+        split_names, probabilities = evaluation_path(run / "checkpoints" / "best.keras", run, photos, split)
+        names += split_names
+        expected.append(probabilities)
+    expected = np.concatenate(expected)
+    assert expected.max() > 0.5  # a trained network, not a uniform guess: the probabilities tell files apart
+    assert len(names) == 36 and {os.path.basename(n) for n in names} >= {
+        "gray.jpg", "cmyk.jpg", "rotated.jpg", "png_named.JPEG"}
+    served, serving = serve_bytes_elsewhere(root / "1", names, tmp_path / "serving")
+    assert serving["imported"] == []
+    gaps = np.abs(served["batch"] - expected).max(axis=1)
+    assert gaps.max() < 1e-4, {os.path.basename(n): float(g) for n, g in zip(names, gaps) if g >= 1e-4}
+    np.testing.assert_allclose(served["single"], served["batch"], atol=1e-5)
+    class_names = read_json(run / "dataset.json")["class_names"]
+    assert serving["class_names"] == [class_names[i] for i in served["batch"].argmax(1)]
 
 
 def test_the_same_run_from_tfrecord_shards(reference, photos, tmp_path):

@@ -20,7 +20,7 @@ SCRIPT = os.path.join(ROOT, "benchmarks", "gpu_cifar.py")
 
 
 def test_device_crop_flip_equals_numpy_augmentation():
-    """`device_augment.crop_flip` (keras.ops, whatever the backend) == the numpy in-memory augmentation."""
+    """`device_augment.crop_flip` (keras.ops, and its TensorFlow fast path) == the numpy in-memory augmentation."""
     from keras import ops
 
     from keras_resnet.data import device_augment
@@ -30,6 +30,9 @@ def test_device_crop_flip_equals_numpy_augmentation():
     expected, (oy, ox, flip) = random_crop_flip(images, np.random.default_rng(1), return_params=True)
     out = ops.convert_to_numpy(device_augment.crop_flip(images, oy, ox, flip))
     np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(ops.convert_to_numpy(device_augment.ops_crop_flip(images, oy, ox, flip)), expected)
+    if importlib.util.find_spec("tensorflow") is not None:  # the TensorFlow fast path, whatever the backend
+        np.testing.assert_array_equal(device_augment.tf_crop_flip(images, oy, ox, flip).numpy(), expected)
     normalised = ops.convert_to_numpy(device_augment.augment_normalize(images, np.full((32, 32, 3), 10.0, np.float32),
                                                                        oy, ox, flip))
     np.testing.assert_allclose(normalised, (expected.astype(np.float32) - 10.0) / 255.0, rtol=1e-6, atol=1e-6)

@@ -208,10 +208,35 @@ def test_device_input_on_jax_trains_exactly_like_host_batches(tmp_path):
         np.testing.assert_allclose(device[key], host[key], rtol=1e-4, atol=1e-5)
 
 
+def test_device_input_on_tensorflow_trains_exactly_like_host_batches(tmp_path, capsys):
+    """The TensorFlow step gathers, crops, flips and normalises its batches from the uint8 images it holds
+    (`--input=device`, and `auto` for CIFAR-style data in memory on one device): the same batches as the
+    host's numpy augmentation, so the same losses and weights, bit for bit."""
+    result, weights = {}, {}
+    for choice in ("memory", "device", "auto"):
+        config = tiny(tmp_path / choice, input=choice, train_steps=10, seed=5, sync_every=3, verbose=2)
+        summary = training.train(config, data=array_data(train=128, test=32))
+        result[choice] = [float(r["loss"]) for r in run_log.read_csv(tmp_path / choice / "run" / "log.csv")]
+        result[choice].append(summary["test_loss"])
+        weights[choice] = keras.saving.load_model(tmp_path / choice / "run" / "checkpoints" / "latest.keras")
+    out = capsys.readouterr().out
+    assert out.count("input: uint8 training images on the device") == 2  # "device" and "auto"
+    assert out.count("input: in-memory arrays, batches augmented on the host") == 1
+    assert result["device"] == result["memory"] == result["auto"]
+    for got, want in zip(weights["device"].get_weights(), weights["memory"].get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_device_input_is_refused_where_it_cannot_run(tmp_path):
-    config = tiny(tmp_path, input="device")  # TensorFlow backend
-    with pytest.raises(training.ConfigError, match="--input=device is not possible here: the backend is tensorflow"):
-        training.train(config, data=array_data(train=64, test=16))
+    from keras_resnet.data import DatasetInfo
+
+    data = array_data(train=64, test=16)
+    info = DatasetInfo(name="photos", class_names=data.info.class_names, image_shape=data.info.image_shape,
+                       num_examples=data.info.num_examples, mean=data.info.mean, preprocessing="imagenet")
+    config = tiny(tmp_path, input="device")
+    with pytest.raises(training.ConfigError, match="--input=device is not possible here: the images are not "
+                                                   "CIFAR-style"):
+        training.train(config, data=training.ArrayData(info, data.train, data.test))
     assert not (tmp_path / "run" / "config.json").exists()
 
 

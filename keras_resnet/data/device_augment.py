@@ -4,7 +4,7 @@
 CIFAR-10 training split (50,000 uint8 images, 150 MB) fits in device memory, and the same augmentation is a
 gather inside the compiled training step, so nothing but batch indices crosses from host to device per
 step. This module holds that device-side version, written with `keras.ops` (TensorFlow, JAX, PyTorch
-backends) and never importing TensorFlow:
+backends), with one TensorFlow fast path (`tf_crop_flip`, imported only on that backend):
 
 * `crop_flip(images, offset_y, offset_x, flip, pad=4)`: given the crop offsets and flips, the exact
   counterpart of the numpy `random_crop_flip` with the same parameters (tested to be bit-identical);
@@ -49,6 +49,15 @@ def crop_flip(images, offset_y, offset_x, flip, pad: int = CIFAR_PAD):
     Returns:
         A tensor of the shape and dtype of `images`.
     """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return tf_crop_flip(images, offset_y, offset_x, flip, pad)
+    return ops_crop_flip(images, offset_y, offset_x, flip, pad)
+
+
+def ops_crop_flip(images, offset_y, offset_x, flip, pad: int = CIFAR_PAD):
+    """`crop_flip` in `keras.ops` (any backend): two `take_along_axis` gathers, one index per output value."""
     from keras import ops
 
     b, h, w, c = images.shape
@@ -63,6 +72,26 @@ def crop_flip(images, offset_y, offset_x, flip, pad: int = CIFAR_PAD):
     out = ops.take_along_axis(padded, row_index, axis=1)  # [B, H, W + 2 pad, C]
     col_index = ops.broadcast_to(ops.reshape(cols, (b, 1, w, 1)), (b, h, w, c))
     return ops.take_along_axis(out, col_index, axis=2)
+
+
+def tf_crop_flip(images, offset_y, offset_x, flip, pad: int = CIFAR_PAD):
+    """`crop_flip` on TensorFlow: two `tf.gather(..., batch_dims=1)` of whole rows, then of pixels.
+
+    `ops_crop_flip` gathers every element through `take_along_axis` (a `gather_nd` with one index
+    per output value), 5.2 ms for a batch of 128 CIFAR images on a 2-core CPU against 0.86 ms here; the
+    output is the same (tested equal in `tests/test_gpu_benchmark_smoke.py`). Imports TensorFlow; only called
+    when the Keras backend is TensorFlow.
+    """
+    import tensorflow as tf
+
+    h, w = images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    rows = tf.cast(offset_y, tf.int32)[:, None] + tf.range(h)[None]  # [B, H]
+    forward = tf.range(w)[None]
+    cols = tf.cast(offset_x, tf.int32)[:, None] + tf.where(tf.cast(flip, tf.bool)[:, None], (w - 1) - forward,
+                                                           forward)  # [B, W]
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)  # [B, H, W + 2 pad, C]
+    return tf.gather(out, cols, axis=2, batch_dims=1)
 
 
 def random_crop_flip(images, seed=None, pad: int = CIFAR_PAD):
@@ -105,4 +134,5 @@ def jax_crop_flip_params(key, batch: int, pad: int = CIFAR_PAD):
     return offset_y, offset_x, flip
 
 
-__all__ = ["augment_normalize", "crop_flip", "jax_crop_flip_params", "random_crop_flip"]
+__all__ = ["augment_normalize", "crop_flip", "jax_crop_flip_params", "ops_crop_flip", "random_crop_flip",
+           "tf_crop_flip"]

@@ -13,7 +13,7 @@ module:
 - `arraydata`: `ArrayData`, `load_array_data`; `datasource`: the evaluation split (`resolve_eval_split`),
   the data checks run before anything is written (`check_data`) and the input rule with its reason
   (`input_choice`);
-- `inputs`: the input paths (`MemoryInput`, `TFDataInput`, the JAX device path) and the one rule choosing
+- `inputs`: the input paths (`MemoryInput`, `TFDataInput`, the device path) and the one rule choosing
   between them, `uses_memory_input(config, data=None, backend=None)`;
 - `normalization`: the input normalisation of published weights (`InputNormalization`, `normalization_of`);
 - `finetune`: `--init_from` (`load_initial_weights`, by layer name and shape) and `--freeze`;

@@ -54,7 +54,7 @@ def define_flags(model="resnet20", data="cifar10", recipe="auto"):
     f.DEFINE_enum("precision", "auto", list(PRECISIONS), "Numeric precision (auto: mixed on capable GPUs).")
     f.DEFINE_enum("distribution", "auto", list(DISTRIBUTIONS), "Distribution strategy.")
     f.DEFINE_bool("sync_batch_norm", False, "Synchronise BN statistics across replicas (TensorFlow).")
-    f.DEFINE_enum("input", "auto", list(INPUTS), "Input path: in memory (host or, on JAX, device) or tf.data.")
+    f.DEFINE_enum("input", "auto", list(INPUTS), "Input path: in memory (host or device augmentation) or tf.data.")
     f.DEFINE_integer("seed", 0, "Random seed (initialisation, shuffling, augmentation).")
     f.DEFINE_bool("deterministic", False, "TensorFlow op determinism (slower).")
     f.DEFINE_integer("eval_batch_size", None, "Evaluation batch size.")

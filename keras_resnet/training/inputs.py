@@ -8,8 +8,10 @@ reason for the log: `keras_resnet.training.datasource.input_choice`):
 
 - `MemoryInput`: uint8 arrays in memory (`ArrayData`), batches augmented on the host with numpy
   (`keras_resnet.data.memory.ArrayIterator`); on TensorFlow fed through `tf.distribute`;
-- the device path (JAX, `uses_device_input`): the same `MemoryInput` gives only the plans of its batches
-  (indices, crop offsets, flips) and the compiled step gathers and augments on the accelerator;
+- the device path (JAX and TensorFlow, one device, `uses_device_input`): the same `MemoryInput` gives only
+  the plans of its batches (indices, crop offsets, flips) and the compiled step gathers and augments them
+  from the uint8 images it holds (on a CPU too: 13% more ResNet-20 images/s than host numpy batches on
+  2 cores, benchmarks/BENCHMARKS.md), bit for bit the host's batches;
 - `TFDataInput`: `keras_resnet.data.load` (tf.data), sharded with `tf.distribute.InputContext`.
 
 Every input has `info`, `num_train`, `has_validation`, `epoch_batches(epoch, skip)`,
@@ -28,6 +30,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+
+import numpy as np
 
 from keras_resnet.training.arraydata import ArrayData, load_array_data, validation_size
 from keras_resnet.training.config import ConfigError
@@ -158,6 +162,24 @@ class MemoryInput:
 
         return iter(runtime.strategy.distribute_datasets_from_function(dataset_fn))
 
+    def tf_distributed_plans(self, runtime, epoch, skip, steps):
+        """A `tf.distribute` iterator of the plans of epoch `epoch` (`epoch_plans`), one replica: int32
+        `(indices, offset_y, offset_x)` and bool `flip`, each `[batch]` (the TensorFlow device path)."""
+        import tensorflow as tf
+
+        def gen():
+            for indices, (offset_y, offset_x, flip) in self.epoch_plans(epoch, skip):
+                yield (indices.astype(np.int32), offset_y.astype(np.int32), offset_x.astype(np.int32),
+                       np.asarray(flip, bool))
+
+        ints = tf.TensorSpec((self.global_batch,), tf.int32)
+        spec = (ints, ints, ints, tf.TensorSpec((self.global_batch,), tf.bool))
+
+        def dataset_fn(ctx):
+            return tf.data.Dataset.from_generator(gen, output_signature=spec).take(steps).prefetch(2)
+
+        return iter(runtime.strategy.distribute_datasets_from_function(dataset_fn))
+
 
 class TFDataInput:
     """Epochs from `keras_resnet.data.load` (tf.data), sharded with `tf.distribute.InputContext`.
@@ -241,19 +263,19 @@ class TFDataInput:
 
 
 def uses_device_input(choice, backend, runtime, data_input):
-    """Whether the JAX step gathers and augments its batches on the device (`--input=device`, or `auto`).
+    """Whether the compiled step gathers and augments its batches itself (`--input=device`, or `auto`).
 
     Raises:
         ConfigError: `--input=device` where it cannot run (names every reason).
     """
     reasons = []
-    if backend != "jax":
-        reasons.append(f"the backend is {backend} (device input is the JAX path)")
+    if backend not in ("jax", "tensorflow"):
+        reasons.append(f"the backend is {backend} (device input is the JAX and TensorFlow path)")
     if not isinstance(data_input, MemoryInput):
         reasons.append("the data is not in memory")
     elif not data_input.augments:
         reasons.append("the images are not CIFAR-style (no on-device augmentation for them)")
-    if runtime.jax_distribution is not None:
+    if runtime.jax_distribution is not None or runtime.replicas > 1:
         reasons.append("several devices are in use (device input is single-device)")
     if getattr(data_input, "normalization", None) is not None:
         reasons.append("the input normalisation of the --init_from weights is applied on the host")

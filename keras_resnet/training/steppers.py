@@ -13,8 +13,9 @@ Both steppers have the interface `train()` drives:
 - `predict(x)`: probabilities of a numpy batch (inference mode), as numpy;
 - `sync()`: makes the Keras variables hold the stepper's state (before checkpoints and evaluation).
 
-`TFStepper(model, runtime)`: `strategy.run` of the step on every replica, gradients all-reduced by the
-optimizer; `k > 1` is a `tf.function` with a loop over `k` batches of the distributed iterator.
+`TFStepper(model, runtime, device_data=None)`: `strategy.run` of the step on every replica, gradients
+all-reduced by the optimizer; `k > 1` is a `tf.function` with a loop over `k` batches of the distributed
+iterator.
 
 `JaxStepper(model, runtime=None, device_data=None)`: a stateless step (`model.stateless_call` +
 `optimizer.stateless_apply`) on the state `(trainable, non_trainable, optimizer_variables)` (lists of
@@ -29,8 +30,9 @@ benchmark):
   whole, so the result equals `k` calls of `step_fn` up to float32 rounding, not bitwise (TensorFlow's
   loop is bitwise equal to single steps).
 
-With `device_data=(uint8 images, labels, mean)` the JAX step gathers and augments its batches on the device
-from the plans of `MemoryInput.epoch_plans` (the `--input=device` path).
+With `device_data=(uint8 images, labels, mean)` either step gathers and augments its batches itself from the
+plans of `MemoryInput.epoch_plans` (the `--input=device` path; on TensorFlow the images are one tensor the
+compiled step captures, and the batches equal the host's bit for bit).
 
 Example:
     >>> stepper = JaxStepper(model)  # doctest: +SKIP
@@ -59,12 +61,15 @@ class TFStepper:
         runtime: the `Runtime` (strategy, replicas).
     """
 
-    def __init__(self, model, runtime):
+    def __init__(self, model, runtime, device_data=None):
         import tensorflow as tf
 
         self.model, self.runtime, self.tf = model, runtime, tf
         strategy = runtime.strategy
         replica_step = self._replica_step_fn(model, float(runtime.replicas))
+        self.on_device = device_data is not None
+        if self.on_device:
+            replica_step = self._replica_plan_step_fn(replica_step, device_data)
 
         def one_step(iterator):
             loss, correct = strategy.run(replica_step, args=next(iterator))
@@ -88,6 +93,25 @@ class TFStepper:
         self._step, self._multi_step, self._predict = tf.function(one_step), multi_step, predict
         self._average = self._average_fn(model, strategy)
         self._iterator = None
+
+    @staticmethod
+    def _replica_plan_step_fn(replica_step, device_data):
+        """The step on a batch plan `(indices, offset_y, offset_x, flip)`: the uint8 training images stay in
+        one tensor, captured by the compiled step, which gathers, crops, flips and normalises its batch
+        (`keras_resnet.data.device_augment`), as the JAX device path does."""
+        import tensorflow as tf
+
+        from keras_resnet.data.device_augment import augment_normalize
+
+        images, labels, mean = device_data
+        images, labels = tf.convert_to_tensor(images), tf.convert_to_tensor(labels.astype(np.int32))
+        mean = None if mean is None else tf.convert_to_tensor(np.asarray(mean, np.float32))
+
+        def plan_step(indices, offset_y, offset_x, flip):
+            x = augment_normalize(tf.gather(images, indices), mean, offset_y, offset_x, flip)
+            return replica_step(x, tf.gather(labels, indices))
+
+        return plan_step
 
     @staticmethod
     def _replica_step_fn(model, replicas):
@@ -127,8 +151,11 @@ class TFStepper:
         return average_non_trainable
 
     def start_epoch(self, data_input, epoch, skip, steps):
-        """Opens the `tf.distribute` iterator of `steps` batches of epoch `epoch` after `skip`."""
-        self._iterator = data_input.tf_distributed_epoch(self.runtime, epoch, skip, steps)
+        """Opens the `tf.distribute` iterator of `steps` batches (or batch plans) of epoch `epoch` after `skip`."""
+        if self.on_device:
+            self._iterator = data_input.tf_distributed_plans(self.runtime, epoch, skip, steps)
+        else:
+            self._iterator = data_input.tf_distributed_epoch(self.runtime, epoch, skip, steps)
 
     def step(self):
         """One iteration; returns the loss and the number of correct predictions as (unread) tensors."""
@@ -315,8 +342,8 @@ class JaxStepper:
 def make_stepper(model, runtime, run_input):
     """The stepper `train()` uses: `TFStepper` on TensorFlow, `JaxStepper` otherwise (device data for the
     `--input=device` path)."""
-    if runtime.backend == "tensorflow":
-        return TFStepper(model, runtime)
     data = run_input.data
     device_data = (data.train[0], data.train[1], run_input.info.mean) if run_input.device_input else None
+    if runtime.backend == "tensorflow":
+        return TFStepper(model, runtime, device_data=device_data)
     return JaxStepper(model, runtime, device_data=device_data)

@@ -62,8 +62,9 @@ def new_results(args, rows, work_dir):
     settings["threads_per_engine"] = thread_settings(args)
     settings["inputs"] = ("ours (SavedModel serving_default, our ONNX): uint8 NHWC pixels, preprocessing in the "
                           "graph; PyTorch and PyTorch's ONNX: float32 NCHW preprocessed pixels; PyTorch training: "
-                          "fixed random tensors, no input pipeline; train(): in-memory random uint8 images "
-                          "augmented on the host")
+                          "fixed random tensors, no input pipeline; train(): in-memory random uint8 images, "
+                          "--input=auto (TensorFlow and JAX: crop, flip and normalisation inside the compiled "
+                          "step)")
     return {
         "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]) if sys.argv else "",
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

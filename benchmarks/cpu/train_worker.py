@@ -1,7 +1,8 @@
 """The training worker: our `keras_resnet.training.train()`, timed window by window from a batch callback.
 
 One `train(TrainConfig(...), data=ArrayData(...))` run on random uint8 CIFAR-shaped images in memory (the
-in-memory input: shuffled, pad-4 crop + flip and normalised on the host each step, as for CIFAR-10),
+default `--input=auto`: shuffled, pad-4 crop + flip and normalised inside the compiled step from the plans
+of the in-memory input, as for CIFAR-10),
 float32, one epoch of `(warm-up windows + windows) * steps` iterations with `sync_every=steps`. `train()`
 reads the loss on the host (and calls the batch callbacks) once per `sync_every` iterations, so the
 callback sees each window's end: there it replies to the orchestrator's "window" request with the

@@ -10,7 +10,7 @@ reason for the log: `keras_resnet.training.datasource.input_choice`):
   (`keras_resnet.data.memory.ArrayIterator`); on TensorFlow fed through `tf.distribute`;
 - the device path (JAX and TensorFlow, one device, `uses_device_input`): the same `MemoryInput` gives only
   the plans of its batches (indices, crop offsets, flips) and the compiled step gathers and augments them
-  from the uint8 images it holds (on a CPU too: 13% more ResNet-20 images/s than host numpy batches on
+  from the uint8 images it holds (on a CPU too: 2-7% more ResNet-20 images/s than host numpy batches on
   2 cores, benchmarks/BENCHMARKS.md), bit for bit the host's batches;
 - `TFDataInput`: `keras_resnet.data.load` (tf.data), sharded with `tf.distribute.InputContext`.
 

@@ -59,6 +59,8 @@ class TFStepper:
     Args:
         model: a compiled Keras model whose optimizer is built (`build_model`), in `runtime`'s scope.
         runtime: the `Runtime` (strategy, replicas).
+        device_data: optional `(uint8 train images, labels, mean)` the compiled step gathers and augments its
+            batches from (`--input=device`, one replica); None: batches come augmented from the host.
     """
 
     def __init__(self, model, runtime, device_data=None):

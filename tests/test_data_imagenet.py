@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import write_tfds_metadata
+
 tf = pytest.importorskip("tensorflow")
 
 from keras_resnet.data import (  # noqa: E402
@@ -368,17 +370,6 @@ def test_model_garden_shards_with_label_offset(tmp_path):
     assert len(info.class_names) == 7  # without the offset label 0 is a class of its own
     with pytest.raises(ValueError, match=r"split 'test'.*splits found: \['train', 'validation'\]"):
         load(shards, "test", 3)
-
-
-def write_tfds_metadata(data_dir, name, splits):
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(name, data_dir=str(data_dir))
-    builder.info.set_splits(tfds.core.SplitDict([
-        tfds.core.SplitInfo(name=split, shard_lengths=[n], num_bytes=0, filename_template=None)
-        for split, n in splits.items()]))
-    Path(builder.data_dir).mkdir(parents=True, exist_ok=True)
-    builder.info.write_to_directory(builder.data_dir)
 
 
 def test_tfds_name_through_load_with_mock_data(tmp_path):

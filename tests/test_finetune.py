@@ -80,12 +80,19 @@ def test_loaded_layers_hold_the_first_runs_weights_at_the_start(folders, first_r
         assert_loaded_except_classifier(capture.weights, source)
 
 
-def test_finetune_from_best_keras_through_the_cli(folders, first_run, tmp_path):
+def finetune_cli(folders, first_run, tmp_path, *extra):
+    """`python -m trainers.cifar` on the second folder from the first run's `best.keras`, plus `extra` flags;
+    asserts success and returns `(best, run, args, output)`."""
     best = first_run / "checkpoints" / "best.keras"
     run = tmp_path / "run"
-    args = [*BASE, f"--data={folders[1]}", f"--model_dir={run}", f"--init_from={best}", "--recipe=finetune"]
+    args = [*BASE, f"--data={folders[1]}", f"--model_dir={run}", f"--init_from={best}", *extra]
     out = run_cli(args)
     assert out.returncode == 0, out.stderr[-3000:]
+    return best, run, args, out
+
+
+def test_finetune_from_best_keras_through_the_cli(folders, first_run, tmp_path):
+    best, run, args, out = finetune_cli(folders, first_run, tmp_path, "--recipe=finetune")
     assert "layers loaded: stem_conv, stem_bn" in out.stdout
     assert "not loaded (trained from their initialisation): predictions." in out.stdout
     config = read_json(run / "config.json")
@@ -98,11 +105,7 @@ def test_finetune_from_best_keras_through_the_cli(folders, first_run, tmp_path):
 
 
 def test_freeze_keeps_weights_and_bn_statistics(folders, first_run, tmp_path):
-    best = first_run / "checkpoints" / "best.keras"
-    run = tmp_path / "run"
-    args = [*BASE, f"--data={folders[1]}", f"--model_dir={run}", f"--init_from={best}", "--freeze=stem,stage1"]
-    out = run_cli(args)
-    assert out.returncode == 0, out.stderr[-3000:]
+    best, run, args, out = finetune_cli(folders, first_run, tmp_path, "--freeze=stem,stage1")
     assert "--freeze=stem,stage1: " in out.stdout
     before, after = layer_weights(best), layer_weights(run / "checkpoints" / "latest.keras")
     frozen = [name for name in before if name.startswith(("stem_", "stage1_"))]

@@ -109,13 +109,12 @@ def test_killed_mid_epoch_after_its_first_backup_resumes_to_the_same_weights(ref
     assert [int(r["iteration"]) for r in rows] == [3, 6]
 
 
-def evaluation_path(model_path, run, photos, split):
-    """The files of `split` in reading order and the model's probabilities on them through the evaluation
+def evaluation_path(model, run, photos, split):
+    """The files of `split` in reading order and `model`'s probabilities on them through the evaluation
     pipeline (`data.load(..., training=False)`: shorter side 37, centre 32 crop, the run's mean)."""
     from keras_resnet import data as data_lib
     from keras_resnet.data.reader import FolderSource
 
-    model = load_model(model_path)
     ds, _ = data_lib.load(str(photos), split, 5, training=False, mean=np.load(run / "mean_image.npy"), crop_size=32)
     names = [n.numpy().decode() for _, _, n in FolderSource(str(photos), split).elements(
         split, encoded=True, named=True)]
@@ -128,9 +127,9 @@ def test_the_trained_run_exports_and_serves_every_file_as_its_evaluation_path(re
     out = run_cli([f"--model_dir={run}", f"--export_dir={root}"], module="keras_resnet.export")
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == str(root.absolute() / "1")
-    names, expected = [], []
+    names, expected, model = [], [], load_model(run / "checkpoints" / "best.keras")
     for split in ("train", "validation"):
-        split_names, probabilities = evaluation_path(run / "checkpoints" / "best.keras", run, photos, split)
+        split_names, probabilities = evaluation_path(model, run, photos, split)
         names += split_names
         expected.append(probabilities)
     expected = np.concatenate(expected)

@@ -83,7 +83,9 @@ def test_onnx_graph_equals_the_keras_model(name, cifar_images):
     logits, probabilities = session.run(["logits", "probabilities"], {"image": pixels})
     want = model.predict(x, verbose=0)
     assert relative_difference(logits, want) < 1e-4
-    np.testing.assert_allclose(probabilities, keras.ops.convert_to_numpy(keras.ops.softmax(want)), atol=1e-5)
+    # The probabilities are the softmax of the graph's own logits; against Keras' softmax a logit difference
+    # allowed above (1e-4 of the largest logit) moves them by more than 1e-5 where classes are close.
+    np.testing.assert_allclose(probabilities, keras.ops.convert_to_numpy(keras.ops.softmax(logits)), atol=1e-6)
     assert not [n for n in proto.graph.node if n.op_type == "BatchNormalization"]
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == list(model.input_shape[1:])

@@ -209,6 +209,33 @@ def test_option_a_subsamples_and_pads_both_sides():
     assert not y[..., :8].any() and not y[..., 24:].any()
 
 
+@pytest.mark.parametrize("shape", [(2, 8, 8, 16), (3, 7, 8, 5), (1, 9, 9, 3)])
+@pytest.mark.parametrize("strides", [1, 2, 3])
+def test_subsample_equals_the_strided_slice_with_its_gradient(shape, strides):
+    """The option-A subsampling (a reshape and a plain slice where the sizes divide) is `x[:, ::s, ::s, :]`
+    exactly, forward and backward, also on a batch whose size the graph does not know."""
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(3).normal(size=shape).astype("float32"))
+    expected = x[:, ::strides, ::strides, :]
+    weights = tf.constant(np.random.default_rng(4).normal(size=expected.shape).astype("float32"))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *shape[1:]], tf.float32)])
+    def value_and_gradient(images):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            y = blocks.subsample(images, strides)
+            loss = tf.reduce_sum(y * weights)
+        return y, tape.gradient(loss, images)
+
+    y, gradient = value_and_gradient(x)
+    np.testing.assert_array_equal(y.numpy(), expected.numpy())
+    dense = np.zeros(shape, "float32")
+    dense[:, ::strides, ::strides, :] = weights.numpy()
+    np.testing.assert_array_equal(gradient.numpy(), dense)
+    assert keras.ops.convert_to_numpy(blocks.subsample(x.numpy(), strides)).shape == expected.shape
+
+
 def test_option_a_shortcut_layers_in_cifar_net():
     model = keras_resnet.cifar_resnet(8)
     names = [layer.name for layer in model.layers if isinstance(layer, keras_resnet.ZeroPadShortcut)]

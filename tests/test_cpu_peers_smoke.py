@@ -58,3 +58,25 @@ def test_cpu_peers_bad_flag_is_exit_2_naming_it():
                             env={**os.environ, **QUIET_ENV}, cwd=REPO, timeout=120)
     assert result.returncode == 2
     assert "--rows" in result.stderr and "'infer20,nope'" in result.stderr and "latency50" in result.stderr
+
+
+@pytest.mark.skipif(bool(MISSING), reason=f"benchmarks/cpu_peers.py needs {', '.join(MISSING)}")
+def test_cpu_peers_latency_threads_adds_two_checked_columns_with_their_own_threads(tmp_path):
+    out = tmp_path / "results.json"
+    cmd = [sys.executable, SCRIPT, "--rows=latency20", "--windows=1", "--window-seconds=0.01", "--threads=2",
+           "--latency-threads=1", f"--json={out}", f"--work-dir={tmp_path / 'work'}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **QUIET_ENV}, cwd=REPO,
+                            timeout=900)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    results = json.loads(out.read_text())
+    extra = {"ours_lt", "ort_torch_lt"}
+    row = results["rows"]["latency20"]
+    assert set(row["cells"]) == COLUMNS | extra
+    assert {check["column"] for check in results["checks"] if check["ok"]} == COLUMNS | extra
+    assert {"ours_lt/ort_torch", "ours_lt/ort_torch_lt"} <= set(row["ratios"])
+    engines = results["engines"]
+    assert (engines["serving"]["intra_op_threads"], engines["serving"]["inter_op_threads"]) == (2, 2)
+    assert (engines["serving_lt"]["intra_op_threads"], engines["serving_lt"]["inter_op_threads"]) == (1, 1)
+    assert (engines["ort"]["intra_op_num_threads"], engines["ort_lt"]["intra_op_num_threads"]) == (2, 1)
+    assert engines["serving_lt"]["keras_resnet_imported"] is False
+    assert {t["ratio"] for t in results["targets"]} >= {"ours/ort_torch", "ours_lt/ort_torch", "ours_lt/ort_torch_lt"}

@@ -31,7 +31,11 @@ WORKER_MODULES = {
     "torch": "benchmarks.cpu.torch_worker",
     "ort": "benchmarks.cpu.ort_worker",
     "serving": "benchmarks.cpu.serving_worker",
+    "ort_lt": "benchmarks.cpu.ort_worker",
+    "serving_lt": "benchmarks.cpu.serving_worker",
 }
+LATENCY_THREAD_WORKERS = ("ort_lt", "serving_lt")
+"""Workers started with `--latency-threads` threads instead of `--threads`."""
 TORCH_LAYOUTS = {"torch_nchw": "nchw", "torch_cl": "channels_last"}
 
 
@@ -43,7 +47,8 @@ class Engines:
 
     def start(self, name, module, backend="tensorflow"):
         log = os.path.join(self.work_dir, f"{name}.log")
-        return Worker(module, worker_env(self.args, backend), log, name)
+        threads = self.args.latency_threads if name in LATENCY_THREAD_WORKERS else None
+        return Worker(module, worker_env(self.args, backend, threads), log, name)
 
     def get(self, name):
         if name not in self.workers:
@@ -85,16 +90,16 @@ def prepare_models(engines, rows, args, errors):
 def setup_inference(engines, row, column, manifest, args, key):
     """Sets up one inference column; returns `(worker, setup reply, check arguments)`."""
     common = dict(key=key, batch=row.batch, size=row.size, seed=args.seed)
-    if column == "ours":
-        worker = engines.get("serving")
+    if column in ("ours", "ours_lt"):
+        worker = engines.get("serving" if column == "ours" else "serving_lt")
         return worker, worker.call("setup", path=manifest["saved_model"], **common), {
             "fixed_size": manifest["serving_kind"] == "cifar"}
     if column in TORCH_LAYOUTS:
         worker = engines.get("torch")
         return worker, worker.call("setup_infer", model=row.model, weights=manifest["torch_weights"],
                                    layout=TORCH_LAYOUTS[column], **common), {}
-    worker = engines.get("ort")
-    path, kind = (manifest["onnx_torch"], "torch") if column == "ort_torch" else (manifest["onnx_ours"], "ours")
+    worker = engines.get("ort_lt" if column == "ort_torch_lt" else "ort")
+    path, kind = (manifest["onnx_ours"], "ours") if column == "ort_ours" else (manifest["onnx_torch"], "torch")
     return worker, worker.call("setup", path=path, kind=kind, **common), {}
 
 

@@ -3,7 +3,9 @@
 A ratio is always "ours as fast as the peer = 1.0, faster > 1": `ours / peer` for images/s,
 `peer / ours` for latency in ms. Targets (issue 15): `train()` >= 1.0x PyTorch channels_last; serving at
 batch 128 (32 for ResNet-50) >= 1.0x ONNX Runtime on the PyTorch model; batch-1 latency within 2x of it
-(ratio >= 0.5); our ONNX graph in ONNX Runtime >= 1.0x the PyTorch model's ONNX export.
+(ratio >= 0.5); our ONNX graph in ONNX Runtime >= 1.0x the PyTorch model's ONNX export. With
+`--latency-threads`, the batch-1 rows also report our SavedModel at that thread count against ONNX Runtime
+at `--threads` (`ours_lt/ort_torch`) and at that thread count (`ours_lt/ort_torch_lt`).
 
 Example:
     >>> speed_ratio({"median": 200.0}, {"median": 100.0}, "train")
@@ -28,7 +30,8 @@ from benchmarks.cpu.settings import COLUMN_TITLES, thread_settings
 PACKAGES = ("tensorflow", "keras", "torch", "onnxruntime", "onnx", "jax", "numpy")
 REQUIRED = ("torch", "onnxruntime", "onnx")
 RATIOS = (("ours", "torch_nchw"), ("ours", "torch_cl"), ("ours", "ort_torch"), ("ours", "ort_ours"),
-          ("ort_ours", "ort_torch"), ("ours_jax", "torch_cl"))
+          ("ort_ours", "ort_torch"), ("ours_jax", "torch_cl"), ("ours_lt", "ort_torch"),
+          ("ours_lt", "ort_torch_lt"))
 
 
 def missing_packages():
@@ -110,7 +113,8 @@ def targets(rows):
     for row in rows.values():
         ratios = row["ratios"]
         wanted = {"train": (("ours/torch_cl", 1.0),), "infer": (("ours/ort_torch", 1.0), ("ort_ours/ort_torch", 1.0)),
-                  "latency": (("ours/ort_torch", 0.5), ("ort_ours/ort_torch", 1.0))}[row["task"]]
+                  "latency": (("ours/ort_torch", 0.5), ("ort_ours/ort_torch", 1.0), ("ours_lt/ort_torch", 0.5),
+                              ("ours_lt/ort_torch_lt", 0.5))}[row["task"]]
         for name, threshold in wanted:
             if name in ratios:
                 out.append({"row": row["name"], "ratio": name, "value": ratios[name], "target": threshold,

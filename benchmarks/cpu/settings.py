@@ -70,8 +70,13 @@ COLUMN_TITLES = {
     "torch_cl": "PyTorch channels_last",
     "ort_torch": "ONNX Runtime (PyTorch's ONNX)",
     "ort_ours": "ONNX Runtime (our ONNX)",
+    "ours_lt": "ours, --latency-threads",
+    "ort_torch_lt": "ONNX Runtime (PyTorch's ONNX), --latency-threads",
 }
 INFER_COLUMNS = ("ours", "torch_nchw", "torch_cl", "ort_torch", "ort_ours")
+LATENCY_THREAD_COLUMNS = ("ours_lt", "ort_torch_lt")
+"""Latency-row columns with `--latency-threads`: our SavedModel and ONNX Runtime on PyTorch's export at
+that thread count (TF intra-op and inter-op N, ONNX Runtime intra-op N), each in a worker of its own."""
 TRAIN_COLUMNS = ("ours", "ours_jax", "torch_nchw", "torch_cl")
 TRAIN_BACKENDS = ("tensorflow", "jax")
 R50_SERVING = ("fixed", "imagenet")
@@ -117,6 +122,9 @@ def build_parser():
                         help="threads of every engine (torch, ONNX Runtime intra-op, TF intra-op)")
     parser.add_argument("--tf-inter-op-threads", type=positive(int), default=None,
                         help="TensorFlow inter-op threads (default: --threads)")
+    parser.add_argument("--latency-threads", type=positive(int), default=None,
+                        help="also time the batch-1 rows of our SavedModel and of ONNX Runtime (PyTorch's ONNX) "
+                             "with this many threads (e.g. 1, TF Serving's --tensorflow_intra_op_parallelism=1)")
     parser.add_argument("--train-backends", default="tensorflow",
                         type=lambda t: comma_list(t, TRAIN_BACKENDS, "--train-backends"),
                         help="Keras backends of our train() column(s): tensorflow and/or jax")
@@ -155,20 +163,24 @@ def selected_rows(args):
 def row_columns(row, args):
     """The columns measured for `row`: training has ours per backend and the two PyTorch layouts."""
     if row.task != "train":
-        return list(INFER_COLUMNS)
+        extra = LATENCY_THREAD_COLUMNS if row.task == "latency" and args.latency_threads else ()
+        return list(INFER_COLUMNS) + list(extra)
     ours = [{"tensorflow": "ours", "jax": "ours_jax"}[backend] for backend in args.train_backends]
     return ours + ["torch_nchw", "torch_cl"]
 
 
-def worker_env(args, backend="tensorflow"):
-    """The environment of every worker: the same thread count, quiet TensorFlow, the repository importable."""
+def worker_env(args, backend="tensorflow", threads=None):
+    """The environment of a worker: the same thread count (`--threads`, or `threads` for the
+    `--latency-threads` workers, TensorFlow's inter-op threads then too), quiet TensorFlow, the repository
+    importable."""
     from benchmarks.cpu import ROOT
 
     env = dict(os.environ)
-    threads = str(args.threads)
+    inter_op = str(threads or args.tf_inter_op_threads)
+    threads = str(threads or args.threads)
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, TF_CPP_MIN_LOG_LEVEL="3",
                KERAS_BACKEND=backend, CPU_PEERS_THREADS=threads,
-               CPU_PEERS_TF_INTER_OP=str(args.tf_inter_op_threads), JAX_PLATFORMS="cpu")
+               CPU_PEERS_TF_INTER_OP=inter_op, JAX_PLATFORMS="cpu")
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -182,4 +194,7 @@ def thread_settings(args):
                        "ORT_ENABLE_ALL",
         "tensorflow": f"intra_op={args.threads}, inter_op={args.tf_inter_op_threads}",
         "jax": "XLA CPU default thread pool",
+        "latency_threads": (f"batch-1 rows also with {args.latency_threads} thread(s): TensorFlow intra_op and "
+                            f"inter_op {args.latency_threads}, ONNX Runtime intra_op {args.latency_threads}"
+                            if args.latency_threads else "not measured"),
     }

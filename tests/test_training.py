@@ -227,6 +227,32 @@ def test_device_input_on_tensorflow_trains_exactly_like_host_batches(tmp_path, c
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("skip, steps", [(0, 3), (5, 150)])
+def test_tensorflow_plan_iterator_yields_the_epoch_plans_across_chunks(skip, steps):
+    """The plans reach the TensorFlow step stacked `PLAN_CHUNK` batches at a time: the iterator yields
+    exactly `epoch_plans(epoch, skip)`, also across chunk boundaries and after a resume's skip."""
+    import itertools
+
+    from keras_resnet.training import inputs
+    from keras_resnet.training.runtime import make_runtime
+
+    assert steps > 2 * inputs.PLAN_CHUNK or steps < inputs.PLAN_CHUNK
+    memory = inputs.MemoryInput(array_data(train=40, test=8), global_batch=8, eval_batch=8, seed=3)
+    runtime = make_runtime("none")
+    iterator = memory.tf_distributed_plans(runtime, epoch=2, skip=skip, steps=steps)
+    got = [tuple(np.asarray(t) for t in next(iterator)) for _ in range(steps)]
+    with pytest.raises(StopIteration):
+        next(iterator)
+    want = list(itertools.islice(memory.epoch_plans(2, skip), steps))
+    assert len(got) == len(want) == steps
+    for (indices, offset_y, offset_x, flip), (w_indices, (w_y, w_x, w_flip)) in zip(got, want):
+        np.testing.assert_array_equal(indices, w_indices)
+        np.testing.assert_array_equal(offset_y, w_y)
+        np.testing.assert_array_equal(offset_x, w_x)
+        np.testing.assert_array_equal(flip, np.asarray(w_flip, bool))
+        assert indices.dtype == np.int32 and flip.dtype == bool and indices.shape == (8,)
+
+
 def test_device_input_is_refused_where_it_cannot_run(tmp_path):
     from keras_resnet.data import DatasetInfo
 

@@ -4,7 +4,8 @@ Exports a network with non-trivial BN statistics (`keras_resnet.export.export_sa
 temporary directory, or takes `--saved-model`, loads it with `tf.saved_model.load`, times `--calls` calls
 of `serving_default` on a random uint8 batch (median of `--windows` windows), then records `--profiled`
 calls with TensorFlow's profiler and prints the kernel time per op type per call, summed over threads (ops
-that run side by side on the inter-op pool both count, so the sum can exceed the call).
+that run side by side on the inter-op pool both count, so the sum can exceed the call;
+`benchmarks/tf_kernel_times.py`).
 
 Usage:
     OMP_NUM_THREADS=2 python benchmarks/serving_profile.py --model resnet20 --batch 1 --threads 1
@@ -12,8 +13,6 @@ Usage:
 """
 
 import argparse
-import collections
-import glob
 import os
 import statistics
 import sys
@@ -23,9 +22,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-RUNTIME_EVENTS = ("EagerLocalExecute", "KernelAndDeviceFunc", "ThreadpoolListener", "ExecutorState")
-"""Profiler events named like kernels ("<what>:<detail>") that are the runtime's own, not ops."""
+from benchmarks.tf_kernel_times import profile_kernels, table  # noqa: E402
 
 
 def export(model_name, root):
@@ -39,25 +36,6 @@ def export(model_name, root):
     model = keras_network(model_name)
     randomise_batch_norms(model, rng)
     return export_saved_model(model, root, mean=mean_image(model_name, rng), version=1)
-
-
-def kernel_times(tf, logdir, calls):
-    """`{op type: (ms per call, count per call)}` from the profiler's trace in `logdir`."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    space = xplane_pb2.XSpace()
-    with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
-        space.ParseFromString(f.read())
-    total, count = collections.Counter(), collections.Counter()
-    for plane in space.planes:
-        names = {key: value.name for key, value in plane.event_metadata.items()}
-        for line in plane.lines:
-            for event in line.events:
-                node, _, op = names.get(event.metadata_id, "").rpartition(":")
-                if node and node.split(":")[0] not in RUNTIME_EVENTS and not op.startswith(" "):  # "<node>:<op>"
-                    total[op] += event.duration_ps / 1e9 / calls
-                    count[op] += 1 / calls
-    return {op: (ms, count[op]) for op, ms in total.most_common()}
 
 
 def main():
@@ -93,19 +71,11 @@ def main():
             for _ in range(calls):
                 call()
             windows.append((time.perf_counter() - start) / calls * 1000)
-        logdir = os.path.join(root, "profile")
-        tf.profiler.experimental.start(logdir)
-        for _ in range(args.profiled):
-            call()
-        tf.profiler.experimental.stop()
-        times = kernel_times(tf, logdir, args.profiled)
+        times = profile_kernels(call, args.profiled)
     print(f"{path if args.saved_model else args.model}: batch {args.batch}, {args.threads} thread(s), "
           f"serving_default {statistics.median(windows):.3f} ms per call (median of {args.windows} windows of "
           f"{calls} calls); kernel time per call by op type ({args.profiled} profiled calls):")
-    for op, (ms, count) in times.items():
-        print(f"  {op:32s} {count:6.1f} x {ms:9.3f} ms")
-    print(f"  {'all kernels':32s} {sum(c for _, c in times.values()):6.1f} x "
-          f"{sum(ms for ms, _ in times.values()):9.3f} ms")
+    print(table(times))
 
 
 if __name__ == "__main__":

@@ -13,16 +13,22 @@ iteration:
 and the crop/flip alone on a uint8 batch: the TensorFlow fast path (`tf_crop_flip`) and the generic
 `keras.ops` one (`ops_crop_flip`). Every part runs in this one process, one after the other.
 
+With `--ops`, the `step+augment` loop (the step as `train()` runs it with the device input) is then
+profiled once and its kernel time per op type per iteration printed (`benchmarks/tf_kernel_times.py`).
+
 Usage:
     python benchmarks/tf_step_profile.py [--model resnet20] [--batch 128] [--steps 8] [--windows 5] [--threads 2]
+    python benchmarks/tf_step_profile.py --ops
 """
 
 import argparse
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def timed(fn, windows):
@@ -112,6 +118,7 @@ def main():
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ops", action="store_true", help="profile the step+augment loop's kernels by op type")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import numpy as np
@@ -124,6 +131,7 @@ def main():
     x = tf.constant(np.random.default_rng(0).standard_normal((args.batch, *shape)).astype("float32"))
     y = tf.constant(np.random.default_rng(1).integers(0, 10, args.batch))
     print(f"{args.model}, batch {args.batch}, {args.threads} threads, median of {args.windows} windows")
+    loops = {}
     for name, part in parts.items():
         @tf.function
         def loop(part=part):
@@ -132,12 +140,20 @@ def main():
                 total += tf.cast(part(x, y), tf.float32)
             return total
 
+        loops[name] = loop
         seconds = timed(lambda: loop().numpy(), args.windows) / args.steps
         print(f"{name}: {args.batch / seconds:,.0f} images/s, {seconds * 1000:.1f} ms per iteration", flush=True)
     for name, fn in crop_flip_parts(shape, args.batch).items():
         calls = 50
         seconds = timed(lambda fn=fn: [fn().numpy() for _ in range(calls)], args.windows) / calls
         print(f"{name} (batch {args.batch}): {seconds * 1000:.2f} ms", flush=True)
+    if args.ops:
+        from benchmarks.tf_kernel_times import profile_kernels, table
+
+        times = profile_kernels(lambda: loops["step+augment"]().numpy(), calls=1)
+        per_step = {op: (ms / args.steps, count / args.steps) for op, (ms, count) in times.items()}
+        print(f"step+augment, kernel time per iteration by op type ({args.steps} profiled iterations):")
+        print(table(per_step, unit="iteration"))
 
 
 if __name__ == "__main__":

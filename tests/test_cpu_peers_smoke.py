@@ -21,16 +21,21 @@ MISSING = [name for name in ("torch", "onnxruntime", "onnx") if importlib.util.f
 COLUMNS = {"ours", "torch_nchw", "torch_cl", "ort_torch", "ort_ours"}
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"benchmarks/cpu_peers.py needs {', '.join(MISSING)}")
-def test_cpu_peers_smoke_one_tiny_row(tmp_path):
+def run_peers(tmp_path, *flags):
+    """Runs the script with `flags` and one window; returns `(stdout, results JSON)` (exit code 0 asserted)."""
     out = tmp_path / "results.json"
-    cmd = [sys.executable, SCRIPT, "--rows=infer20", "--batch=2", "--windows=1", "--window-seconds=0.01",
-           "--threads=1", f"--json={out}", f"--work-dir={tmp_path / 'work'}"]
+    cmd = [sys.executable, SCRIPT, *flags, "--windows=1", "--window-seconds=0.01", f"--json={out}",
+           f"--work-dir={tmp_path / 'work'}"]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **QUIET_ENV}, cwd=REPO,
                             timeout=900)
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    assert "Checks: all passed" in result.stdout
-    results = json.loads(out.read_text())
+    return result.stdout, json.loads(out.read_text())
+
+
+@pytest.mark.skipif(bool(MISSING), reason=f"benchmarks/cpu_peers.py needs {', '.join(MISSING)}")
+def test_cpu_peers_smoke_one_tiny_row(tmp_path):
+    stdout, results = run_peers(tmp_path, "--rows=infer20", "--batch=2", "--threads=1")
+    assert "Checks: all passed" in stdout
     assert {"command", "date_utc", "settings", "environment", "rows", "prepared", "engines", "checks", "targets",
             "checks_ok"} <= set(results)
     assert results["checks_ok"] is True
@@ -62,13 +67,7 @@ def test_cpu_peers_bad_flag_is_exit_2_naming_it():
 
 @pytest.mark.skipif(bool(MISSING), reason=f"benchmarks/cpu_peers.py needs {', '.join(MISSING)}")
 def test_cpu_peers_latency_threads_adds_two_checked_columns_with_their_own_threads(tmp_path):
-    out = tmp_path / "results.json"
-    cmd = [sys.executable, SCRIPT, "--rows=latency20", "--windows=1", "--window-seconds=0.01", "--threads=2",
-           "--latency-threads=1", f"--json={out}", f"--work-dir={tmp_path / 'work'}"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **QUIET_ENV}, cwd=REPO,
-                            timeout=900)
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    results = json.loads(out.read_text())
+    _, results = run_peers(tmp_path, "--rows=latency20", "--threads=2", "--latency-threads=1")
     extra = {"ours_lt", "ort_torch_lt"}
     row = results["rows"]["latency20"]
     assert set(row["cells"]) == COLUMNS | extra

@@ -47,9 +47,9 @@ def subsample(x, strides):
     `[batch, height / s, s, width / s, s * channels]` and one plain `ops.slice` (element 0 of the row
     phase, the first `channels` values of each pixel pair): the same values, moved in whole runs of
     channels, and a gradient that is a zero padding. On TensorFlow's CPU kernels a strided slice of an
-    NHWC tensor and its gradient were 5x slower (forward and backward 5.0 against 1.0 ms for a batch of
-    128 x 32 x 32 x 16; benchmarks/BENCHMARKS.md): the two option-A shortcuts of a CIFAR ResNet took a
-    sixth of its inference time. Other sizes use the strided slice.
+    NHWC tensor and its gradient were 4x slower (forward and backward 6.0 against 1.4 ms for a batch of
+    128 x 32 x 32 x 16; `benchmarks/option_a_subsample.py`, benchmarks/BENCHMARKS.md): the two option-A
+    shortcuts of a CIFAR ResNet took a sixth of its inference time. Other sizes use the strided slice.
 
     Args:
         x: a 4-D channels-last tensor with a known channel count.

@@ -14,14 +14,13 @@ Usage:
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.cpu.timing import Timer, summarize  # noqa: E402
 from benchmarks.tf_kernel_times import profile_kernels, table  # noqa: E402
 
 
@@ -59,22 +58,15 @@ def main():
         size = signature.structured_input_signature[1]["images"].shape[1] or 224
         images = tf.constant(np.random.default_rng(1).integers(0, 256, (args.batch, size, size, 3), np.uint8))
         call = lambda: signature(images=images)["probabilities"].numpy()  # noqa: E731
-        for _ in range(5):  # traces, warms up
-            call()
-        start = time.perf_counter()
-        for _ in range(5):
-            call()
-        calls = args.calls or max(1, int(0.5 / ((time.perf_counter() - start) / 5)))
-        windows = []
-        for _ in range(args.windows):
-            start = time.perf_counter()
-            for _ in range(calls):
-                call()
-            windows.append((time.perf_counter() - start) / calls * 1000)
+        timer = Timer()
+        timer.add("serving_default", call, items=args.batch)
+        calls = timer.calibrate("serving_default", window_seconds=0.5, calls=args.calls or None,
+                                warmup_calls=10)["calls"]  # the first calls trace and warm up
+        windows = [timer.window("serving_default") for _ in range(args.windows)]
         times = profile_kernels(call, args.profiled)
     print(f"{path if args.saved_model else args.model}: batch {args.batch}, {args.threads} thread(s), "
-          f"serving_default {statistics.median(windows):.3f} ms per call (median of {args.windows} windows of "
-          f"{calls} calls); kernel time per call by op type ({args.profiled} profiled calls):")
+          f"serving_default {summarize(windows, 'latency')['median']:.3f} ms per call (median of {args.windows} "
+          f"windows of {calls} calls); kernel time per call by op type ({args.profiled} profiled calls):")
     print(table(times))
 
 

@@ -36,8 +36,11 @@ from keras_resnet import faults
 
 logger = logging.getLogger("keras_resnet.run_log")
 
-CSV_FIELDS = ("epoch", "iteration", "learning_rate", "loss", "accuracy", "error", "val_loss", "val_error",
-              "test_loss", "test_error", "images_per_second", "wall_time_s")
+CSV_FIELDS = ("epoch", "iteration", "learning_rate", "loss", "cross_entropy", "regularization", "accuracy", "error",
+              "val_loss", "val_error", "test_loss", "test_error", "images_per_second", "wall_time_s")
+"""`loss` is what SGD minimised: `cross_entropy` (mean over the epoch's iterations) plus `regularization`, the
+L2 weight decay's term `sum(l * ||w||^2)`, which grows with the weights' scale (BN makes the output blind to
+it) and is not a sign of divergence; both are logged apart (He et al. 2015, section 3.4)."""
 TENSORBOARD_SPLITS = ("train", "validation", "test")
 TRUNCATING = ".truncating.tmp"
 """The temporary name of an event file being cut back (TensorBoard reads only names containing "tfevents")."""

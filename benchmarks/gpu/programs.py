@@ -72,7 +72,7 @@ def build_package_model(model_name, batch, precision, num_train, args, train_ste
 
 def multi_step(stepper, k, unroll=1):
     """`(state, xs[k, B, H, W, C], ys[k, B]) -> (state, losses[k], corrects[k])`: `k` iterations of the
-    package's step, for use inside a jitted program.
+    package's step, for use inside a jitted program (each loss the cross-entropy plus the L2 term).
 
     The package's `JaxStepper.multi_step_fn(k)` (a `lax.scan` of `step_fn`); `k == 1`: `step_fn` alone, no
     loop (XLA:CPU runs while-loop bodies far slower than straight-line code); `unroll > 1`: the same scan of
@@ -82,17 +82,21 @@ def multi_step(stepper, k, unroll=1):
 
     if k == 1:
         def one_step(state, xs, ys):
-            state, loss, correct = stepper.step_fn(state, xs[0], ys[0])
-            return state, loss[None], correct[None]
+            state, ce, reg, correct = stepper.step_fn(state, xs[0], ys[0])
+            return state, (ce + reg)[None], correct[None]
 
         return one_step
     if unroll == 1:
-        return stepper.multi_step_fn(k)
+        def scanned(state, xs, ys):
+            state, ces, regs, corrects = stepper.multi_step_fn(k)(state, xs, ys)
+            return state, ces + regs, corrects
+
+        return scanned
 
     def unrolled(state, xs, ys):
         def body(state, batch):
-            state, loss, correct = stepper.step_fn(state, *batch)
-            return state, (loss, correct)
+            state, ce, reg, correct = stepper.step_fn(state, *batch)
+            return state, (ce + reg, correct)
 
         state, (losses, corrects) = jax.lax.scan(body, state, (xs, ys), length=k, unroll=unroll)
         return state, losses, corrects

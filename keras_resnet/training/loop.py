@@ -104,6 +104,8 @@ class EpochTotals:
     steps: int
     bar: object
     loss_sum: float = 0.0
+    ce_sum: float = 0.0
+    reg_sum: float = 0.0
     correct_sum: float = 0.0
     seen: int = 0
     t0: float = dataclasses.field(default_factory=time.perf_counter)
@@ -141,14 +143,16 @@ def read_window(run, pending, totals, schedule):
         NaNLossError: at the first iteration whose loss is not finite, naming it.
     """
     values = []
-    for first, losses, corrects in pending:
-        losses = np.atleast_1d(keras.ops.convert_to_numpy(losses))
-        corrects = np.atleast_1d(keras.ops.convert_to_numpy(corrects))
-        values += [(first + j, float(loss), float(correct)) for j, (loss, correct) in enumerate(zip(losses, corrects))]
+    for first, ces, regs, corrects in pending:
+        ces, regs, corrects = (np.atleast_1d(keras.ops.convert_to_numpy(v)).astype(np.float32)
+                               for v in (ces, regs, corrects))
+        # The training loss is the float32 sum the step minimised (cross-entropy + L2 term), as the device adds.
+        values += [(first + j, float(ce + reg), float(ce), float(reg), float(correct))
+                   for j, (ce, reg, correct) in enumerate(zip(ces, regs, corrects))]
     global_batch, middle = run.run_input.global_batch, (totals.steps + 1) // 2
     images_per_second = (totals.seen + len(values) * global_batch) / max(time.perf_counter() - totals.t0, 1e-9)
     lrs = keras.ops.convert_to_numpy(schedule(np.arange(run.iteration, run.iteration + len(values))))
-    for (b, loss, correct), lr in zip(values, np.atleast_1d(lrs).astype(np.float64).tolist()):
+    for (b, loss, ce, reg, correct), lr in zip(values, np.atleast_1d(lrs).astype(np.float64).tolist()):
         run.iteration += 1
         if not math.isfinite(loss):
             run.tensorboard.flush()
@@ -158,13 +162,17 @@ def read_window(run, pending, totals, schedule):
                 f"{os.path.join(run.model_dir, 'checkpoints', 'latest.keras')} and the backup in "
                 f"{os.path.join(run.model_dir, 'backup')} (iteration {totals.epoch * run.steps_per_epoch}) are kept.")
         totals.loss_sum, totals.correct_sum = totals.loss_sum + loss, totals.correct_sum + correct
+        totals.ce_sum, totals.reg_sum = totals.ce_sum + ce, totals.reg_sum + reg
         totals.seen += global_batch
         progress(totals.bar, b + 1, run.iteration, run.recipe.train_steps, lr,
-                 {"loss": totals.loss_sum / (b + 1), "error": 1 - totals.correct_sum / totals.seen})
-        run.callbacks.on_train_batch_end(b, {"loss": loss, "learning_rate": lr, "iteration": run.iteration})
+                 {"ce": totals.ce_sum / (b + 1), "l2": totals.reg_sum / (b + 1),
+                  "error": 1 - totals.correct_sum / totals.seen})
+        run.callbacks.on_train_batch_end(b, {"loss": loss, "cross_entropy": ce, "regularization": reg,
+                                             "learning_rate": lr, "iteration": run.iteration})
         # The epoch's last iteration gets the epoch's scalars (same tags) in `end_epoch`: each step once.
         if run.iteration % run.config.log_every == 0 and b + 1 != totals.steps:
-            run.tensorboard.scalars("train", run.iteration, {"loss": loss, "learning_rate": lr,
+            run.tensorboard.scalars("train", run.iteration, {"loss": loss, "cross_entropy": ce, "regularization": reg,
+                                                             "learning_rate": lr,
                                                              "images_per_second": images_per_second})
         if b + 1 == middle:
             faults.site("train.epoch_middle")
@@ -185,6 +193,7 @@ def end_epoch(run, totals, schedule):
     ips = seen / max(epoch_time, 1e-9)
     lr = float(keras.ops.convert_to_numpy(schedule(run.iteration)))
     run.last = {"epoch": epoch, "iteration": run.iteration, "learning_rate": lr, "loss": epoch_loss,
+                "cross_entropy": totals.ce_sum / max(steps, 1), "regularization": totals.reg_sum / max(steps, 1),
                 "accuracy": 1 - epoch_error, "error": epoch_error, "val_loss": val.loss if val else None,
                 "val_error": val.error if val else None, "test_loss": test.loss, "test_error": test.error,
                 "images_per_second": ips, "wall_time_s": run.previous_wall + run.train_time}
@@ -210,7 +219,8 @@ def write_epoch_files(run):
     faults.site("csv.write")
     rewrite_csv(run.csv_path, run.rows)
     tensorboard, iteration = run.tensorboard, last["iteration"]
-    tensorboard.scalars("train", iteration, {"loss": last["loss"], "accuracy": last["accuracy"],
+    tensorboard.scalars("train", iteration, {"loss": last["loss"], "cross_entropy": last["cross_entropy"],
+                                             "regularization": last["regularization"], "accuracy": last["accuracy"],
                                              "error": last["error"], "learning_rate": last["learning_rate"],
                                              "images_per_second": last["images_per_second"]})
     if last["val_error"] is not None:
@@ -242,6 +252,8 @@ def finish(run):
     ips_all = (iteration * run.run_input.global_batch / wall) if wall else 0.0
     info = run.run_input.info
     summary = {"model": config.model, "test_error": last["test_error"], "test_accuracy": 1 - last["test_error"],
+               "train_error": last.get("error"), "train_loss": last.get("loss"),
+               "train_cross_entropy": last.get("cross_entropy"), "train_regularization": last.get("regularization"),
                "test_loss": last["test_loss"], "test_top5_error": last.get("test_top5_error"),
                "val_error": last.get("val_error"), "val_top5_error": last.get("val_top5_error"),
                "best_validation_error": run.best.validation_error,

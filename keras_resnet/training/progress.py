@@ -6,8 +6,8 @@ the unit of its recipes: the bar shows `12/64000`).
 Example:
     >>> import keras
     >>> from keras_resnet.training.progress import log, progress
-    >>> bar = keras.utils.Progbar(4, verbose=0, stateful_metrics=["loss", "error"])
-    >>> progress(bar, 1, 1, 64000, 0.1, {"loss": 2.3, "error": 0.9})
+    >>> bar = keras.utils.Progbar(4, verbose=0, stateful_metrics=["ce", "l2", "error"])
+    >>> progress(bar, 1, 1, 64000, 0.1, {"ce": 2.3, "l2": 0.02, "error": 0.9})
     >>> log(1, "done")
     done
 """
@@ -18,7 +18,9 @@ import keras
 
 from keras_resnet import compat
 
-METRICS = ["loss", "error"]
+METRICS = ["ce", "l2", "error"]
+"""The bar's running means: cross-entropy, the L2 weight-decay term (their sum is the loss SGD minimises) and the
+training error."""
 
 
 def progress_bar(steps, verbose):
@@ -50,13 +52,17 @@ def error_text(error, top5, split="test"):
 
 
 def epoch_line(record, eval_split="test"):
-    """The one line printed after an epoch: iteration, loss, errors (top-5 too with more than 5 classes) and
-    images per second. `test_*` values are those of the evaluation split, named in the line."""
+    """The one line printed after an epoch: iteration, the loss as cross-entropy + L2 term, errors (top-5 too
+    with more than 5 classes) and images per second. `test_*` values are those of the evaluation split, named
+    in the line."""
     val = ""
     if record["val_error"] is not None:
         val = f" - {error_text(record['val_error'], record.get('val_top5_error'), 'validation')}"
     test = error_text(record["test_error"], record.get("test_top5_error"), eval_split)
-    return (f"iteration {record['iteration']} - loss {record['loss']:.4f} - error {percent(record['error'])}{val}"
+    loss = f"loss {record['loss']:.4f}"
+    if record.get("cross_entropy") is not None:
+        loss = f"cross-entropy {record['cross_entropy']:.4f} + L2 {record['regularization']:.4f}"
+    return (f"iteration {record['iteration']} - {loss} - error {percent(record['error'])}{val}"
             f" - {test} - {record['images_per_second']:.0f} images/s")
 
 

@@ -7,9 +7,10 @@ momentum on mini-batches, coupled weight decay through the kernels' L2 losses); 
 Both steppers have the interface `train()` drives:
 
 - `start_epoch(data_input, epoch, skip, steps)`: the batches of epoch `epoch` from the input object;
-- `run(k)`: dispatches the next `k` iterations as one compiled call and returns `(losses, corrects)`,
-  device arrays of shape `[k]` (`k == 1`: scalars), the training loss and the number of correct
-  predictions of each iteration, unread (reading them is what makes the host wait);
+- `run(k)`: dispatches the next `k` iterations as one compiled call and returns `(ces, regs, corrects)`,
+  device arrays of shape `[k]` (`k == 1`: scalars), the cross-entropy, the regularisation term (the L2
+  weight decay's `sum(l * ||w||^2)`; the training loss is their sum) and the number of correct predictions
+  of each iteration, unread (reading them is what makes the host wait);
 - `predict(x)`: probabilities of a numpy batch (inference mode), as numpy;
 - `sync()`: makes the Keras variables hold the stepper's state (before checkpoints and evaluation).
 
@@ -23,9 +24,9 @@ arrays). Its public seams, for programs that build their own loops around the pa
 benchmark):
 
 - `state`: the current state tuple (taken from the Keras variables at construction and `start_epoch`);
-- `step_fn`: the jitted step `(state, x, y) -> (state, loss, correct)`, x float32 preprocessed images
+- `step_fn`: the jitted step `(state, x, y) -> (state, ce, reg, correct)`, x float32 preprocessed images
   `[B, H, W, C]`, y int labels `[B]`; it can be called inside other jitted programs;
-- `multi_step_fn(k)`: jitted `(state, xs[k, B, H, W, C], ys[k, B]) -> (state, losses[k], corrects[k])`:
+- `multi_step_fn(k)`: jitted `(state, xs[k, B, H, W, C], ys[k, B]) -> (state, ces[k], regs[k], corrects[k])`:
   `k` iterations of `step_fn` in one `jax.lax.scan` (cached per `k`). XLA compiles the scan body as a
   whole, so the result equals `k` calls of `step_fn` up to float32 rounding, not bitwise (TensorFlow's
   loop is bitwise equal to single steps).
@@ -36,8 +37,8 @@ compiled step captures, and the batches equal the host's bit for bit).
 
 Example:
     >>> stepper = JaxStepper(model)  # doctest: +SKIP
-    >>> state, loss, correct = stepper.step_fn(stepper.state, x, y)  # doctest: +SKIP
-    >>> state, losses, corrects = stepper.multi_step_fn(4)(state, xs, ys)  # doctest: +SKIP
+    >>> state, ce, reg, correct = stepper.step_fn(stepper.state, x, y)  # doctest: +SKIP
+    >>> state, ces, regs, corrects = stepper.multi_step_fn(4)(state, xs, ys)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ from keras import ops
 def sparse_ce(labels, probs):
     """Mean sparse categorical cross-entropy of probabilities `probs` [B, classes] for int `labels` [B]."""
     return ops.mean(keras.losses.sparse_categorical_crossentropy(labels, probs))
+
+
+def regularization(losses):
+    """The sum of a model's regularisation losses (`model.losses`: the kernels' L2 weight decay), 0 without."""
+    return ops.sum(ops.stack(losses)) if losses else ops.zeros((), "float32")
 
 
 class TFStepper:
@@ -74,19 +80,18 @@ class TFStepper:
             replica_step = self._replica_plan_step_fn(replica_step, device_data)
 
         def one_step(iterator):
-            loss, correct = strategy.run(replica_step, args=next(iterator))
-            return (strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None),
+            ce, reg, correct = strategy.run(replica_step, args=next(iterator))
+            return (strategy.reduce(tf.distribute.ReduceOp.MEAN, ce, axis=None),
+                    strategy.reduce(tf.distribute.ReduceOp.MEAN, reg, axis=None),
                     strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
 
         @tf.function
         def multi_step(iterator, k):  # `k` is a Python int: one trace per distinct `k`
-            losses = tf.TensorArray(tf.float32, size=k)
-            corrects = tf.TensorArray(tf.float32, size=k)
+            arrays = [tf.TensorArray(tf.float32, size=k) for _ in range(3)]
             for i in tf.range(k):
-                loss, correct = one_step(iterator)
-                losses = losses.write(i, tf.cast(loss, tf.float32))
-                corrects = corrects.write(i, tf.cast(correct, tf.float32))
-            return losses.stack(), corrects.stack()
+                values = one_step(iterator)
+                arrays = [a.write(i, tf.cast(v, tf.float32)) for a, v in zip(arrays, values)]
+            return tuple(a.stack() for a in arrays)
 
         @tf.function(reduce_retracing=True)
         def predict(x):
@@ -125,12 +130,12 @@ class TFStepper:
             with tf.GradientTape() as tape:
                 probs = model(x, training=True)
                 ce = sparse_ce(y, probs)
-                loss = ce + (ops.sum(ops.stack(model.losses)) if model.losses else 0.0)
-                scaled = optimizer.scale_loss(loss / replicas)
+                reg = regularization(model.losses)
+                scaled = optimizer.scale_loss((ce + reg) / replicas)
             grads = tape.gradient(scaled, model.trainable_variables)
             optimizer.apply(grads, model.trainable_variables)
             correct = ops.sum(ops.cast(ops.equal(ops.argmax(probs, -1), ops.cast(y, "int64")), "float32"))
-            return loss, correct
+            return ce, reg, correct
 
         return replica_step
 
@@ -160,11 +165,12 @@ class TFStepper:
             self._iterator = data_input.tf_distributed_epoch(self.runtime, epoch, skip, steps)
 
     def step(self):
-        """One iteration; returns the loss and the number of correct predictions as (unread) tensors."""
+        """One iteration; returns the cross-entropy, the regularisation term and the number of correct
+        predictions as (unread) tensors."""
         return self._step(self._iterator)
 
     def run(self, k=1):
-        """`k` iterations in one compiled call; `(losses, corrects)` (`[k]` tensors, scalars for `k == 1`)."""
+        """`k` iterations in one compiled call; `(ces, regs, corrects)` (`[k]` tensors, scalars for `k == 1`)."""
         if k == 1:
             return self.step()
         return self._multi_step(self._iterator, int(k))
@@ -220,19 +226,19 @@ class JaxStepper:
         def loss_fn(trainable, non_trainable, optimizer_vars, x, y):
             probs, non_trainable, losses = model.stateless_call(trainable, non_trainable, x, training=True,
                                                                 return_losses=True)
-            loss = sparse_ce(y, probs) + (ops.sum(ops.stack(losses)) if losses else 0.0)
+            ce, reg = sparse_ce(y, probs), regularization(losses)
             with keras.StatelessScope(state_mapping=list(zip(optimizer.variables, optimizer_vars))):
-                scaled = optimizer.scale_loss(loss)
-            return scaled, (loss, probs, non_trainable)
+                scaled = optimizer.scale_loss(ce + reg)
+            return scaled, (ce, reg, probs, non_trainable)
 
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
         def step(state, x, y):
             trainable, non_trainable, optimizer_vars = state
-            (_, (loss, probs, non_trainable)), grads = grad_fn(trainable, non_trainable, optimizer_vars, x, y)
+            (_, (ce, reg, probs, non_trainable)), grads = grad_fn(trainable, non_trainable, optimizer_vars, x, y)
             trainable, optimizer_vars = optimizer.stateless_apply(optimizer_vars, grads, trainable)
             correct = ops.sum(ops.cast(ops.equal(ops.argmax(probs, -1), ops.cast(y, "int32")), "float32"))
-            return (trainable, non_trainable, optimizer_vars), loss, correct
+            return (trainable, non_trainable, optimizer_vars), ce, reg, correct
 
         return step
 
@@ -243,17 +249,17 @@ class JaxStepper:
         return self._step_body(state, x, ops.take(labels, idx, axis=0))
 
     def multi_step_fn(self, k):
-        """The jitted `(state, xs[k, B, ...], ys[k, B]) -> (state, losses[k], corrects[k])` (k iterations)."""
+        """The jitted `(state, xs[k, B, ...], ys[k, B]) -> (state, ces[k], regs[k], corrects[k])` (k iterations)."""
         if k not in self._multi:
             import jax
 
             def multi_step(state, xs, ys):
                 def body(state, batch):
-                    state, loss, correct = self._step_body(state, *batch)
-                    return state, (loss, correct)
+                    state, *metrics = self._step_body(state, *batch)
+                    return state, tuple(metrics)
 
-                state, (losses, corrects) = jax.lax.scan(body, state, (xs, ys), length=k)
-                return state, losses, corrects
+                state, (ces, regs, corrects) = jax.lax.scan(body, state, (xs, ys), length=k)
+                return state, ces, regs, corrects
 
             self._multi[k] = jax.jit(multi_step)
         return self._multi[k]
@@ -264,11 +270,12 @@ class JaxStepper:
 
             def multi_step(state, images, labels, mean, idx, offset_y, offset_x, flip):
                 def body(state, plan):
-                    state, loss, correct = self._device_body(state, images, labels, mean, *plan)
-                    return state, (loss, correct)
+                    state, *metrics = self._device_body(state, images, labels, mean, *plan)
+                    return state, tuple(metrics)
 
-                state, (losses, corrects) = jax.lax.scan(body, state, (idx, offset_y, offset_x, flip), length=k)
-                return state, losses, corrects
+                state, (ces, regs, corrects) = jax.lax.scan(body, state, (idx, offset_y, offset_x, flip),
+                                                            length=k)
+                return state, ces, regs, corrects
 
             self._device_multi[k] = jax.jit(multi_step)
         return self._device_multi[k]
@@ -293,19 +300,20 @@ class JaxStepper:
             self._batches = data_input.epoch_batches(epoch, skip)
 
     def step(self):
-        """One iteration, dispatched asynchronously; returns the loss and correct count as device arrays."""
+        """One iteration, dispatched asynchronously; returns the cross-entropy, the regularisation term and
+        the correct count as device arrays."""
         if self.on_device:
             idx, (offset_y, offset_x, flip) = next(self._plans)
-            self.state, loss, correct = self._device_step(
+            self.state, *metrics = self._device_step(
                 self.state, self._images, self._labels, self._mean, idx.astype(np.int32),
                 offset_y.astype(np.int32), offset_x.astype(np.int32), flip)
-            return loss, correct
+            return tuple(metrics)
         x, y = next(self._batches)
-        self.state, loss, correct = self.step_fn(self.state, self._put(x), self._put(y))
-        return loss, correct
+        self.state, *metrics = self.step_fn(self.state, self._put(x), self._put(y))
+        return tuple(metrics)
 
     def run(self, k=1):
-        """`k` iterations in one compiled call; `(losses, corrects)` (`[k]` arrays, scalars for `k == 1`).
+        """`k` iterations in one compiled call; `(ces, regs, corrects)` (`[k]` arrays, scalars for `k == 1`).
 
         With several devices (`jax_distribution`) the `k` iterations are `k` calls of `step_fn`: the
         batches are sharded over devices one by one.
@@ -316,17 +324,17 @@ class JaxStepper:
             plans = [next(self._plans) for _ in range(k)]
             idx = np.stack([p[0] for p in plans]).astype(np.int32)
             offset_y, offset_x, flip = (np.stack([p[1][j] for p in plans]) for j in range(3))
-            self.state, losses, corrects = self._device_multi_step_fn(k)(
+            self.state, *metrics = self._device_multi_step_fn(k)(
                 self.state, self._images, self._labels, self._mean, idx, offset_y.astype(np.int32),
                 offset_x.astype(np.int32), flip)
-            return losses, corrects
+            return tuple(metrics)
         if self.runtime is not None and self.runtime.jax_distribution is not None:
             results = [self.step() for _ in range(k)]
-            return ops.stack([r[0] for r in results]), ops.stack([r[1] for r in results])
+            return tuple(ops.stack([r[j] for r in results]) for j in range(3))
         batches = [next(self._batches) for _ in range(k)]
         xs, ys = np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
-        self.state, losses, corrects = self.multi_step_fn(k)(self.state, xs, ys)
-        return losses, corrects
+        self.state, *metrics = self.multi_step_fn(k)(self.state, xs, ys)
+        return tuple(metrics)
 
     def predict(self, x):
         """Probabilities of the numpy batch `x` (inference mode), with the stepper's current state."""

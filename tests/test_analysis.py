@@ -241,8 +241,19 @@ def test_degradation_table():
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [r.split("|")[1].strip() for r in rows] == ["plain20", "plain56", "resnet20", "resnet56"]
     assert "| plain56 | 56 | 100 | 20.00 | 22.00 |" in table
-    assert "plain56 training error > plain20" in table
-    assert "resnet56 training error <= resnet20" in table
+    assert ("- Plain networks: plain56 has a higher training error than plain20 (20.00% vs 10.00%) and a higher test "
+            "error than plain20 (22.00% vs 12.00%): degradation holds at 100 iterations.") in table
+    assert ("- ResNets: resnet56 has a lower training error than resnet20 (5.00% vs 8.00%) and a lower test error "
+            "than resnet20 (7.00% vs 9.00%): the gain from depth holds at 100 iterations.") in table
+    results["resnet56"]["test_error"] = 0.10  # better on the training set only: the second half does not hold
+    assert "the gain from depth does not hold at 100 iterations." in analysis.degradation_table(results)
+
+
+def test_loss_table_shows_the_first_epochs_and_the_last():
+    curves = {"resnet8": {"iteration": [2, 4, 6], "error": [0.9, 0.6, 0.3], "cross_entropy": [2.31, 1.5, 0.7],
+                          "regularization": [0.1, 0.12, 0.13]}}
+    rows = analysis.loss_table(curves, first=1).splitlines()[2:]
+    assert rows == ["| resnet8 | 1 | 2 | 2.3100 | 0.1000 | 90.00 |", "| resnet8 | 3 (last) | 6 | 0.7000 | 0.1300 | 30.00 |"]
 
 
 # --- experiments

@@ -39,6 +39,15 @@ def test_end_to_end_resnet8_run_leaves_every_artifact(data, tmp_path):
     assert summary["iterations"] == 30 and summary["test_error"] < 0.5
     rows = list(__import__("csv").DictReader(open(run / "log.csv")))
     assert [int(r["iteration"]) for r in rows] == [10, 20, 30] and all(r["val_error"] != "" for r in rows)
+    # What the loss is made of, logged apart: cross-entropy + the L2 weight-decay term (issue 22).
+    for r in rows:
+        ce, reg = float(r["cross_entropy"]), float(r["regularization"])
+        assert 0 < reg < 1 and float(r["loss"]) == pytest.approx(ce + reg, rel=1e-6)
+    assert float(rows[-1]["cross_entropy"]) < float(rows[0]["cross_entropy"])
+    assert (summary["train_cross_entropy"], summary["train_regularization"], summary["train_loss"]) == (
+        pytest.approx(float(rows[-1]["cross_entropy"])), pytest.approx(float(rows[-1]["regularization"])),
+        pytest.approx(float(rows[-1]["loss"])))
+    assert " - ce: " in out.stdout and " - l2: " in out.stdout  # the progress bar shows both
     import keras
 
     import keras_resnet.recipes  # noqa: F401  (registers the layers and the schedules)
@@ -53,8 +62,8 @@ def test_end_to_end_resnet8_run_leaves_every_artifact(data, tmp_path):
         acc = EventAccumulator(str(run / "logs" / split))
         acc.Reload()
         tags |= {f"{split}/{t}" for t in acc.Tags()["tensors"]}
-    for tag in ("train/loss", "train/learning_rate", "train/images_per_second", "train/error",
-                "train/accuracy", "validation/error", "test/error"):
+    for tag in ("train/loss", "train/cross_entropy", "train/regularization", "train/learning_rate",
+                "train/images_per_second", "train/error", "train/accuracy", "validation/error", "test/error"):
         assert tag in tags, tags
     assert any((export / v / "saved_model.pb").exists() for v in os.listdir(export))
 

@@ -12,7 +12,7 @@ One job per module, every public name re-exported here (`from keras_resnet impor
 * `probes`: `gradient_norms(model, batch)`, `GradientNormsCallback`, `layer_responses(model, images)`,
   `response_layers(model)`.
 * `plots`: `plot_degradation`, `plot_gradient_norms`, `plot_layer_responses` (PNGs, fixed pixel sizes) and
-  `degradation_table` (markdown).
+  `degradation_table` and `loss_table` (markdown).
 * `experiments`: the runners behind the trainers: `train_runs`, `load_experiment_data`, `sample_batch`,
   `sample_images`, `load_checkpoint`, `read_log`, `write_report`.
 
@@ -38,6 +38,7 @@ from keras_resnet.analysis.experiments import (
 )
 from keras_resnet.analysis.plots import (
     degradation_table,
+    loss_table,
     plot_degradation,
     plot_gradient_norms,
     plot_layer_responses,
@@ -54,6 +55,7 @@ __all__ = [
     "GradientNormsCallback",
     "deepen",
     "degradation_table",
+    "loss_table",
     "describe_cifar_model",
     "gradient_norms",
     "layer_responses",

@@ -151,7 +151,9 @@ def read_log(model_dir):
         model_dir: str, a training run's directory.
 
     Returns:
-        dict of float numpy arrays `iteration`, `error`, `test_error` (NaN where a row has no value).
+        dict of float numpy arrays `iteration`, `error`, `test_error`, `cross_entropy` and `regularization`
+        (the two parts of the training loss; NaN where a row has no value, as in logs written before they
+        were logged apart).
 
     Raises:
         FileNotFoundError: `model_dir` has no `log.csv`.
@@ -164,7 +166,7 @@ def read_log(model_dir):
     def column(key):
         return np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
 
-    return {"iteration": column("iteration"), "error": column("error"), "test_error": column("test_error")}
+    return {key: column(key) for key in ("iteration", "error", "test_error", "cross_entropy", "regularization")}
 
 
 def write_report(path, text):

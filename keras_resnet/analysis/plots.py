@@ -6,7 +6,8 @@ section 3.2 (gradient flow) and Fig. 7 (standard deviations of the 3x3 layer res
 
 Every `plot_*` function writes a PNG with matplotlib's Agg backend at a fixed pixel size (`figsize * dpi`,
 no tight bounding box), through a temporary file renamed into place. `degradation_table` formats the final
-errors of a degradation experiment as markdown. Labels are model names (`"plain20"`, `"resnet56"`): the
+errors of a degradation experiment as markdown with the paper's claim judged, `loss_table` the
+cross-entropy and L2 term of its first and last epochs. Labels are model names (`"plain20"`, `"resnet56"`): the
 number in a label is its depth, the `plain` prefix picks the panel or line style.
 
 Example:
@@ -97,15 +98,23 @@ def plot_degradation(curves, path, title=None, figsize=(10, 4), dpi=100):
 
 
 def degradation_table(results):
-    """Markdown table of final training / test errors of a degradation experiment.
+    """Markdown table of final training / test errors of a degradation experiment, and the paper's claim.
 
     Args:
         results: mapping label -> dict with `error` (final training error), `test_error` and `iterations`
             (fractions for the errors).
 
     Returns:
-        str: a markdown table, one row per network (plain first, by depth), followed by the two checks of
-        the paper's claim where both depths of a kind are present.
+        str: a markdown table, one row per network (plain first, by depth), followed by one sentence per half
+        of the paper's claim where both depths of a kind are present: the deepest plain network above the
+        shallowest in training *and* test error (degradation), the deepest ResNet below the shallowest in
+        both (the gain from depth), each saying whether it held.
+
+    Example:
+        >>> results = {"plain20": {"error": 0.1, "test_error": 0.12, "iterations": 9},
+        ...            "plain56": {"error": 0.2, "test_error": 0.22, "iterations": 9}}
+        >>> print(degradation_table(results).splitlines()[-1])
+        - Plain networks: plain56 has a higher training error than plain20 (20.00% vs 10.00%) and a higher test error than plain20 (22.00% vs 12.00%): degradation holds at 9 iterations.
     """
     lines = ["| network | depth | iterations | training error (%) | test error (%) |",
              "| --- | --- | --- | --- | --- |"]
@@ -118,12 +127,56 @@ def degradation_table(results):
     for kind in ("plain", "resnet"):
         labels = [k for k in order if k.lower().startswith(kind)]
         if len(labels) >= 2:
-            shallow, deep = labels[0], labels[-1]
-            worse = results[deep]["error"] > results[shallow]["error"]
-            notes.append(f"- {deep} training error {'>' if worse else '<='} {shallow}: "
-                         f"{100 * results[deep]['error']:.2f}% vs {100 * results[shallow]['error']:.2f}% "
-                         f"(paper: {'>' if kind == 'plain' else '<'}).")
+            notes.append(_verdict(kind, results[labels[0]], results[labels[-1]], labels[0], labels[-1]))
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def _verdict(kind, shallow, deep, shallow_label, deep_label):
+    """One sentence on one half of the paper's claim: plain (deeper is worse) or ResNet (deeper is better)."""
+    def part(key, what):
+        d, s = deep[key], shallow[key]
+        word = "a higher" if d > s else "a lower" if d < s else "the same"
+        link = "as" if d == s else "than"
+        return f"{word} {what} {link} {shallow_label} ({100 * d:.2f}% vs {100 * s:.2f}%)"
+
+    if kind == "plain":
+        held = deep["error"] > shallow["error"] and deep["test_error"] > shallow["test_error"]
+        head, claim = "Plain networks", "degradation"
+    else:
+        held = deep["error"] < shallow["error"] and deep["test_error"] < shallow["test_error"]
+        head, claim = "ResNets", "the gain from depth"
+    return (f"- {head}: {deep_label} has {part('error', 'training error')} and {part('test_error', 'test error')}: "
+            f"{claim} {'holds' if held else 'does not hold'} at {int(deep['iterations'])} iterations.")
+
+
+def loss_table(curves, first=5):
+    """Markdown table of what each network's loss is made of over its first epochs and at its end.
+
+    Args:
+        curves: mapping label -> the arrays of `keras_resnet.analysis.read_log` (`iteration`, `error`,
+            `cross_entropy`, `regularization`).
+        first: how many first epochs to show (then the last epoch).
+
+    Returns:
+        str: a markdown table, one row per network and epoch: iteration, cross-entropy, L2 term, training
+        error. A network that left chance shows a cross-entropy falling from about ln(classes).
+
+    Example:
+        >>> curves = {"plain20": {"iteration": [10, 20], "error": [0.9, 0.5], "cross_entropy": [2.3, 1.4],
+        ...                       "regularization": [0.5, 0.6]}}
+        >>> print(loss_table(curves).splitlines()[-1])
+        | plain20 | 2 (last) | 20 | 1.4000 | 0.6000 | 50.00 |
+    """
+    lines = ["| network | epoch | iteration | cross-entropy | L2 term | training error (%) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for label in sorted(curves, key=lambda k: (not k.lower().startswith("plain"), _depth_of(k))):
+        c = curves[label]
+        n = len(c["iteration"])
+        for i in sorted(set(range(min(first, n))) | ({n - 1} if n else set())):
+            epoch = f"{i + 1} (last)" if i == n - 1 else str(i + 1)
+            lines.append(f"| {label} | {epoch} | {int(c['iteration'][i])} | {float(c['cross_entropy'][i]):.4f} | "
+                         f"{float(c['regularization'][i]):.4f} | {100 * float(c['error'][i]):.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_gradient_norms(panels, path, title=None, figsize=(11, 4), dpi=100):

@@ -203,7 +203,7 @@ def trainer_steps(cifar_data, tmp_path_factory):
         assert sorted(variables) == sorted(dict(net.named_parameters()))
         run.stepper.start_epoch(data_input, 0, 0, STEPS)
         record = {"lrs": lrs, "recipe": run.recipe, "input": run.run_input.device_input, "keras_ce": [],
-                  "keras_l2": [], "torch_ce": [], "torch_l2": [], "errors": []}
+                  "keras_l2": [], "torch_ce": [], "torch32_ce": [], "torch_l2": [], "errors": []}
         for (x, y), lr in zip(batches, lrs):
             load_state(variables, net, optimizer)  # both references start from the trainer's state
             load_state(variables, net64, optimizer64)
@@ -212,7 +212,7 @@ def trainer_steps(cifar_data, tmp_path_factory):
             run.stepper.sync()
             record["keras_ce"].append(float(ce))
             record["keras_l2"].append(float(reg))
-            torch_step(net, optimizer, x, y, lr)
+            record["torch32_ce"].append(torch_step(net, optimizer, x, y, lr))
             record["torch_ce"].append(torch_step(net64, optimizer64, x, y, lr))
             record["errors"].append(errors(variables, net, optimizer, net64, optimizer64))
         record["batches"] = batches
@@ -235,7 +235,10 @@ def test_the_step_runs_the_papers_recipe_compressed_to_the_test(trainer_steps):
 def test_cross_entropy_and_l2_term_equal_the_reference_at_every_step(trainer_steps, name):
     record = trainer_steps[name]
     assert len(record["keras_ce"]) == STEPS
-    np.testing.assert_allclose(record["keras_ce"], record["torch_ce"], rtol=1e-5)  # the same forward pass
+    # The same forward pass: within 1e-5 of float64's cross-entropy, or as close as PyTorch's own float32 (a
+    # plain-56 at initialisation, batch 8: 1.3e-4 for the trainer).
+    keras_ce, ce64, ce32 = (np.array(record[k]) for k in ("keras_ce", "torch_ce", "torch32_ce"))
+    assert np.all(np.abs(keras_ce - ce64) <= np.maximum(1e-5 * ce64, 5 * np.abs(ce32 - ce64))), (keras_ce, ce32, ce64)
     np.testing.assert_allclose(record["keras_l2"], record["torch_l2"], rtol=1e-6)  # wd / 2 * sum ||kernel||^2
     # The steps are real: the cross-entropy moves and the weights change.
     assert np.ptp(record["keras_ce"]) > 0.1

@@ -520,7 +520,9 @@ def test_cli_imagenet_geometry_any_size(tmp_path, capsys):
     per_image = np.concatenate([sd(images=tf.constant(i[None]))["probabilities"].numpy() for i in images])
     np.testing.assert_allclose(per_image, reference, atol=1e-5, rtol=0)
     mixed_sizes = sb(images=tf.constant([_png(i) for i in images]))  # one batch, two sizes
-    np.testing.assert_array_equal(mixed_sizes["probabilities"].numpy(), per_image)
+    # The same pixels reach the network (a batch of 2 here, of 1 above): equal up to the last bits that
+    # oneDNN's convolutions may round differently for another batch size (1.6e-7 seen on an AVX2 EPYC).
+    np.testing.assert_allclose(mixed_sizes["probabilities"].numpy(), per_image, atol=1e-6, rtol=0)
     card = json.loads((dest / "1" / "assets" / "model_card.json").read_text())
     assert card["preprocessing"]["kind"] == "imagenet" and card["preprocessing"]["mean_shape"] == [1, 1, 3]
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"serving_default expects uint8 \[None, None, None, 3\]"):

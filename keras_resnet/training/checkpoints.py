@@ -49,7 +49,7 @@ import numpy as np
 
 import keras
 
-from keras_resnet import faults
+from keras_resnet import compat, faults
 from keras_resnet.run_log import write_json
 from keras_resnet.training.config import ConfigError
 from keras_resnet.training.model import batch_norm_layers
@@ -82,6 +82,7 @@ def save_model_atomic(model, path):
         finally:
             for layer in synchronized:
                 layer.synchronized = True
+    compat.keep_saving_skipsets()  # Keras 3.15 would otherwise keep 70 KiB per save (keras_resnet.compat)
 
 
 def keep_previous(final, previous):
@@ -207,6 +208,7 @@ class BackupCheckpointer:
         check_free_space(final, backup_size(model, final))
         with faults.replacing(final, os.path.join(self.write_dir, "tmp.weights.h5")) as tmp:
             model.save_weights(tmp, overwrite=True)
+            compat.keep_saving_skipsets()
             faults.site("backup.write")
             if os.path.exists(final):
                 keep_previous(final, os.path.join(self.write_dir, PREVIOUS_WEIGHTS_FILE))

@@ -65,27 +65,6 @@ def torch_name(keras_name):
     return f"layer{stage[len('stage'):]}.{int(block[len('block'):]) - 1}.{kind}{index}"
 
 
-def keras_state(model):
-    """akamaster's state dict (NCHW / PyTorch layouts, float32 numpy) of a Keras CIFAR network."""
-    import keras
-
-    state = {}
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        name = torch_name(layer.name)
-        values = [np.asarray(w) for w in layer.get_weights()]
-        if isinstance(layer, keras.layers.Conv2D):
-            state[f"{name}.weight"] = values[0].transpose(3, 2, 0, 1)
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, variance = values
-            state.update({f"{name}.weight": gamma, f"{name}.bias": beta, f"{name}.running_mean": mean,
-                          f"{name}.running_var": variance})
-        else:
-            state[f"{name}.weight"], state[f"{name}.bias"] = values[0].T, values[1]
-    return state
-
-
 class PaperSGD:
     """SGD with momentum as the paper's Caffe solver (and Keras) writes it: `v = m v - lr (g + wd w); w += v`,
     weight decay on convolution and linear kernels only."""
@@ -118,12 +97,11 @@ def torch_step(net, optimizer, x, y, lr):
     return float(ce.detach())
 
 
-def torch_reference(name, state):
-    """akamaster's network for `name` ("resnet20", "plain56", ...) holding `state`, and its `PaperSGD`."""
+def torch_reference(name):
+    """akamaster's network for `name` ("resnet20", "plain56", ...) and its `PaperSGD`; `load_state` gives them the
+    trainer's weights and momentum buffers (BN's moving statistics do not enter a training step)."""
     _, AkamasterResNet = akamaster_torch_classes()
     net = AkamasterResNet(int(name[-2:]), residual=name.startswith("resnet"))
-    missing, unexpected = net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=False)
-    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
     return net, PaperSGD(net)
 
 
@@ -196,7 +174,7 @@ def trainer_steps(cifar_data, tmp_path_factory):
         lrs = [float(np.asarray(schedule(i))) for i in range(STEPS)]
         data_input = run.run_input.data_input
         batches = list(itertools.islice(data_input.epoch_batches(0), STEPS))
-        net, optimizer = torch_reference(name, keras_state(run.model))
+        net, optimizer = torch_reference(name)
         net64 = copy.deepcopy(net).double()
         optimizer64 = PaperSGD(net64)
         variables = trainer_variables(run.model)
@@ -215,7 +193,6 @@ def trainer_steps(cifar_data, tmp_path_factory):
             record["torch32_ce"].append(torch_step(net, optimizer, x, y, lr))
             record["torch_ce"].append(torch_step(net64, optimizer64, x, y, lr))
             record["errors"].append(errors(variables, net, optimizer, net64, optimizer64))
-        record["batches"] = batches
         record["kernels"] = np.array([k.endswith("weight") and len(v.shape) > 1 for k, (v, _) in variables.items()])
         records[name] = record
     return records

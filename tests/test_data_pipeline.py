@@ -139,6 +139,38 @@ def test_convert_cli_tfrecord_round_trip_imagenet_style(tmp_path):
     assert sorted(np.concatenate([y for _, y in as_numpy(val)]).tolist()) == [0, 1]
 
 
+def test_a_source_is_resolved_once_into_an_object_that_answers_for_it(tmp_path):
+    from keras_resnet.data import available_splits, check_splits, memory_input_reason
+    from keras_resnet.data.sources import ImageFolder, ShardDirectory, TFDSDataset, resolve
+
+    folder = make_jpeg_folder(tmp_path / "imgs", size=(30, 40))
+    archive = make_tar(folder, tmp_path / "imgs.tar.gz")
+    convert(folder, tmp_path / "shards", shards=2, progress=False)
+    found = {name: resolve(path) for name, path in
+             (("folder", folder), ("archive", archive), ("shards", tmp_path / "shards"))}
+    assert [type(s) for s in found.values()] == [ImageFolder, ImageFolder, ShardDirectory]
+    assert [s.kind for s in found.values()] == ["folder", "folder", "tfrecord"]
+    for name, source in found.items():
+        assert resolve(source) is source and source.local
+        assert source.splits() == ["train", "test"] == available_splits(source) == available_splits(source.name)
+        assert sorted(source.check_splits(["train", "test"])) == ["test", "train"]
+        assert source.first_image_size() == (30, 40), name
+        assert source.memory_reason(["train", "test"]) == memory_input_reason(source.name, ["train", "test"])
+    assert found["folder"].memory_reason(["train"]) == (
+        True, "in memory: 6 images of 30x40 in train (21.1 KiB decoded uint8, limit 2.0 GiB)")
+    assert check_splits(folder, "train") == {"train": str(folder / "train")}
+    assert check_splits(archive, "test") == {"test": f"{archive}:test/"}
+    assert found["folder"].decodes_up_front("train", 0, None, None)  # 30x40: small, decoded at once
+    assert not found["folder"].decodes_up_front("train", 0, "imagenet", None)
+    assert not found["shards"].decodes_up_front("train", 0, "cifar", None)  # shards are always streamed
+    tfds_name = resolve("cifar10", data_dir=str(tmp_path / "tfds"))
+    assert isinstance(tfds_name, TFDSDataset) and tfds_name.kind == "tfds" and not tfds_name.local
+    with pytest.raises(FileNotFoundError, match=re.escape(f"Data source '{tmp_path / 'nope'}' does not exist")):
+        resolve(tmp_path / "nope")
+    with pytest.raises(ValueError, match="`source` must be a TFDS name, an image folder.*received ''"):
+        resolve("")
+
+
 @pytest.mark.parametrize("mode", ["RGB", "L"])
 def test_tf_decoder_gives_exactly_the_pillow_pixels(mode):
     from keras_resnet.data.augment import decode

@@ -5,7 +5,8 @@ Static checks over the source (nothing is imported): every module in `keras_resn
 counted); project modules import each other without a cycle (imports inside functions count); no module
 uses another project module's `_private` names; Keras' and keras-tuner's private names appear only in the
 one compat module for each library, and tests use private names only on lines that say why
-(`# private: <reason>`).
+(`# private: <reason>`). Only `keras_resnet/data/sources.py` tells kinds of data source apart: no other
+module compares a value with a source kind's name or checks an instance against a source class.
 """
 
 import ast
@@ -20,6 +21,9 @@ CHECKED = ("keras_resnet", "trainers", "tuning", "benchmarks")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 COMPAT = {"keras": "keras_resnet/compat.py", "keras_tuner": "tuning/kt_compat.py"}
+SOURCES_MODULE = "keras_resnet/data/sources.py"
+SOURCE_KINDS = {"folder", "tfrecord", "tfds"}
+SOURCE_CLASSES = {"ImageFolder", "ShardDirectory", "TFDSDataset"}
 # Underscore names that are public API of the standard library (namedtuple) or dunders.
 PUBLIC_UNDERSCORE = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
 
@@ -185,6 +189,25 @@ def private_uses(path, module=None):
     return found
 
 
+def source_kind_branches(path):
+    """(line, text) of each comparison with a source kind's name, or isinstance check against a source class."""
+    found = []
+    for node in ast.walk(parse(path)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for operand in operands:
+                items = operand.elts if isinstance(operand, (ast.Tuple, ast.List, ast.Set)) else [operand]
+                kinds = [i.value for i in items if isinstance(i, ast.Constant) and i.value in SOURCE_KINDS]
+                if kinds:
+                    found.append((node.lineno, f"compares with {kinds[0]!r}"))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+            names = {dotted(n) or "" for n in ast.walk(node.args[1])} if len(node.args) > 1 else set()
+            hit = sorted(n.rpartition(".")[2] for n in names if n.rpartition(".")[2] in SOURCE_CLASSES)
+            if hit:
+                found.append((node.lineno, f"isinstance(..., {hit[0]})"))
+    return sorted(found)
+
+
 @pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_module_is_small_with_short_functions(path):
     lines = len(path.read_text().splitlines())
@@ -208,6 +231,13 @@ def test_private_names_stay_in_their_module():
     assert not offenders, "private names used outside their module / the compat modules:\n" + "\n".join(offenders)
 
 
+def test_only_the_sources_module_branches_on_a_source_kind():
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {text}" for path in source_files(("keras_resnet",))
+                 if path != ROOT / SOURCES_MODULE for line, text in source_kind_branches(path)]
+    assert not offenders, (f"source kinds are told apart only in {SOURCES_MODULE} (ask the Source object):\n"
+                           + "\n".join(offenders))
+
+
 def test_tests_say_why_they_use_private_names():
     offenders = []
     for path in sorted((ROOT / "tests").glob("*.py")):
@@ -229,6 +259,11 @@ def test_the_checks_catch_what_they_forbid(tmp_path):
     probe.write_text("import keras\nfrom keras_resnet import recipes\nfrom keras.src import ops\n"
                      "bar = keras.utils.Progbar(3)\nbar._values['a'] = 1\nrecipes._hidden()\n"
                      "class A:\n    def f(self):\n        return self._mine\n")
+    branching = tmp_path / "branching.py"
+    branching.write_text("def f(src, kind):\n    if kind == 'tfds':\n        pass\n    if src.kind in ('folder', 'x'):\n"
+                         "        pass\n    return isinstance(src, sources.ImageFolder), kind == 'cifar'\n")
+    assert source_kind_branches(branching) == [(2, "compares with 'tfds'"), (4, "compares with 'folder'"),
+                                               (6, "isinstance(..., ImageFolder)")]
     texts = [text for _, text in private_uses(probe, module="probe")]
     assert texts == ["from keras.src import ...", "bar._values", "recipes._hidden"] or sorted(texts) == sorted(
         ["from keras.src import ...", "bar._values", "recipes._hidden"])

@@ -48,12 +48,14 @@ Splits, data preparation and the input path (issue 14), no TensorFlow except for
   Pillow's `convert` ignores it. See `keras_resnet.data.decoding`.
 
 Modules: `split_names` (canonical names, aliases, the missing-split message), `archives` (archive names
-and member index), `folder` (image folders and archives, Pillow), `splits` (`available_splits`,
-`default_eval_split`, `check_splits`), `sizing` (`memory_input_reason`), `sources` (what a source argument
-names; shard sets), `reader` (opening and reading TFDS / TFRecord / streamed sources, TensorFlow), `arrays`
-(`load_arrays`), `pipeline` (`load`), `decoding` (TensorFlow decode equal to Pillow), `cache` (the training
-mean: its one definition `training_mean` and its cache), `preprocessing`, `augment`, `memory`, `corrupt`,
-`tfrecord`, `convert`, `info`. Imports go one way: `pipeline` -> `arrays` -> `reader` -> `cache`, never back.
+and member index), `shards` (TFRecord shard names and `dataset.json`), `folder` (image folders and archives,
+Pillow), `sizing` (whether images fit in memory), `sources` (`resolve(source)`: the one place that tells a
+folder, shards and a TFDS name apart; every question about a source is a method of its object), `splits`
+(`available_splits`, `default_eval_split`, `check_splits`, `memory_input_reason`), `reader` (opening and
+reading TFDS / TFRecord / streamed sources, TensorFlow), `arrays` (`load_arrays`), `pipeline` (`load`),
+`decoding` (TensorFlow decode equal to Pillow), `cache` (the training mean: its one definition
+`training_mean` and its cache), `preprocessing`, `augment`, `memory`, `corrupt`, `tfrecord`, `convert`, `info`.
+Imports go one way: `pipeline` -> `arrays` -> `reader` -> `cache`, never back.
 
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385),
 sections 3.4 (ImageNet: scale augmentation [256, 480], 224 crop, flip, mean subtraction, colour
@@ -83,9 +85,9 @@ from keras_resnet.data.preprocessing import (
     normalize_ops,
     stratified_split,
 )
-from keras_resnet.data.sizing import MEMORY_LIMIT_BYTES, memory_input_reason
+from keras_resnet.data.sizing import MEMORY_LIMIT_BYTES
 from keras_resnet.data.split_names import SPLITS, canonical_split
-from keras_resnet.data.splits import available_splits, check_splits, default_eval_split
+from keras_resnet.data.splits import available_splits, check_splits, default_eval_split, memory_input_reason
 
 
 def load(source, split, batch_size, **kwargs):

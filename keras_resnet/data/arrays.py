@@ -19,18 +19,21 @@ import logging
 
 import numpy as np
 
-from keras_resnet.data import folder, sources
+from keras_resnet.data import folder
 from keras_resnet.data.cache import training_mean
 from keras_resnet.data.info import PREPROCESSING_KINDS, DatasetInfo, SkipCounts
-from keras_resnet.data.preprocessing import IMAGENET_CROP, check_crop_size, stratified_split
+from keras_resnet.data.preprocessing import IMAGENET_CROP, check_crop_size, preprocessing_for, stratified_split
+from keras_resnet.data.sources import resolve
+from keras_resnet.data.split_names import base_split, check_split
 
 log = logging.getLogger(__name__)
 MEAN_CHUNK = 4096
 """Images per update of the mean accumulator (as `preprocessing.mean_image`)."""
 
 
-def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing, crop_size):
-    phys = sources.base_split(split, validation_size)  # "validation" with validation_size 0: val/ or validation/
+def _folder_arrays(src, split, validation_size, image_size, skip_corrupt, mean, preprocessing, crop_size):
+    source = src.name
+    phys = base_split(split, validation_size)  # "validation" with validation_size 0: val/ or validation/
     images, labels, class_names, skipped = folder.load_split_arrays(source, phys, image_size, skip_corrupt)
     if skipped:
         log.warning("Skipped %d undecodable image(s) in split %r of %s: %s", len(skipped), phys, source,
@@ -39,7 +42,7 @@ def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mea
         train_idx, val_idx = stratified_split(labels, validation_size)
         sel = val_idx if split == "validation" else train_idx
         images, labels = images[sel], labels[sel]
-    kind = preprocessing or sources.preprocessing_for(images.shape[1:3])
+    kind = preprocessing or preprocessing_for(images.shape[1:3])
     if mean is None:
         def training_images():  # the part trained on: `images` itself, or the training split re-read
             if split == "train":
@@ -49,7 +52,7 @@ def _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mea
                 train = full[stratified_split(full_labels, validation_size)[0]] if validation_size else full
             return (train[i:i + MEAN_CHUNK] for i in range(0, len(train), MEAN_CHUNK))
 
-        mean = training_mean(sources.folder_key(source), training_images, preprocessing=kind,
+        mean = training_mean(src.fingerprint(), training_images, preprocessing=kind,
                              validation_size=validation_size, image_size=image_size, skip_corrupt=skip_corrupt)
     shape = tuple(images.shape[1:]) if kind == "cifar" else (crop_size, crop_size, images.shape[3])
     info = DatasetInfo(name=str(source), class_names=class_names, image_shape=shape,
@@ -67,7 +70,8 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
     and file name for folders), not augmented and not normalised: feed them to `ArrayIterator`.
 
     Args:
-        source: image folder, archive, folder of split archives, TFRecord directory or TFDS name.
+        source: image folder, archive, folder of split archives, TFRecord directory or TFDS name, or a
+            resolved `keras_resnet.data.sources.Source`.
         split: `"train"`, `"validation"` (the held-out `validation_size` images of the training split; with
             `validation_size` 0 the source's own `val/` / `validation/` split) or `"test"`.
         validation_size: images held out of the training split, stratified and deterministic.
@@ -93,26 +97,26 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
     Example:
         >>> images, labels, info = load_arrays("my_images.tar.gz", "train")  # doctest: +SKIP
     """
-    sources.check_split(split, validation_size)
+    check_split(split, validation_size)
     crop_size = check_crop_size(crop_size)
     if preprocessing is not None and preprocessing not in PREPROCESSING_KINDS:
         raise ValueError(f"`preprocessing` must be one of {PREPROCESSING_KINDS} or None; received {preprocessing!r}.")
     if image_size is not None and (len(image_size) != 2 or min(image_size) < 1):
         raise ValueError(f"`image_size` must be (height, width) of positive ints; received {image_size!r}.")
-    if sources.source_kind(source) == "folder":
-        return _folder_arrays(source, split, validation_size, image_size, skip_corrupt, mean, preprocessing,
+    src = resolve(source, data_dir=data_dir, download=download, label_offset=label_offset)
+    if src.decodes_with_pillow:
+        return _folder_arrays(src, split, validation_size, image_size, skip_corrupt, mean, preprocessing,
                               crop_size)
     import tensorflow as tf
 
     from keras_resnet.data import reader
     from keras_resnet.data.corrupt import SkipCounter, error_message
 
-    src, phys, keep, shape, info = reader.prepare(
-        source, sources.source_kind(source), split, validation_size=validation_size, data_dir=data_dir,
-        download=download, preprocessing=preprocessing, mean=mean, image_size=image_size,
-        label_offset=label_offset, mean_samples=None, skip_corrupt=skip_corrupt, crop_size=crop_size)
-    counter = SkipCounter() if skip_corrupt and src.kind != "tfds" else None
-    ds = reader.decoded_elements(src, phys, skip_corrupt, counter, keep=keep)
+    reading, phys, keep, shape, info = reader.prepare(
+        src, split, validation_size=validation_size, preprocessing=preprocessing, mean=mean, image_size=image_size,
+        mean_samples=None, skip_corrupt=skip_corrupt, crop_size=crop_size)
+    counter = SkipCounter() if skip_corrupt and not reading.decodes_itself else None
+    ds = reading.decoded(phys, skip_corrupt, counter, keep=keep)
     if image_size is not None:
         ds = reader.resize_uint8(ds, image_size)
     xs, ys = [], []
@@ -126,7 +130,7 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
             raise
         raise ValueError(message) from e
     if not xs:
-        raise ValueError(f"Split {split!r} of {str(source)!r} yielded no images.")
+        raise ValueError(f"Split {split!r} of {src.name!r} yielded no images.")
     if counter is not None:
         key = next(iter(info.num_examples))
         info.num_skipped = SkipCounts({key: counter.count()}, files={key: counter.names()})

@@ -83,8 +83,8 @@ def mean_key(source_key: dict, *, preprocessing: str, validation_size=0, image_s
     """The cache key of a training mean: the source's fingerprint plus every argument that changes it.
 
     Args:
-        source_key: the source's fingerprint (`keras_resnet.data.sources.folder_key`, or a TFDS name and
-            version, or TFRecord shard sizes and times).
+        source_key: the source's fingerprint (the reader's `mean_key()`: a folder's training-split signature,
+            a TFDS name and version, or TFRecord shard sizes and times).
         preprocessing, validation_size, image_size, samples, skip_corrupt: as in `training_mean`.
 
     Returns:

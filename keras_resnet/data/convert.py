@@ -68,7 +68,8 @@ def convert(input, output, shards: int, splits=None, seed: int = 0, progress: bo
     from tqdm import tqdm
 
     from keras_resnet.data.folder import available_splits, read_split
-    from keras_resnet.data.tfrecord import METADATA, make_example, shard_name
+    from keras_resnet.data.shards import METADATA
+    from keras_resnet.data.tfrecord import make_example, shard_name
 
     if not isinstance(shards, int) or shards < 1:
         raise ValueError(f"`shards` must be a positive int; received {shards!r}.")

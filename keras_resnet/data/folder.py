@@ -34,7 +34,6 @@ from typing import Optional
 import numpy as np
 
 from keras_resnet.data.archives import (
-    ARCHIVE_SUFFIXES,
     IMAGE_EXTENSIONS,
     LAYOUT,
     archive_for_split,
@@ -71,6 +70,16 @@ class SplitLocation:
                 st = os.stat(os.path.join(dirpath, f))
                 count, size, mtime = count + 1, size + st.st_size, max(mtime, st.st_mtime_ns)
         return f"dir:{self.path.resolve()}:{count}:{size}:{mtime}"
+
+
+    def where(self) -> str:
+        """Where the split lives, for messages: the split folder, or `"<archive>:<split>/"`."""
+        return str(self.path) if self.kind == "dir" else f"{self.path}:{self.split}/"
+
+
+def fingerprint(source) -> dict:
+    """The mean cache's key for an image folder or archive: its training split's signature."""
+    return {"folder": locate_split(source, "train").signature()}
 
 
 @dataclasses.dataclass

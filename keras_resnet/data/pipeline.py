@@ -30,15 +30,17 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.data import arrays, augment, corrupt, folder, reader, sources
+from keras_resnet.data import arrays, augment, corrupt, folder, reader
 from keras_resnet.data.info import PREPROCESSING_KINDS, SkipCounts
 from keras_resnet.data.preprocessing import IMAGENET_CROP, check_crop_size, imagenet_eval_size, imagenet_scale_range
+from keras_resnet.data.sources import resolve
+from keras_resnet.data.split_names import check_split
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
 def _check_common(split, batch_size, validation_size, preprocessing):
-    sources.check_split(split, validation_size)
+    check_split(split, validation_size)
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int; received {batch_size!r}.")
     if preprocessing is not None and preprocessing not in PREPROCESSING_KINDS:
@@ -115,16 +117,16 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
     """
     _check_common(split, batch_size, validation_size, preprocessing)
     crop_size = check_crop_size(crop_size)
-    kind = sources.source_kind(source)
+    src = resolve(source, data_dir=data_dir, download=download, label_offset=label_offset)
     training = split == "train" if training is None else bool(training)
     batching = {"batch_size": input_context.get_per_replica_batch_size(batch_size) if input_context
                 else int(batch_size), "training": training, "seed": seed, "shuffle_buffer": shuffle_buffer,
                 "drop_remainder": training if drop_remainder is None else bool(drop_remainder)}
     options = tf.data.Options()
     options.deterministic = seed is not None or not training
-    if kind == "folder" and _decoded_up_front(source, split, validation_size, preprocessing, image_size):
+    if src.decodes_up_front(split, validation_size, preprocessing, image_size):
         try:
-            images, labels, info = arrays.load_arrays(source, split, validation_size=validation_size,
+            images, labels, info = arrays.load_arrays(src, split, validation_size=validation_size,
                                                       image_size=image_size, skip_corrupt=skip_corrupt, mean=mean,
                                                       preprocessing="cifar")
         except folder.ImageShapeError:  # a small first image, but sizes differ: stream them, ImageNet-style
@@ -136,39 +138,28 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
             ds = _small_tail(ds, len(images), mean=info.mean, cache=False, **batching)
             return ds.with_options(options), info
 
-    src, phys, keep, shape, info = reader.prepare(
-        source, kind, split, validation_size=validation_size, data_dir=data_dir, download=download,
-        preprocessing=preprocessing, mean=mean, image_size=image_size, label_offset=label_offset,
+    reading, phys, keep, shape, info = reader.prepare(
+        src, split, validation_size=validation_size, preprocessing=preprocessing, mean=mean, image_size=image_size,
         mean_samples=mean_samples, skip_corrupt=skip_corrupt, crop_size=crop_size)
     cifar = info.preprocessing == "cifar"
-    extra = {"training": training, "seed": seed} if src.kind != "tfds" else {}
+    extra = {"training": training, "seed": seed}
     split_key = next(iter(info.num_examples))
     counter = None
-    if skip_corrupt and not (cifar and src.kind == "tfds"):
-        counter = reader.split_counter(src, split_key, validation_size)
+    if skip_corrupt and not (cifar and reading.decodes_itself):
+        counter = reader.split_counter(reading, split_key, validation_size)
         info.num_skipped = SkipCounts(live={split_key: counter})
     if cifar:
-        ds = reader.decoded_elements(src, phys, skip_corrupt, counter, shape[2], keep=keep,
-                                     input_context=input_context, **extra)
+        ds = reading.decoded(phys, skip_corrupt, counter, shape[2], keep=keep, input_context=input_context, **extra)
         if image_size is not None:
             ds = reader.resize_uint8(ds, image_size)
         ds = ds.map(lambda x, y: (tf.ensure_shape(x, shape), y))
         ds = _small_tail(ds, info.num_examples[split_key], mean=info.mean, cache=cache, **batching)
         return ds.with_options(options), info
 
-    ds = src.elements(phys, encoded=True, keep=keep, input_context=input_context, named=True, **extra)
+    ds = reading.elements(phys, encoded=True, keep=keep, input_context=input_context, named=True, **extra)
     ds = _large_tail(ds, info.mean, counter, skip_corrupt=skip_corrupt, image_size=image_size,
                      pca_lighting=pca_lighting, ten_crop=ten_crop, crop_size=crop_size, **batching)
     return ds.with_options(options), info
-
-
-def _decoded_up_front(source, split, validation_size, preprocessing, image_size):
-    """Whether an image folder / archive is decoded into memory at once (small images, "cifar")."""
-    if preprocessing is not None:
-        return preprocessing == "cifar"
-    size = image_size if image_size is not None else folder.peek_image_size(
-        source, sources.base_split(split, validation_size))
-    return max(size) <= 64
 
 
 def _shard(ds, input_context):

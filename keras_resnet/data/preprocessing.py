@@ -37,6 +37,11 @@ PCA_EIGENVECTORS = np.array(
 PCA_ALPHA_STD = 0.1
 
 
+def preprocessing_for(image_shape) -> str:
+    """`"cifar"` for small images (both sides <= 64 pixels), `"imagenet"` otherwise."""
+    return "cifar" if max(image_shape[0], image_shape[1]) <= 64 else "imagenet"
+
+
 def check_crop_size(crop_size) -> int:
     """`crop_size` as an int; `ValueError` naming it unless it is a positive int (bools refused)."""
     if isinstance(crop_size, bool) or not isinstance(crop_size, (int, np.integer)) or crop_size < 1:

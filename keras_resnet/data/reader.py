@@ -6,9 +6,12 @@ TensorFlow-only: this module imports TensorFlow. It is the one reader that both 
 `keras_resnet.data.folder` instead. Either way the training mean has one definition,
 `keras_resnet.data.cache.training_mean`, fed here with the decoded training images of the source.
 
-* `prepare(source, kind, split, ...)`: `(src, physical split, kept indices, raw image shape, DatasetInfo)`,
-  with the training mean computed or read from the cache.
-* `decoded_elements(src, split, skip_corrupt)`: `(uint8 image, label)` elements; an undecodable image raises
+* `prepare(source, split, ...)`: `(src, physical split, kept indices, raw image shape, DatasetInfo)` of a
+  resolved `keras_resnet.data.sources.Source`, with the training mean computed or read from the cache.
+* The readers, `FolderSource`, `TFRecordSource` and `keras_resnet.data.tfds_source.TFDSSource`, answer alike
+  (`split_names()`, `mean_key()`, `identity`, `decoded(...)`, `decodes_itself`), so nothing here asks which
+  kind a reader is.
+* `reader.decoded(split, skip_corrupt, counter)`: `(uint8 image, label)` elements; an undecodable image raises
   naming the file or is skipped and counted (`split_counter`).
 * `resize_uint8(ds, image_size)`: resizes `(image, label)` elements to `image_size`, rounded back to uint8.
 
@@ -16,10 +19,10 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 sections 3.4 and 4.2 (mean subtraction, the 45k/5k split).
 
 Example:
-    >>> src, phys, keep, shape, info = prepare("cifar10", "tfds", "test", validation_size=0, data_dir=None,
-    ...     download=False, preprocessing=None, mean=None, image_size=None, label_offset=None,
-    ...     mean_samples=None)  # doctest: +SKIP
-    >>> ds = decoded_elements(src, phys, skip_corrupt=False, keep=keep)  # doctest: +SKIP
+    >>> from keras_resnet.data.sources import resolve
+    >>> src, phys, keep, shape, info = prepare(resolve("cifar10"), "test", validation_size=0, preprocessing=None,
+    ...     mean=None, image_size=None, mean_samples=None)  # doctest: +SKIP
+    >>> ds = src.decoded(phys, skip_corrupt=False, keep=keep)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -30,18 +33,36 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.data import augment, corrupt, folder, sources
+from keras_resnet.data import augment, corrupt, folder, shards
 from keras_resnet.data.cache import training_mean
 from keras_resnet.data.info import DatasetInfo
-from keras_resnet.data.preprocessing import IMAGENET_CROP, stratified_split
-from keras_resnet.data.split_names import missing_split_message, order_splits, pick_physical
+from keras_resnet.data.preprocessing import IMAGENET_CROP, preprocessing_for, stratified_split
+from keras_resnet.data.split_names import base_split, missing_split_message, order_splits, pick_physical
 
 AUTOTUNE = tf.data.AUTOTUNE
 MEAN_BATCH = 1024
 """Images per batch when the per-pixel mean of fixed-size images is accumulated."""
 
 
-class TFRecordSource:
+class EncodedReader:
+    """A reader whose elements are encoded bytes that the package decodes itself, naming each file."""
+
+    decodes_itself = False
+    """Whether the dataset decodes its own images (TFDS): undecodable ones are then dropped uncounted."""
+
+    @property
+    def identity(self):
+        """Which data this is, for the process-wide skip counters: `(kind, resolved path, None)`."""
+        return (self.kind, str(Path(self.name).resolve()), None)
+
+    def decoded(self, split, skip_corrupt, counter=None, channels=3, **kwargs):
+        """`(uint8 image, label)`; an undecodable image raises naming the file, or is skipped and recorded in
+        `counter`."""
+        ds = self.elements(split, encoded=True, named=True, **kwargs)
+        return corrupt.decode_named(ds, skip_corrupt, counter, channels)
+
+
+class TFRecordSource(EncodedReader):
     """A directory of `<split>-NNNNN-of-NNNNN` TFRecord shards (see `keras_resnet.data.tfrecord`)."""
 
     kind = "tfrecord"
@@ -52,7 +73,7 @@ class TFRecordSource:
         self.tfrecord = tfrecord
         self.name = str(directory)
         self.directory = Path(directory)
-        meta = tfrecord.read_metadata(directory) or {}
+        meta = shards.read_metadata(directory) or {}
         self.label_offset = int(meta.get("label_offset", 0) if label_offset is None else label_offset)
         self.splits = dict(meta.get("num_examples", {}))
         self.class_names = meta.get("class_names")
@@ -92,6 +113,14 @@ class TFRecordSource:
     def labels(self, split):
         return np.concatenate(self._file_labels(split))
 
+    def split_names(self):
+        """The canonical split names of the shards."""
+        return order_splits(shards.shard_sets(self.directory))
+
+    def mean_key(self):
+        """The mean cache's key (`keras_resnet.data.shards.fingerprint`)."""
+        return shards.fingerprint(self.directory)
+
     def count(self, split):
         known = pick_physical(split, self.splits)
         return self.splits[known] if known is not None else len(self.labels(split))
@@ -107,7 +136,7 @@ class TFRecordSource:
         return ds if encoded else ds.map(_decode_first, num_parallel_calls=AUTOTUNE)
 
 
-class FolderSource:
+class FolderSource(EncodedReader):
     """An image folder or archive whose images are decoded per element (large images)."""
 
     kind = "folder"
@@ -144,6 +173,14 @@ class FolderSource:
     def labels(self, split):
         return self._get(split).labels
 
+    def split_names(self):
+        """The canonical split names of the folder or archive."""
+        return folder.available_splits(self.source)
+
+    def mean_key(self):
+        """The mean cache's key (`keras_resnet.data.folder.fingerprint`)."""
+        return folder.fingerprint(self.source)
+
     def count(self, split):
         return len(self._get(split).names)
 
@@ -179,56 +216,15 @@ def _selection(src, split, phys, validation_size):
     return val if split == "validation" else train
 
 
-def _open(source, kind, split, validation_size, data_dir, download, label_offset):
-    if kind == "tfds":
-        from keras_resnet.data.tfds_source import TFDSSource
-
-        return TFDSSource(source, data_dir=data_dir, download=download)
-    if kind == "tfrecord":
-        return TFRecordSource(source, label_offset)
-    return FolderSource(source, sources.base_split(split, validation_size))
-
-
-def splits_of(src) -> list:
-    """The canonical split names an opened source has (`keras_resnet.data.split_names.order_splits`)."""
-    if src.kind == "tfds":
-        return src.available()
-    if src.kind == "tfrecord":
-        return order_splits(sources.shard_sets(src.directory))
-    return folder.available_splits(src.source)
-
-
 def _resolve_split(src, split, validation_size):
     if split == "validation" and validation_size == 0 and not src.has_split("validation"):
-        raise ValueError(missing_split_message(src.name, split, splits_of(src)))
-    return sources.base_split(split, validation_size)
-
-
-def _source_key(src, data_dir):
-    if src.kind == "tfds":
-        return {"tfds": src.name, "data_dir": str(data_dir), "version": str(src.builder.info.version)}
-    if src.kind == "tfrecord":
-        files = src.tfrecord.find_shards(src.directory, "train")
-        st = [Path(f).stat() for f in files]
-        return {"tfrecord": str(Path(src.directory).resolve()), "sig": [(s.st_size, s.st_mtime_ns) for s in st]}
-    return sources.folder_key(src.source)
+        raise ValueError(missing_split_message(src.name, split, src.split_names()))
+    return base_split(split, validation_size)
 
 
 def split_counter(src, split_key, validation_size):
     """The process-wide skip counter of one split of one source (`corrupt.shared_counter`)."""
-    where = src.name if src.kind == "tfds" else str(Path(src.name).resolve())
-    return corrupt.shared_counter((src.kind, where, getattr(src, "data_dir", None), split_key, validation_size))
-
-
-def decoded_elements(src, split, skip_corrupt, counter=None, channels=3, **kwargs):
-    """`(uint8 image, label)` of a source; undecodable images raise naming the file, or are skipped and
-    recorded in `counter`. TFDS data is decoded by TFDS (prepared data; with `skip_corrupt` undecodable
-    images are dropped uncounted)."""
-    if src.kind == "tfds":
-        ds = src.elements(split, encoded=False, **kwargs)
-        return ds.ignore_errors(log_warning=True) if skip_corrupt else ds
-    ds = src.elements(split, encoded=True, named=True, **kwargs)
-    return corrupt.decode_named(ds, skip_corrupt, counter, channels)
+    return corrupt.shared_counter((*src.identity, split_key, validation_size))
 
 
 def resize_uint8(ds, image_size):
@@ -245,7 +241,7 @@ def _training_images(src, preprocessing, validation_size, image_size, samples, s
         keep = _selection(src, "train", "train", validation_size)
         counter = split_counter(src, "train", validation_size) if skip_corrupt else None
         channels = src.image_shape[2] if cifar and src.image_shape else 3
-        ds = decoded_elements(src, "train", skip_corrupt, counter, channels, keep=keep)
+        ds = src.decoded("train", skip_corrupt, counter, channels, keep=keep)
         if image_size is not None:
             ds = resize_uint8(ds, image_size)
         ds = ds.map(lambda x, y: x)
@@ -265,14 +261,14 @@ def _training_images(src, preprocessing, validation_size, image_size, samples, s
     return images
 
 
-def prepare(source, kind, split, *, validation_size, data_dir, download, preprocessing, mean, image_size,
-            label_offset, mean_samples, skip_corrupt=False, crop_size=IMAGENET_CROP):
-    """Opens a TFDS / TFRecord / streamed-folder source: `(src, physical split, kept indices, raw image shape,
-    DatasetInfo)`, computing (or reading from the cache) the training split's mean with
+def prepare(source, split, *, validation_size, preprocessing, mean, image_size, mean_samples, skip_corrupt=False,
+            crop_size=IMAGENET_CROP):
+    """Opens a resolved TFDS / TFRecord / streamed-folder `Source` (`keras_resnet.data.sources`): `(reader,
+    physical split, kept indices, raw image shape, DatasetInfo)`, computing (or reading from the cache) the training split's mean with
     `cache.training_mean` (over at most `mean_samples` images for "imagenet", None for all); `skip_corrupt`
     skips undecodable images in that computation (recorded in the training split's counter). For "imagenet"
     preprocessing `info.image_shape` is `(crop_size, crop_size, C)`."""
-    src = _open(source, kind, split, validation_size, data_dir, download, label_offset)
+    src = source.open(split, validation_size)
     phys = _resolve_split(src, split, validation_size)
     src.check_split(phys)
     shape = tuple(src.image_shape) if src.image_shape else None
@@ -282,7 +278,7 @@ def prepare(source, kind, split, *, validation_size, data_dir, download, preproc
         if shape is None or shape[0] is None:
             preprocessing = "imagenet"
         else:
-            preprocessing = sources.preprocessing_for(shape)
+            preprocessing = preprocessing_for(shape)
     cifar = preprocessing == "cifar"
     if cifar and (shape is None or None in shape):
         raise ValueError(
@@ -292,17 +288,17 @@ def prepare(source, kind, split, *, validation_size, data_dir, download, preproc
     if mean is None:
         samples = None if cifar else mean_samples
         images = _training_images(src, preprocessing, validation_size, image_size, samples, skip_corrupt)
-        mean = training_mean(_source_key(src, data_dir), images, preprocessing=preprocessing,
+        mean = training_mean(src.mean_key(), images, preprocessing=preprocessing,
                              validation_size=validation_size, image_size=image_size, samples=samples,
                              skip_corrupt=skip_corrupt)
     keep = _selection(src, split, phys, validation_size)
     num = {split if validation_size else phys: len(keep) if keep is not None else src.count(phys)}
     info = DatasetInfo(
-        name=str(source), class_names=src.class_names,
+        name=source.name, class_names=src.class_names,
         image_shape=shape if cifar else (crop_size, crop_size, shape[2] if shape else 3),
         num_examples=num, mean=np.asarray(mean, np.float32), preprocessing=preprocessing,
     )
     return src, phys, keep, shape, info
 
 
-__all__ = ["FolderSource", "TFRecordSource", "decoded_elements", "prepare", "resize_uint8", "split_counter"]
+__all__ = ["EncodedReader", "FolderSource", "TFRecordSource", "prepare", "resize_uint8", "split_counter"]

@@ -1,13 +1,18 @@
 """Whether a source's images may be decoded into memory, and why not: from image headers, nothing decoded.
 
-No TensorFlow for image folders, archives and TFRecord directories; TFDS names open the dataset's builder.
+No TensorFlow. `keras_resnet.data.sources` asks these functions for its sources' answers
+(`Source.memory_reason`; the public entry is `keras_resnet.data.memory_input_reason`):
 
-`memory_input_reason(source, split, max_bytes=MEMORY_LIMIT_BYTES) -> (bool, str)` says True only when the
-split(s) would take at most `max_bytes` decoded (uint8, 3 channels: `height * width * 3` bytes per image,
-default 2 GiB) AND every image has one shape, since the in-memory path stacks them into one array; the
-string is a one-line reason for the log, e.g. `"streaming: 12 image sizes in train (e.g. 383x295 and
-455x391)"`. Sizes are `height x width`, read from each file's header with Pillow (`Image.open(f).size`,
-which does not decode the pixels; EXIF orientation is ignored, as the decoders ignore it).
+* `folder_reason(source, splits, max_bytes) -> (bool, str)`: image folders and archives, from each image's
+  header (Pillow's `Image.open(f).size`, which does not decode the pixels; EXIF orientation is ignored, as
+  the decoders ignore it). Sizes are `height x width`.
+* `shard_reason(directory, splits, max_bytes)`: TFRecord shards, from the converter's `dataset.json`.
+* `declared_shape_reason(name, shape, counts, splits, max_bytes)`: a source that declares its shape (TFDS).
+
+Each says True only when the split(s) would take at most `max_bytes` decoded (uint8, 3 channels: `height *
+width * 3` bytes per image; default 2 GiB) AND every image has one shape, since the in-memory path stacks
+them into one array; the string is a one-line reason for the log, e.g. `"streaming: 12 image sizes in train
+(e.g. 383x295 and 455x391)"`.
 
 The scan stops as soon as the answer is streaming and certain: the first image's size times the number
 of images is over the limit, the images read so far are over it, or a second size has been seen and at
@@ -18,7 +23,7 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 section 3.4 (ImageNet: images of many sizes, rescaled per image) and 4.2 (CIFAR-10: 32x32 images).
 
 Example:
-    >>> memory_input_reason("../shared/datasets/cifar10-jpeg", "train")  # doctest: +SKIP
+    >>> declared_shape_reason("TFDS 'cifar10'", (32, 32, 3), {"train": 50000}, ["train"], MEMORY_LIMIT_BYTES)
     (True, 'in memory: 50,000 images of 32x32 in train (146.5 MiB decoded uint8, limit 2.0 GiB)')
 """
 
@@ -26,11 +31,9 @@ from __future__ import annotations
 
 import collections
 import io
-import json
 import tarfile
-from pathlib import Path
 
-from keras_resnet.data import folder, sources
+from keras_resnet.data import folder, shards
 from keras_resnet.data.archives import is_image_name, member_parts
 from keras_resnet.data.split_names import pick_physical, split_candidates
 
@@ -132,7 +135,8 @@ def _reason(scan, names, total) -> tuple:
                   f"uint8, limit {limit}){bad}")
 
 
-def _folder_reason(source, splits, max_bytes):
+def folder_reason(source, splits, max_bytes) -> tuple:
+    """`(in_memory, reason)` for splits of an image folder or archive, from the image headers."""
     scan, total = _Scan(max_bytes), 0
     for split in splits:
         location = folder.locate_split(source, split)
@@ -147,8 +151,8 @@ def _folder_reason(source, splits, max_bytes):
     return _reason(scan, list(splits), total)
 
 
-def _fixed_shape_reason(name, shape, counts, splits, max_bytes):
-    """The reason for a source whose metadata declares one image shape and the split sizes."""
+def declared_shape_reason(name, shape, counts, splits, max_bytes) -> tuple:
+    """`(in_memory, reason)` for a source whose metadata declares one image shape and the split sizes."""
     if shape is None or None in tuple(shape)[:2]:
         return False, f"streaming: {name} has images of no fixed size (shape {tuple(shape or ())})"
     if any(s not in counts for s in splits):
@@ -164,59 +168,28 @@ def _fixed_shape_reason(name, shape, counts, splits, max_bytes):
                   f"{human_bytes(max_bytes)})")
 
 
-def _tfrecord_reason(source, splits, max_bytes):
+def shard_reason(directory, splits, max_bytes) -> tuple:
+    """`(in_memory, reason)` for splits of a TFRecord shard directory, from the converter's `dataset.json`."""
     for split in splits:
-        sources.find_shard_files(source, split)  # raises naming the splits found
-    meta_path = Path(source) / "dataset.json"
-    if not meta_path.is_file():
-        return False, f"streaming: TFRecord shards in {str(source)!r} without dataset.json (image sizes unknown)"
-    meta = json.loads(meta_path.read_text())
+        shards.find_shard_files(directory, split)  # raises naming the splits found
+    meta = shards.read_metadata(directory)
+    if meta is None:
+        return False, f"streaming: TFRecord shards in {str(directory)!r} without dataset.json (image sizes unknown)"
     shape = meta.get("image_shape")
     same = meta.get("same_shape", shape is not None and max(shape[:2]) <= 64)  # older converters: small images
     if not same:
-        return False, f"streaming: the TFRecord shards in {str(source)!r} hold images of several sizes"
-    counts = {s: meta.get("num_examples", {}).get(pick_physical(s, meta.get("num_examples", {})) or s)
-              for s in splits}
+        return False, f"streaming: the TFRecord shards in {str(directory)!r} hold images of several sizes"
+    declared = meta.get("num_examples", {})
+    counts = {s: declared.get(pick_physical(s, declared) or s) for s in splits}
     counts = {s: n for s, n in counts.items() if n is not None}
-    return _fixed_shape_reason(f"TFRecord {str(source)!r}", shape, counts, splits, max_bytes)
+    return declared_shape_reason(f"TFRecord {str(directory)!r}", shape, counts, splits, max_bytes)
 
 
-def memory_input_reason(source, split="train", max_bytes=MEMORY_LIMIT_BYTES, data_dir=None) -> tuple:
-    """Whether `split` of `source` may be decoded into memory, and the one-line reason for the log.
-
-    Args:
-        source: as `keras_resnet.data.load` takes (image folder, archive, TFRecord directory, TFDS name).
-        split: a split name, or a sequence of them (all loaded into memory together: one shape for all).
-        max_bytes: the most decoded uint8 bytes (`height * width * 3` per image) to hold in memory; default
-            `MEMORY_LIMIT_BYTES`, 2 GiB.
-        data_dir: the TFDS data directory (TFDS names only).
-
-    Returns:
-        `(in_memory, reason)`: True and `"in memory: ..."` when every image has one shape and all of them
-        fit in `max_bytes`; False and `"streaming: ..."` (sizes differ, too big, sizes unknown) otherwise.
-
-    Raises:
-        FileNotFoundError / ValueError: as `keras_resnet.data.check_splits` (missing path or split, bad layout).
-
-    Example:
-        >>> memory_input_reason("/data/photos", "train")  # doctest: +SKIP
-        (False, 'streaming: 12 image sizes in train (e.g. 383x295 and 455x391)')
-    """
-    splits = [split] if isinstance(split, str) else list(split)
+def check_max_bytes(max_bytes) -> None:
+    """`ValueError` unless `max_bytes` is a non-negative number."""
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, float)) or max_bytes < 0:
         raise ValueError(f"`max_bytes` must be a non-negative number of bytes; received {max_bytes!r}.")
-    kind = sources.source_kind(source)
-    if kind == "folder":
-        return _folder_reason(source, splits, max_bytes)
-    if kind == "tfrecord":
-        return _tfrecord_reason(source, splits, max_bytes)
-    from keras_resnet.data.tfds_source import TFDSSource
-
-    src = TFDSSource(str(source), data_dir=data_dir)
-    for s in splits:
-        src.check_split(s)
-    counts = {s: src.splits[src.physical(s)] for s in splits if src.physical(s) in src.splits}
-    return _fixed_shape_reason(f"TFDS {str(source)!r}", src.image_shape, counts, splits, max_bytes)
 
 
-__all__ = ["MEMORY_LIMIT_BYTES", "SIZE_SAMPLE", "human_bytes", "memory_input_reason"]
+__all__ = ["MEMORY_LIMIT_BYTES", "SIZE_SAMPLE", "check_max_bytes", "declared_shape_reason", "folder_reason",
+           "human_bytes", "shard_reason"]

@@ -1,4 +1,4 @@
-"""Split names: the canonical three, their aliases on disk, and the one "split not found" message (no imports).
+"""Split names: the canonical three, their aliases on disk, the held-out split and the "split not found" message.
 
 Data comes with `train/` and `val/` (ImageNet, torchvision's `ImageFolder`) or `validation/` (TFDS, the
 TF Model Garden shards), and sometimes `test/`. The package speaks of three canonical splits, `"train"`,
@@ -38,6 +38,19 @@ def pick_physical(split: str, present) -> str | None:
     return next((name for name in split_candidates(split) if name in present), None)
 
 
+def check_split(split, validation_size) -> None:
+    """`ValueError` unless `split` is a non-empty str and `validation_size` a non-negative int."""
+    if not isinstance(split, str) or not split:
+        raise ValueError(f"`split` must be one of {SPLITS} (or a split the source has); received {split!r}.")
+    if not isinstance(validation_size, int) or isinstance(validation_size, bool) or validation_size < 0:
+        raise ValueError(f"`validation_size` must be a non-negative int; received {validation_size!r}.")
+
+
+def base_split(split: str, validation_size: int) -> str:
+    """The physical split to read: the training split for `"train"`/`"validation"` when holding out images."""
+    return "train" if validation_size > 0 and split in ("train", "validation") else split
+
+
 def order_splits(names) -> list:
     """Canonical names of `names`, deduplicated: `train`, `validation`, `test` first, then the others sorted.
 
@@ -74,5 +87,5 @@ def missing_split_message(source, split: str, available, expected: str = "") -> 
     return text
 
 
-__all__ = ["ALIASES", "SPLITS", "canonical_split", "missing_split_message", "order_splits", "pick_physical",
+__all__ = ["ALIASES", "SPLITS", "base_split", "canonical_split", "check_split", "missing_split_message", "order_splits", "pick_physical",
            "split_candidates"]

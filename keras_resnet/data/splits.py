@@ -1,7 +1,9 @@
-"""Which splits a source has, which one to evaluate on, and the checks to run before a run writes anything.
+"""Questions about a source named by a string: its splits, the one to evaluate on, the checks to run before a
+run writes anything, and whether it fits in memory. Each resolves the source once
+(`keras_resnet.data.sources.resolve`) and asks the object.
 
-No TensorFlow for image folders, archives and TFRecord directories (names only: no image is read or
-decoded); TFDS names open the dataset's builder (TensorFlow imported lazily).
+No TensorFlow for image folders, archives and TFRecord directories (names only: no image is decoded); TFDS
+names open the dataset's builder (TensorFlow imported lazily).
 
 * `available_splits(source, data_dir=None) -> list[str]`: canonical names (`"train"`, `"validation"`,
   `"test"` in that order, then any other split the source names); a `val/` folder, `val` member folder,
@@ -10,6 +12,8 @@ decoded); TFDS names open the dataset's builder (TensorFlow imported lazily).
 * `check_splits(source, splits, data_dir=None) -> dict`: every split is there, no class folder is empty,
   and every split has the class folders of the training split; `ValueError` with one actionable line
   otherwise (a trainer turns it into exit code 2).
+* `memory_input_reason(source, split="train", max_bytes=MEMORY_LIMIT_BYTES, data_dir=None) -> (bool, str)`:
+  whether the split(s) may be decoded into memory, and the one-line reason (`keras_resnet.data.sizing`).
 
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385),
 section 3.4 (ImageNet: trained on the 1.28M training images, evaluated on the 50k validation images) and
@@ -26,19 +30,9 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from keras_resnet.data import folder, sources
-from keras_resnet.data.split_names import canonical_split, order_splits
-
-MAX_LISTED = 10
-"""Class names listed at most per side in the "class folders differ" message."""
-
-
-def _tfds(source, data_dir):
-    from keras_resnet.data.tfds_source import TFDSSource
-
-    return TFDSSource(str(source), data_dir=data_dir, download=False)
+from keras_resnet.data.sizing import MEMORY_LIMIT_BYTES, check_max_bytes
+from keras_resnet.data.sources import resolve
+from keras_resnet.data.split_names import check_split
 
 
 def available_splits(source, data_dir=None) -> list:
@@ -46,7 +40,7 @@ def available_splits(source, data_dir=None) -> list:
 
     Args:
         source: an image folder, a `.tar`/`.tar.gz` archive, a folder of split archives, a directory of
-            TFRecord shards or a TFDS name (as `keras_resnet.data.load` takes).
+            TFRecord shards or a TFDS name (as `keras_resnet.data.load` takes), or a resolved `Source`.
         data_dir: the TFDS data directory (TFDS names only).
 
     Returns:
@@ -60,12 +54,7 @@ def available_splits(source, data_dir=None) -> list:
         >>> available_splits("../shared/datasets/cifar10-jpeg")  # doctest: +SKIP
         ['train', 'test']
     """
-    kind = sources.source_kind(source)
-    if kind == "folder":
-        return folder.available_splits(source)
-    if kind == "tfrecord":
-        return order_splits(sources.shard_sets(source))
-    return _tfds(source, data_dir).available()
+    return resolve(source, data_dir=data_dir).splits()
 
 
 def default_eval_split(source, data_dir=None) -> str:
@@ -86,53 +75,9 @@ def default_eval_split(source, data_dir=None) -> str:
         if split in splits:
             return split
     raise ValueError(
-        f"Data source {str(source)!r} has neither a validation split ('val' or 'validation') nor a 'test' split "
-        f"to evaluate on; available splits: {splits or 'none'}."
+        f"Data source {str(getattr(source, 'name', source))!r} has neither a validation split ('val' or "
+        f"'validation') nor a 'test' split to evaluate on; available splits: {splits or 'none'}."
     )
-
-
-def _listed(names) -> str:
-    names = sorted(names)
-    more = f" ... ({len(names)} in all)" if len(names) > MAX_LISTED else ""
-    return f"{names[:MAX_LISTED]}{more}"
-
-
-def _where(location) -> str:
-    return str(location.path) if location.kind == "dir" else f"{location.path}:{location.split}/"
-
-
-def _check_folder(source, splits) -> dict:
-    found = {split: folder.class_counts(source, split) for split in splits}
-    reference = "train" if "train" in splits else splits[0]
-    ref_location, ref_classes = found[reference]
-    for split in splits:
-        location, classes = found[split]
-        only_ref, only_here = set(ref_classes) - set(classes), set(classes) - set(ref_classes)
-        if only_ref or only_here:
-            raise ValueError(
-                f"Class folders differ between split {reference!r} ({_where(ref_location)}, {len(ref_classes)} "
-                f"classes) and split {split!r} ({_where(location)}, {len(classes)} classes): only in "
-                f"{reference!r}: {_listed(only_ref)}; only in {split!r}: {_listed(only_here)}. Every split needs "
-                "the same class folders (labels are the sorted class-folder names)."
-            )
-    return {canonical_split(split): _where(location) for split, (location, _) in found.items()}
-
-
-def _check_shards(source, splits) -> dict:
-    out = {}
-    for split in splits:
-        files = sources.find_shard_files(source, split)
-        out[canonical_split(split)] = f"{Path(files[0]).parent / Path(files[0]).name.rsplit('-', 3)[0]}-*"
-    return out
-
-
-def _check_tfds(source, splits, data_dir) -> dict:
-    src = _tfds(source, data_dir)
-    out = {}
-    for split in splits:
-        src.check_split(split)
-        out[canonical_split(split)] = f"{source}:{src.physical(split)}"
-    return out
 
 
 def check_splits(source, splits, data_dir=None) -> dict:
@@ -144,7 +89,7 @@ def check_splits(source, splits, data_dir=None) -> dict:
     the dataset declares each split.
 
     Args:
-        source: as `keras_resnet.data.load` takes.
+        source: as `keras_resnet.data.load` takes, or a resolved `Source`.
         splits: a split name or a sequence of them, e.g. `["train", "validation"]` (a held-out validation
             split, `validation_size` > 0, is part of `"train"`: do not list it).
         data_dir: the TFDS data directory (TFDS names only).
@@ -167,13 +112,35 @@ def check_splits(source, splits, data_dir=None) -> dict:
     if not splits:
         raise ValueError("`splits` must name at least one split, e.g. ['train', 'validation'].")
     for split in splits:
-        sources.check_split(split, 0)
-    kind = sources.source_kind(source)
-    if kind == "folder":
-        return _check_folder(source, splits)
-    if kind == "tfrecord":
-        return _check_shards(source, splits)
-    return _check_tfds(source, splits, data_dir)
+        check_split(split, 0)
+    return resolve(source, data_dir=data_dir).check_splits(splits)
 
 
-__all__ = ["available_splits", "check_splits", "default_eval_split"]
+def memory_input_reason(source, split="train", max_bytes=MEMORY_LIMIT_BYTES, data_dir=None) -> tuple:
+    """Whether `split` of `source` may be decoded into memory, and the one-line reason for the log.
+
+    Args:
+        source: as `keras_resnet.data.load` takes (image folder, archive, TFRecord directory, TFDS name), or
+            a resolved `Source`.
+        split: a split name, or a sequence of them (all loaded into memory together: one shape for all).
+        max_bytes: the most decoded uint8 bytes (`height * width * 3` per image) to hold in memory; default
+            `MEMORY_LIMIT_BYTES`, 2 GiB.
+        data_dir: the TFDS data directory (TFDS names only).
+
+    Returns:
+        `(in_memory, reason)`: True and `"in memory: ..."` when every image has one shape and all of them
+        fit in `max_bytes`; False and `"streaming: ..."` (sizes differ, too big, sizes unknown) otherwise.
+
+    Raises:
+        FileNotFoundError / ValueError: as `check_splits` (missing path or split, bad layout).
+
+    Example:
+        >>> memory_input_reason("/data/photos", "train")  # doctest: +SKIP
+        (False, 'streaming: 12 image sizes in train (e.g. 383x295 and 455x391)')
+    """
+    splits = [split] if isinstance(split, str) else list(split)
+    check_max_bytes(max_bytes)
+    return resolve(source, data_dir=data_dir).memory_reason(splits, max_bytes)
+
+
+__all__ = ["available_splits", "check_splits", "default_eval_split", "memory_input_reason"]

@@ -31,6 +31,8 @@ class TFDSSource:
     """
 
     kind = "tfds"
+    decodes_itself = True
+    """TFDS decodes its own images (`decoded`): undecodable ones are dropped uncounted with `skip_corrupt`."""
 
     def __init__(self, name: str, data_dir=None, download: bool = False):
         import tensorflow_datasets as tfds
@@ -54,6 +56,25 @@ class TFDSSource:
         self.image_shape = tuple(info.features[self.image_key].shape)
         self.splits = {k: v.num_examples for k, v in info.splits.items()}
         self._labels = {}
+
+    @property
+    def identity(self):
+        """Which data this is, for the process-wide skip counters: `("tfds", name, data_dir)`."""
+        return (self.kind, self.name, self.data_dir)
+
+    def mean_key(self) -> dict:
+        """The mean cache's key: the name, the data directory and the prepared version."""
+        return {"tfds": self.name, "data_dir": str(self.data_dir), "version": str(self.builder.info.version)}
+
+    def split_names(self) -> list:
+        """The canonical split names (`available`)."""
+        return self.available()
+
+    def decoded(self, split, skip_corrupt, counter=None, channels=3, **kwargs):
+        """`(uint8 image, label)` decoded by TFDS; with `skip_corrupt` undecodable images are dropped (not
+        counted: `counter` and `channels` are accepted for the readers' common signature)."""
+        ds = self.elements(split, encoded=False, **kwargs)
+        return ds.ignore_errors(log_warning=True) if skip_corrupt else ds
 
     def physical(self, split: str) -> str:
         """The TFDS split name of `split` (`"validation"` is also found as `"val"` and back)."""
@@ -119,8 +140,12 @@ class TFDSSource:
         split = self.physical(split)
         return self.splits[split] if split in self.splits else len(self.labels(split))
 
-    def elements(self, split: str, *, encoded: bool, keep=None, input_context=None, named: bool = False):
+    def elements(self, split: str, *, encoded: bool, keep=None, input_context=None, named: bool = False,
+                 training=False, seed=None):
         """`(image, int32 label)` elements of `split`: uint8 `[H, W, C]` images, or encoded bytes if `encoded`.
+
+        The files are read in their order whatever `training` and `seed` say (they are accepted for the
+        readers' common signature): a training pipeline shuffles the elements after this.
 
         Args:
             keep: optional sorted int array of the element indices to keep (held-out validation split).

@@ -21,18 +21,15 @@ Example:
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.data.sources import find_shard_files
+from keras_resnet.data.shards import find_shard_files
 
 IMAGE_KEY = "image/encoded"
 LABEL_KEY = "image/class/label"
 FILENAME_KEY = "image/filename"
-METADATA = "dataset.json"
 _KEY_STRIDE = 1 << 32  # element key = file index * stride + record index
 
 
@@ -54,14 +51,8 @@ def make_example(encoded: bytes, label: int, filename=None) -> bytes:
 
 def find_shards(directory, split: str) -> list:
     """Sorted shard paths of `split` in `directory` (`"validation"` also as `val-*` and back); `ValueError`
-    naming the splits found if there are none, or if the set is incomplete (`sources.find_shard_files`)."""
+    naming the splits found if there are none, or if the set is incomplete (`shards.find_shard_files`)."""
     return find_shard_files(directory, split)
-
-
-def read_metadata(directory):
-    """The converter's `dataset.json` as a dict, or None when absent."""
-    path = Path(directory) / METADATA
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def check_features(path: str) -> None:

@@ -27,17 +27,10 @@ Example:
 
 from __future__ import annotations
 
-import os
-
 from keras_resnet.training.config import ConfigError
 
 SMALL_IMAGE = 64
 """CIFAR-style images have both sides at most this many pixels (`keras_resnet.data` chooses "cifar")."""
-
-
-def is_local(source):
-    """Whether `--data` names an existing directory or file (folder, archive, TFRecord shards)."""
-    return os.path.isdir(str(source)) or os.path.isfile(str(source))
 
 
 def data_error(config, error):
@@ -49,16 +42,25 @@ def data_error(config, error):
     return ConfigError(f"--data={config.data}: {text}")
 
 
-def available(config):
-    """The canonical splits of `--data`, or None when they cannot be listed (an unprepared TFDS dataset)."""
-    from keras_resnet import data as data_lib
+def data_source(config):
+    """`--data` resolved (`keras_resnet.data.sources.resolve`): a missing path is a `ConfigError` naming it."""
+    from keras_resnet.data.sources import resolve
 
     try:
-        return data_lib.available_splits(config.data, config.data_dir)
+        return resolve(config.data, data_dir=config.data_dir, download=config.download)
+    except (ValueError, FileNotFoundError) as error:
+        raise data_error(config, error) from None
+
+
+def available(config):
+    """The canonical splits of `--data`, or None when they cannot be listed (an unprepared TFDS dataset)."""
+    source = data_source(config)
+    try:
+        return source.splits()
     except FileNotFoundError as error:
         raise data_error(config, error) from None
     except Exception as error:  # noqa: BLE001 - TFDS: not prepared, unknown name; the loader says why later
-        if is_local(config.data):
+        if source.local:
             raise data_error(config, error) from None
         return None
 
@@ -107,25 +109,14 @@ def check_data(config, eval_split):
         ConfigError: naming `--data`: a missing split, a split without class folders, an empty class
             folder, class folders that differ between the splits.
     """
-    if not is_local(config.data):
+    source = data_source(config)
+    if not source.local:
         return
-    from keras_resnet import data as data_lib
-
     splits = ["train"] if eval_split == "train" else ["train", eval_split]
     try:
-        data_lib.check_splits(config.data, splits, config.data_dir)
+        source.check_splits(splits)
     except (ValueError, FileNotFoundError, OSError) as error:
         raise data_error(config, error) from None
-
-
-def first_image_size(source):
-    """`(height, width)` of the first training image of a local source (None if unknown)."""
-    from keras_resnet.data import folder, sources, tfrecord
-
-    if sources.source_kind(source) == "tfrecord":
-        shape = (tfrecord.read_metadata(source) or {}).get("image_shape")
-        return tuple(shape[:2]) if shape else None
-    return tuple(folder.peek_image_size(source, "train"))
 
 
 def input_choice(config, data=None, backend=None, eval_split=None):
@@ -151,15 +142,14 @@ def input_choice(config, data=None, backend=None, eval_split=None):
         return config.input != "tfdata", f"{path}: --input={config.input}"
     if backend != "tensorflow":
         return True, f"in memory: the {backend} backend has no tf.data"
-    if not is_local(config.data):
+    source = data_source(config)
+    if not source.local:
         return False, f"streaming: TFDS dataset {config.data!r} through tf.data"
-    from keras_resnet import data as data_lib
-
     split = eval_split or resolve_eval_split(config)
     splits = ["train"] if split == "train" else ["train", split]
     try:
-        ok, reason = data_lib.memory_input_reason(config.data, splits, data_dir=config.data_dir)
-        size = first_image_size(config.data) if ok else None
+        ok, reason = source.memory_reason(splits)
+        size = source.first_image_size() if ok else None
     except (ValueError, FileNotFoundError, OSError) as error:
         raise data_error(config, error) from None
     if ok and size is not None and max(size) > SMALL_IMAGE:

@@ -8,6 +8,7 @@ are also of the form 6n+2).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 
@@ -120,11 +121,36 @@ MODELS = _registry()
 `resnet18`..`resnet152`, `plain18`, `plain34`)."""
 
 
-def family_of(name):
-    """Returns ("cifar" or "imagenet", depth, plain) for a model name, or raises `ValueError`.
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model name parsed once: `name` (lower case), `family` ("cifar" or "imagenet"), `depth`, `plain`.
+
+    Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016: Table 1 (the ImageNet
+    depths) and section 4.2 (CIFAR depths 6n+2; "plain" networks without shortcuts).
+
+    Example:
+        >>> spec = model_spec("Plain56")
+        >>> spec.name, spec.family, spec.depth, spec.plain, spec.residual
+        ('plain56', 'cifar', 56, True, False)
+    """
+
+    name: str
+    family: str
+    depth: int
+    plain: bool
+
+    @property
+    def residual(self) -> bool:
+        """Whether the network has shortcuts (a ResNet, not a plain network)."""
+        return not self.plain
+
+
+def model_spec(name) -> ModelSpec:
+    """Parses a model name into its `ModelSpec`, or raises `ValueError` naming what is accepted.
 
     Args:
-        name: str, `resnet<depth>` or `plain<depth>`.
+        name: str, `resnet<depth>` or `plain<depth>` of a CIFAR (6n+2) or ImageNet (Table 1) depth; ImageNet
+            wins for 50 and 152, which are also 6n+2.
     """
     match = _NAME.match(str(name).strip().lower()) if isinstance(name, str) else None
     if match is None:
@@ -134,7 +160,7 @@ def family_of(name):
         )
     plain, depth = match.group(1) == "plain", int(match.group(2))
     if depth in IMAGENET_SPECS:
-        return "imagenet", depth, plain
+        return ModelSpec(match.group(0), "imagenet", depth, plain)
     try:
         cifar_blocks_per_stage(depth)
     except ValueError:
@@ -142,7 +168,18 @@ def family_of(name):
             f"`name` {name!r} has no valid depth: CIFAR depths are 6n+2 (8, 14, 20, ...), ImageNet depths are "
             f"{sorted(IMAGENET_SPECS)}."
         ) from None
-    return "cifar", depth, plain
+    return ModelSpec(match.group(0), "cifar", depth, plain)
+
+
+def family_of(name):
+    """`(family, depth, plain)` of a model name (`model_spec` as a tuple, kept for existing callers).
+
+    Example:
+        >>> family_of("resnet50")
+        ('imagenet', 50, False)
+    """
+    spec = model_spec(name)
+    return spec.family, spec.depth, spec.plain
 
 
 def build(name, weights=None, **kwargs):
@@ -163,12 +200,12 @@ def build(name, weights=None, **kwargs):
         >>> keras_resnet.build("resnet56").name
         'resnet56'
     """
-    family, depth, plain = family_of(name)
-    if plain:
+    spec = model_spec(name)
+    if spec.plain:
         if kwargs.get("shortcut") is not None:
             raise ValueError(f"{name!r} is a plain network; received `shortcut`={kwargs['shortcut']!r}.")
         kwargs["shortcut"] = None
     kwargs.setdefault("name", name.strip().lower())
     kwargs["weights"] = weights
-    builder = cifar_resnet if family == "cifar" else imagenet_resnet
-    return builder(depth, **kwargs)
+    builder = cifar_resnet if spec.family == "cifar" else imagenet_resnet
+    return builder(spec.depth, **kwargs)

@@ -3,6 +3,7 @@
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (Tables 1 and 6).
 """
 
+import dataclasses
 import functools
 import inspect
 
@@ -386,6 +387,27 @@ APPLICATIONS_ARGUMENTS = (
     "classifier_activation",
     "name",
 )
+
+
+def test_a_model_name_is_parsed_once_into_a_frozen_spec():
+    from keras_resnet.registry import ModelSpec, model_spec
+
+    specs = {name: model_spec(name) for name in keras_resnet.MODELS}
+    assert all(spec.name == name for name, spec in specs.items())
+    assert sorted((s.family, s.depth) for s in specs.values() if s.plain) == [
+        ("cifar", 20), ("cifar", 32), ("cifar", 44), ("cifar", 56), ("cifar", 110), ("imagenet", 18), ("imagenet", 34)]
+    assert model_spec(" ResNet152 ") == ModelSpec("resnet152", "imagenet", 152, False)  # 152 is 6n+2 too
+    assert model_spec("resnet8").residual and (model_spec("resnet8").family, model_spec("resnet8").depth) == ("cifar", 8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model_spec("resnet20").depth = 56
+    with pytest.raises(ValueError, match=r"`name` 'resnet21' has no valid depth: CIFAR depths are 6n\+2"):
+        model_spec("resnet21")
+    with pytest.raises(ValueError, match="`name` must be 'resnet<depth>' or 'plain<depth>'"):
+        model_spec("vgg16")
+    from keras_resnet.training.config import TrainConfig
+
+    config = TrainConfig(model="plain56", data="cifar10", model_dir="unused")
+    assert config.model_spec is config.model_spec == specs["plain56"]  # parsed once per config
 
 
 @pytest.mark.parametrize("name", list(keras_resnet.MODELS))

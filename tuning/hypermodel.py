@@ -38,7 +38,7 @@ import keras_tuner
 
 from keras_resnet import recipes
 from keras_resnet import training
-from keras_resnet.registry import build, family_of
+from keras_resnet.registry import build, model_spec
 
 SHORTCUTS = ("A", "B", "C")
 LEARNING_RATE_RANGE = (0.01, 0.4)
@@ -86,12 +86,11 @@ class ResNetHyperModel(keras_tuner.HyperModel):
                  input_shape=(32, 32, 3), batch_size=128, tune_batch_size=False, depths=None,
                  validation_split=5000, seed=0, precision="auto", name="resnet", tunable=True):
         super().__init__(name=name, tunable=tunable)
-        family, _, plain = family_of(model)
-        if plain:
+        if model_spec(model).plain:
             raise ValueError(f"`model` must be a residual network (the search tunes `shortcut`); received {model!r}.")
         if depths:
             for depth in depths:
-                if family_of(f"resnet{int(depth)}")[0] != "cifar":
+                if model_spec(f"resnet{int(depth)}").family != "cifar":
                     raise ValueError(f"`depths` must be CIFAR depths (6n+2); received {list(depths)!r}.")
         if isinstance(budget_iterations, bool) or int(budget_iterations) < 2:
             raise ValueError(f"`budget_iterations` must be an integer >= 2; received {budget_iterations!r}.")
@@ -162,7 +161,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
             schedule=values["schedule"], warmup_steps=values.get("warmup_steps"),
             weight_decay=float(values["weight_decay"]), shortcut=values["shortcut"],
             zero_init_residual=bool(values["zero_init_residual"]), validation_split=self.validation_split,
-            seed=self.seed, precision=self.precision, recipe="cifar" if family_of(self.model)[0] == "cifar"
+            seed=self.seed, precision=self.precision, recipe="cifar" if model_spec(self.model).family == "cifar"
             else "auto")
         fields.update(overrides)
         return training.TrainConfig(**fields)

@@ -96,10 +96,10 @@ class SearchOptions:
 
     def validate_model(self):
         """`--model` is a residual network; with `--tune_depth`, `--depths` are CIFAR depths 6n+2."""
-        from keras_resnet.registry import family_of
+        from keras_resnet.registry import model_spec
 
         try:
-            _, _, plain = family_of(self.model)
+            plain = model_spec(self.model).plain
         except ValueError as e:
             raise SearchError(f"--model: {e}") from None
         if plain:
@@ -109,7 +109,7 @@ class SearchOptions:
             return
         for depth in self.depths:
             try:
-                family = family_of(f"resnet{int(depth)}")[0]
+                family = model_spec(f"resnet{int(depth)}").family
             except ValueError:
                 family = None
             if family != "cifar":

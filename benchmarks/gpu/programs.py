@@ -53,7 +53,7 @@ def build_package_model(model_name, batch, precision, num_train, args, train_ste
     import keras
 
     from keras_resnet import training
-    from keras_resnet.registry import family_of
+    from keras_resnet.registry import model_spec
     from keras_resnet.training.steppers import JaxStepper
 
     keras.backend.clear_session()
@@ -64,7 +64,7 @@ def build_package_model(model_name, batch, precision, num_train, args, train_ste
                                   train_steps=train_steps, seed=args.seed, precision=PRECISIONS[precision],
                                   verbose=0)
     recipe = training.resolve_recipe(config, num_train, batch)
-    if family_of(model_name)[0] == "cifar":
+    if model_spec(model_name).family == "cifar":
         build_kwargs = dict(classes=10, input_shape=(32, 32, 3), **build_kwargs)
     model = training.build_model(config, recipe, **build_kwargs)
     return model, recipe, JaxStepper(model)

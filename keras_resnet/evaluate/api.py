@@ -189,10 +189,10 @@ def evaluate_pretrained(model, weights, data, split=None, ten_crop=False, image_
     Raises:
         EvaluationError: naming the flag.
     """
-    from keras_resnet.registry import family_of
+    from keras_resnet.registry import model_spec
 
     try:
-        family = family_of(model)[0]
+        family = model_spec(model).family
     except ValueError as error:
         raise EvaluationError(f"--model: {error}") from None
     split = default_split(data, split, data_dir)

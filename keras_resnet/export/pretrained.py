@@ -65,10 +65,11 @@ def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
     Raises:
         ValueError: a bad name, set or file (naming it). FileNotFoundError: a named set's file is missing.
     """
-    from keras_resnet.registry import build, family_of
+    from keras_resnet.registry import build, model_spec
     from keras_resnet.weights import find_set, preprocessing_of
 
-    family, depth, _ = family_of(model_name)
+    spec = model_spec(model_name)
+    family, depth = spec.family, spec.depth
     kwargs, details = {}, {"model": model_name, "weights": os.fspath(weights)}
     is_file = not isinstance(weights, str) or weights not in ("cifar10", "imagenet")
     if is_file:

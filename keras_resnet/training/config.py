@@ -16,11 +16,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from keras_resnet import recipes as recipes_lib
-from keras_resnet.registry import family_of
+from keras_resnet.registry import model_spec
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
@@ -165,7 +166,7 @@ class TrainConfig:
     def validate(self):
         """Raises `ConfigError` naming the flag of the first bad value; cheap, runs before any work."""
         try:
-            family_of(self.model)
+            self.model_spec
         except ValueError as e:
             raise ConfigError(f"--model: {e}") from None
         if not self.model_dir:
@@ -206,8 +207,13 @@ class TrainConfig:
                               f"received {self.validation_split!r}.")
         if self.shortcut is not None and str(self.shortcut).upper() not in ("A", "B", "C"):
             raise ConfigError(f"--shortcut must be A, B or C; received {self.shortcut!r}.")
-        if self.shortcut is not None and family_of(self.model)[2]:
+        if self.shortcut is not None and self.model_spec.plain:
             raise ConfigError(f"--shortcut: {self.model!r} is a plain network and has no shortcuts.")
+
+    @functools.cached_property
+    def model_spec(self):
+        """`--model` parsed once (`keras_resnet.registry.ModelSpec`: family, depth, plain)."""
+        return model_spec(self.model)
 
     def replace(self, **changes):
         """Returns a copy with `changes` applied (validated again)."""

@@ -17,12 +17,11 @@ Example:
 from __future__ import annotations
 
 from keras_resnet import recipes as recipes_lib
-from keras_resnet.registry import family_of
 
 
 def recipe_kind(config):
     """"cifar", "imagenet" or "finetune": `--recipe`, or the model family's when it is "auto"."""
-    family = family_of(config.model)[0]
+    family = config.model_spec.family
     return family if config.recipe == "auto" else config.recipe
 
 
@@ -52,7 +51,7 @@ def resolve_recipe(config, num_train, global_batch=None):
     Returns:
         A `keras_resnet.recipes.Recipe`.
     """
-    depth, kind = family_of(config.model)[1], recipe_kind(config)
+    depth, kind = config.model_spec.depth, recipe_kind(config)
     if kind == "cifar":
         recipe = recipes_lib.cifar_recipe(depth)
     elif kind == "finetune":

@@ -38,7 +38,7 @@ def classifier_width(table):
 
 def run_convert():
     """Builds the named network, converts `--from` into it and writes `--output`; returns the output path."""
-    from keras_resnet.registry import build, family_of
+    from keras_resnet.registry import build, model_spec
     from keras_resnet.weights import api, sources
 
     source = getattr(FLAGS, "from")
@@ -50,7 +50,7 @@ def run_convert():
     if resolved == "keras":
         raise ValueError(f"--from={source!r} is a Keras 3 file already; nothing to convert.")
     table, resolved = sources.read_source(source, resolved)
-    family, _, _ = family_of(FLAGS.model)
+    family = model_spec(FLAGS.model).family
     kwargs = dict(include_top=FLAGS.include_top, classifier_activation="softmax")
     if FLAGS.include_top:
         kwargs["classes"] = classifier_width(table) or (10 if family == "cifar" else 1000)

@@ -186,7 +186,7 @@ import sys
 sys.modules['tensorflow'] = None  # any `import tensorflow` now fails
 import keras
 from keras_resnet.data import ArrayIterator, load_arrays
-from keras_resnet.data import preprocessing, memory
+from keras_resnet.data import preprocessing, in_memory
 x, y, info = load_arrays({str(archive)!r}, 'train')
 batches = list(ArrayIterator(x, y, 4, training=True, mean=info.mean, seed=0))
 out = preprocessing.normalize_ops(x[:2], info.mean)

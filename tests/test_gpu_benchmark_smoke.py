@@ -24,7 +24,7 @@ def test_device_crop_flip_equals_numpy_augmentation():
     from keras import ops
 
     from keras_resnet.data import device_augment
-    from keras_resnet.data.memory import random_crop_flip
+    from keras_resnet.data.in_memory import random_crop_flip
 
     images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     expected, (oy, ox, flip) = random_crop_flip(images, np.random.default_rng(1), return_params=True)

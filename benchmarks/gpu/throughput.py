@@ -51,7 +51,7 @@ def host_advance(program, holder, cifar, batch, k, seed):
     """`advance(n)` for the host program: batches augmented by the numpy `ArrayIterator`, sent every call."""
     import jax.numpy as jnp
 
-    from keras_resnet.data.memory import ArrayIterator
+    from keras_resnet.data.in_memory import ArrayIterator
 
     it = ArrayIterator(cifar.train_x, cifar.train_y, batch, training=True, mean=cifar.mean, seed=seed)
 
@@ -174,7 +174,7 @@ def check_fused_matches_package(cifar, args, report):
     import keras
 
     from keras_resnet.data import device_augment
-    from keras_resnet.data.memory import random_crop_flip
+    from keras_resnet.data.in_memory import random_crop_flip
     from keras_resnet.data.preprocessing import normalize
 
     x = cifar.train_x[:64]

@@ -52,10 +52,11 @@ and member index), `shards` (TFRecord shard names and `dataset.json`), `folder` 
 Pillow), `sizing` (whether images fit in memory), `sources` (`resolve(source)`: the one place that tells a
 folder, shards and a TFDS name apart; every question about a source is a method of its object), `splits`
 (`available_splits`, `default_eval_split`, `check_splits`, `memory_input_reason`), `reader` (opening and
-reading TFDS / TFRecord / streamed sources, TensorFlow), `arrays` (`load_arrays`), `pipeline` (`load`),
+reading TFDS / TFRecord / streamed sources, TensorFlow), `in_memory` (in-memory data: `load_arrays`,
+`ArrayIterator`), `pipeline` (`load`),
 `decoding` (TensorFlow decode equal to Pillow), `cache` (the training mean: its one definition
-`training_mean` and its cache), `preprocessing`, `augment`, `memory`, `corrupt`, `tfrecord`, `convert`, `info`.
-Imports go one way: `pipeline` -> `arrays` -> `reader` -> `cache`, never back.
+`training_mean` and its cache), `preprocessing`, `augment`, `corrupt`, `tfrecord`, `convert`, `info`.
+Imports go one way: `pipeline` -> `in_memory` -> `reader` -> `cache`, never back.
 
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385),
 sections 3.4 (ImageNet: scale augmentation [256, 480], 224 crop, flip, mean subtraction, colour
@@ -72,9 +73,8 @@ Example:
     >>> ds, info = load("/data/pets", "train", 32, crop_size=160, seed=0)  # doctest: +SKIP
 """
 
-from keras_resnet.data.arrays import load_arrays
+from keras_resnet.data.in_memory import ArrayIterator, load_arrays, random_crop_flip
 from keras_resnet.data.info import DatasetInfo
-from keras_resnet.data.memory import ArrayIterator, random_crop_flip
 from keras_resnet.data.preprocessing import (
     IMAGENET_CROP,
     channel_mean,

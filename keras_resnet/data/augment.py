@@ -1,7 +1,7 @@
 """The paper's augmentation and evaluation geometry as TensorFlow ops, for tf.data and the export graph.
 
 TensorFlow-only: this module imports TensorFlow. The backend-agnostic CIFAR augmentation for in-memory
-numpy batches is `keras_resnet.data.memory.random_crop_flip`; normalisation is
+numpy batches is `keras_resnet.data.in_memory.random_crop_flip`; normalisation is
 `(float32(image) - mean) / 255` as in `keras_resnet.data.preprocessing`.
 
 Decoding lives in `keras_resnet.data.decoding` (`augment.decode` is the same function, kept for imports).

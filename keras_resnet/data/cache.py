@@ -1,6 +1,6 @@
 """The training mean: its one definition (`training_mean`), its one cache key (`mean_key`) and the cache.
 
-Every reader (image folders decoded with Pillow in `keras_resnet.data.arrays`, TFDS / TFRecord / streamed
+Every reader (image folders decoded with Pillow in `keras_resnet.data.in_memory`, TFDS / TFRecord / streamed
 folders in `keras_resnet.data.reader`) computes the mean its images are centred with by calling
 `training_mean` with the source's fingerprint and its decoded training images; nothing else computes a mean.
 

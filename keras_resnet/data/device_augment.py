@@ -1,6 +1,6 @@
 """The paper's CIFAR augmentation on the accelerator: pad 4, random 32x32 crop, random flip, normalise.
 
-`keras_resnet.data.memory.random_crop_flip` does the augmentation in numpy on the host. For a GPU the whole
+`keras_resnet.data.in_memory.random_crop_flip` does the augmentation in numpy on the host. For a GPU the whole
 CIFAR-10 training split (50,000 uint8 images, 150 MB) fits in device memory, and the same augmentation is a
 gather inside the compiled training step, so nothing but batch indices crosses from host to device per
 step. This module holds that device-side version, written with `keras.ops` (TensorFlow, JAX, PyTorch
@@ -36,7 +36,7 @@ from keras_resnet.data.preprocessing import CIFAR_PAD
 def crop_flip(images, offset_y, offset_x, flip, pad: int = CIFAR_PAD):
     """Zero-pads `pad` pixels on each side, crops at the given offsets and flips where asked.
 
-    The same computation as `keras_resnet.data.memory.random_crop_flip(..., return_params=True)` with its
+    The same computation as `keras_resnet.data.in_memory.random_crop_flip(..., return_params=True)` with its
     returned `(offset_y, offset_x, flipped)`: the output pixel `(i, j)` of image `b` is the padded pixel
     `(offset_y[b] + i, offset_x[b] + j')` with `j' = W - 1 - j` if `flip[b]` else `j`.
 

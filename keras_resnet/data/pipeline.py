@@ -13,7 +13,7 @@ sizes differ is streamed this way too. Everything ends in `batch(...).prefetch(A
 elements carry their file name until decoded, so an undecodable image fails naming the file, or is skipped
 and counted (`keras_resnet.data.corrupt`).
 
-Small folder images come from `keras_resnet.data.arrays.load_arrays`; every other source is opened and
+Small folder images come from `keras_resnet.data.in_memory.load_arrays`; every other source is opened and
 read by `keras_resnet.data.reader`, the reader `load_arrays` uses too, so both see the same images and the
 same training mean (`keras_resnet.data.cache.training_mean`, its one definition).
 
@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.data import arrays, augment, corrupt, folder, reader
+from keras_resnet.data import augment, corrupt, folder, in_memory, reader
 from keras_resnet.data.info import PREPROCESSING_KINDS, SkipCounts
 from keras_resnet.data.preprocessing import IMAGENET_CROP, check_crop_size, imagenet_eval_size, imagenet_scale_range
 from keras_resnet.data.sources import resolve
@@ -126,7 +126,7 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
     options.deterministic = seed is not None or not training
     if src.decodes_up_front(split, validation_size, preprocessing, image_size):
         try:
-            images, labels, info = arrays.load_arrays(src, split, validation_size=validation_size,
+            images, labels, info = in_memory.load_arrays(src, split, validation_size=validation_size,
                                                       image_size=image_size, skip_corrupt=skip_corrupt, mean=mean,
                                                       preprocessing="cifar")
         except folder.ImageShapeError:  # a small first image, but sizes differ: stream them, ImageNet-style

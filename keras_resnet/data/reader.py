@@ -1,7 +1,7 @@
 """Reading a TFDS / TFRecord / streamed-folder source: opening it, its decoded elements and its mean.
 
 TensorFlow-only: this module imports TensorFlow. It is the one reader that both in-memory loading
-(`keras_resnet.data.arrays.load_arrays`, for TFDS names and TFRecord directories) and the tf.data pipeline
+(`keras_resnet.data.in_memory.load_arrays`, for TFDS names and TFRecord directories) and the tf.data pipeline
 (`keras_resnet.data.pipeline.load`) use; image folders of small images are decoded with Pillow by
 `keras_resnet.data.folder` instead. Either way the training mean has one definition,
 `keras_resnet.data.cache.training_mean`, fed here with the decoded training images of the source.

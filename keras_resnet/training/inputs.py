@@ -7,7 +7,7 @@ Three paths, chosen by `--input` and by one public rule, `uses_memory_input(conf
 reason for the log: `keras_resnet.training.datasource.input_choice`):
 
 - `MemoryInput`: uint8 arrays in memory (`ArrayData`), batches augmented on the host with numpy
-  (`keras_resnet.data.memory.ArrayIterator`); on TensorFlow fed through `tf.distribute`;
+  (`keras_resnet.data.in_memory.ArrayIterator`); on TensorFlow fed through `tf.distribute`;
 - the device path (JAX and TensorFlow, one device, `uses_device_input`): the same `MemoryInput` gives only
   the plans of its batches (indices, crop offsets, flips) and the compiled step gathers and augments them
   from the uint8 images it holds (on a CPU too: 2-7% more ResNet-20 images/s than host numpy batches on
@@ -63,7 +63,7 @@ def uses_memory_input(config, data=None, backend=None):
 
 
 class MemoryInput:
-    """Epochs of global batches from in-memory arrays (`keras_resnet.data.memory.ArrayIterator`).
+    """Epochs of global batches from in-memory arrays (`keras_resnet.data.in_memory.ArrayIterator`).
 
     Args:
         data: an `ArrayData`.
@@ -88,7 +88,7 @@ class MemoryInput:
             yield self.normalization.numpy(x), y
 
     def _iterator(self, images, labels, batch, training, epoch=0):
-        from keras_resnet.data.memory import ArrayIterator
+        from keras_resnet.data.in_memory import ArrayIterator
 
         it = ArrayIterator(images, labels, batch, training=training, mean=self.info.mean,
                            seed=self.seed if self.seed is not None else None, augment=self.augments)

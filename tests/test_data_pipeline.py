@@ -171,6 +171,22 @@ def test_a_source_is_resolved_once_into_an_object_that_answers_for_it(tmp_path):
         resolve("")
 
 
+@pytest.mark.parametrize("kind", ["small folder", "large folder", "shards"])
+def test_held_out_training_images_leave_the_test_split_whole(tmp_path, kind):
+    """`validation_size` holds images out of the training split only: the test split is read whole on every
+    path (it used to lose `validation_size` of its own images, or fail when it had no more than that)."""
+    size = (30, 40) if kind == "small folder" else (70, 90)
+    source = make_jpeg_folder(tmp_path / "imgs", size=size, per_class=3)
+    if kind == "shards":
+        convert(source, tmp_path / "shards", shards=1, progress=False)
+        source = tmp_path / "shards"
+    ds, info = load(source, "test", 4, training=False, validation_size=2)
+    labels = np.concatenate([y for _, y in as_numpy(ds)])
+    assert info.num_examples == {"test": 6} and sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    train, train_info = load(source, "train", 2, training=False, validation_size=2)
+    assert train_info.num_examples == {"train": 4}
+
+
 @pytest.mark.parametrize("mode", ["RGB", "L"])
 def test_tf_decoder_gives_exactly_the_pillow_pixels(mode):
     from keras_resnet.data.augment import decode

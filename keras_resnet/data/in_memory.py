@@ -44,7 +44,7 @@ from keras_resnet.data.preprocessing import (
     stratified_split,
 )
 from keras_resnet.data.sources import resolve
-from keras_resnet.data.split_names import base_split, check_split
+from keras_resnet.data.split_names import base_split, check_split, holds_out
 
 log = logging.getLogger(__name__)
 MEAN_CHUNK = 4096
@@ -58,7 +58,7 @@ def _folder_arrays(src, split, validation_size, image_size, skip_corrupt, mean, 
     if skipped:
         log.warning("Skipped %d undecodable image(s) in split %r of %s: %s", len(skipped), phys, source,
                     skipped[:5])
-    if validation_size:
+    if holds_out(split, validation_size):  # "test" is read whole, held-out training images or not
         train_idx, val_idx = stratified_split(labels, validation_size)
         sel = val_idx if split == "validation" else train_idx
         images, labels = images[sel], labels[sel]

@@ -37,7 +37,7 @@ from keras_resnet.data import augment, corrupt, folder, shards
 from keras_resnet.data.cache import training_mean
 from keras_resnet.data.info import DatasetInfo
 from keras_resnet.data.preprocessing import IMAGENET_CROP, preprocessing_for, stratified_split
-from keras_resnet.data.split_names import base_split, missing_split_message, order_splits, pick_physical
+from keras_resnet.data.split_names import base_split, holds_out, missing_split_message, order_splits, pick_physical
 
 AUTOTUNE = tf.data.AUTOTUNE
 MEAN_BATCH = 1024
@@ -209,8 +209,8 @@ def _decode_first(encoded, *rest):
 
 
 def _selection(src, split, phys, validation_size):
-    """Indices of the physical split to keep (None for all)."""
-    if validation_size == 0:
+    """Indices of the physical split to keep (None for all: a split that is not part of the training split)."""
+    if not holds_out(split, validation_size):
         return None
     train, val = stratified_split(src.labels(phys), validation_size)
     return val if split == "validation" else train

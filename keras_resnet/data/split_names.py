@@ -46,9 +46,15 @@ def check_split(split, validation_size) -> None:
         raise ValueError(f"`validation_size` must be a non-negative int; received {validation_size!r}.")
 
 
+def holds_out(split: str, validation_size: int) -> bool:
+    """Whether `split` is a part of the training split: `"train"` or `"validation"` while `validation_size`
+    images are held out. Any other split (`"test"`) is read whole, held-out images or not."""
+    return validation_size > 0 and split in ("train", "validation")
+
+
 def base_split(split: str, validation_size: int) -> str:
     """The physical split to read: the training split for `"train"`/`"validation"` when holding out images."""
-    return "train" if validation_size > 0 and split in ("train", "validation") else split
+    return "train" if holds_out(split, validation_size) else split
 
 
 def order_splits(names) -> list:
@@ -87,5 +93,5 @@ def missing_split_message(source, split: str, available, expected: str = "") -> 
     return text
 
 
-__all__ = ["ALIASES", "SPLITS", "base_split", "canonical_split", "check_split", "missing_split_message", "order_splits", "pick_physical",
+__all__ = ["ALIASES", "SPLITS", "base_split", "canonical_split", "check_split", "holds_out", "missing_split_message", "order_splits", "pick_physical",
            "split_candidates"]

@@ -10,12 +10,15 @@ learning rate of the package's schedule at each iteration.
 
 Every step starts from the same state: before each iteration the reference, in float32 and in float64,
 takes the trainer's weights and momentum buffers. After it, cross-entropy and L2 term equal the reference's,
-and the trainer's new weights and momentum buffers are as close to float64's as PyTorch's own float32 step
-is, at each of the `STEPS` iterations and across both learning-rate boundaries. That is the float
-tolerance, measured rather than guessed: at initialisation a plain-56's gradients are so ill-conditioned
-that PyTorch in float32 already misses float64's first step by up to 24% of a BN parameter's update (the
-trainer by up to 41%), where ResNets agree to 1e-3. Left to run freely, float32 trajectories drift apart
-within a few iterations for the same reason, so the steps are compared one by one from the same state.
+and the trainer's new weights and momentum buffers are within a few times the float32 envelope of float64's,
+at each of the `STEPS` iterations and across both learning-rate boundaries. The envelope is measured, not
+guessed: the larger of PyTorch's own float32 error and the error of float64 steps taken from the state
+rounded as float32 rounds it (`PERTURBED` copies, each parameter times `1 + u 2^-24`). PyTorch's float32
+error alone moves with the CPU (its kernels round 10x less on an AMX Xeon than on an AVX2 EPYC, where the
+trainer's stay the same); the rounded state's does not. At initialisation a plain-56's gradients are so
+ill-conditioned that float32 already misses float64's first step by up to 24% of a BN parameter's update
+(the trainer by up to 41%), where ResNets agree to 1e-3. Left to run freely, float32 trajectories drift
+apart within a few iterations for the same reason, so the steps are compared one by one from the same state.
 
 Two conventions are the paper's (Caffe's) and not those of akamaster's script, and the reference follows
 the paper:
@@ -40,6 +43,7 @@ torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 
 
 NETWORKS = ("resnet20", "resnet56", "plain56")
 STEPS, BATCH = 24, 8  # the recipe compressed to 24 iterations: boundaries at 12 and 18 (50%, 75%)
+PERTURBED = 2  # float64 references per step started from the state perturbed by float32's rounding
 WEIGHT_DECAY, MOMENTUM = 1e-4, 0.9
 
 
@@ -141,19 +145,30 @@ def load_state(variables, net, optimizer):
             optimizer.velocity[key].copy_(torch.from_numpy(torch_layout(buffer.numpy())).to(dtype))
 
 
-def errors(variables, net, optimizer, net64, optimizer64):
-    """`{"weights"|"momentum": {"keras"|"float32": [relative error of each tensor]}}`: the trainer's and
-    PyTorch float32's new weights and momentum buffers against PyTorch float64's, each relative to the
-    tensor's largest float64 entry."""
-    out = {"weights": {"keras": [], "float32": []}, "momentum": {"keras": [], "float32": []}}
+def perturb(net, rng):
+    """Multiplies every parameter of a float64 network by `1 + u 2^-24`, `u` uniform in [-1, 1]: the state as
+    float32 could have rounded it."""
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1 + 2.0 ** -24 * torch.from_numpy(rng.uniform(-1, 1, tuple(p.shape))))
+
+
+def errors(variables, net, optimizer, net64, optimizer64, perturbed):
+    """`{"weights"|"momentum": {"keras"|"float32"|"perturbed": [relative error of each tensor]}}`: the trainer's,
+    PyTorch float32's and the perturbed float64 references' (the largest of them) new weights and momentum
+    buffers against PyTorch float64's, each relative to the tensor's largest float64 entry."""
+    out = {what: {"keras": [], "float32": [], "perturbed": []} for what in ("weights", "momentum")}
     parameters, parameters64 = dict(net.named_parameters()), dict(net64.named_parameters())
+    others = [(dict(n.named_parameters()), o) for n, o in perturbed]
     for key, (variable, buffer) in variables.items():
-        for what, keras_value, value32, value64 in (
-                ("weights", variable, parameters[key], parameters64[key]),
-                ("momentum", buffer, optimizer.velocity[key], optimizer64.velocity[key])):
+        for what, keras_value, value32, value64, values in (
+                ("weights", variable, parameters[key], parameters64[key], [p[key] for p, _ in others]),
+                ("momentum", buffer, optimizer.velocity[key], optimizer64.velocity[key],
+                 [o.velocity[key] for _, o in others])):
             exact = value64.detach().numpy()
             out[what]["keras"].append(relative(torch_layout(keras_value.numpy()), exact))
             out[what]["float32"].append(relative(value32.detach().numpy(), exact))
+            out[what]["perturbed"].append(max(relative(v.detach().numpy(), exact) for v in values))
     return out
 
 
@@ -181,10 +196,16 @@ def trainer_steps(cifar_data, tmp_path_factory):
         assert sorted(variables) == sorted(dict(net.named_parameters()))
         run.stepper.start_epoch(data_input, 0, 0, STEPS)
         record = {"lrs": lrs, "recipe": run.recipe, "input": run.run_input.device_input, "keras_ce": [],
-                  "keras_l2": [], "torch_ce": [], "torch32_ce": [], "torch_l2": [], "errors": []}
+                  "keras_l2": [], "torch_ce": [], "torch32_ce": [], "perturbed_ce": [], "torch_l2": [], "errors": []}
+        rng = np.random.default_rng(0)
         for (x, y), lr in zip(batches, lrs):
-            load_state(variables, net, optimizer)  # both references start from the trainer's state
+            load_state(variables, net, optimizer)  # every reference starts from the trainer's state
             load_state(variables, net64, optimizer64)
+            perturbed = [(copy.deepcopy(net64), None) for _ in range(PERTURBED)]
+            perturbed = [(n, PaperSGD(n)) for n, _ in perturbed]
+            for n, o in perturbed:
+                load_state(variables, n, o)
+                perturb(n, rng)
             record["torch_l2"].append(optimizer64.l2_term())
             ce, reg, _ = run.stepper.run(1)
             run.stepper.sync()
@@ -192,7 +213,8 @@ def trainer_steps(cifar_data, tmp_path_factory):
             record["keras_l2"].append(float(reg))
             record["torch32_ce"].append(torch_step(net, optimizer, x, y, lr))
             record["torch_ce"].append(torch_step(net64, optimizer64, x, y, lr))
-            record["errors"].append(errors(variables, net, optimizer, net64, optimizer64))
+            record["perturbed_ce"].append([torch_step(n, o, x, y, lr) for n, o in perturbed])
+            record["errors"].append(errors(variables, net, optimizer, net64, optimizer64, perturbed))
         record["kernels"] = np.array([k.endswith("weight") and len(v.shape) > 1 for k, (v, _) in variables.items()])
         records[name] = record
     return records
@@ -212,10 +234,14 @@ def test_the_step_runs_the_papers_recipe_compressed_to_the_test(trainer_steps):
 def test_cross_entropy_and_l2_term_equal_the_reference_at_every_step(trainer_steps, name):
     record = trainer_steps[name]
     assert len(record["keras_ce"]) == STEPS
-    # The same forward pass: within 1e-5 of float64's cross-entropy, or as close as PyTorch's own float32 (a
-    # plain-56 at initialisation, batch 8: 1.3e-4 for the trainer).
+    # The same forward pass: within 1e-5 of float64's cross-entropy, or within the float32 envelope: a few times
+    # PyTorch's own float32 error, or 20 times what float32's rounding of the state alone moves float64's
+    # cross-entropy (a plain-56 at initialisation, batch 8: 1.5e-4 for the trainer on two CPUs, against
+    # 2.8e-6 to 2.6e-5 for PyTorch float32 depending on the CPU and 1e-5 for the rounded state).
     keras_ce, ce64, ce32 = (np.array(record[k]) for k in ("keras_ce", "torch_ce", "torch32_ce"))
-    assert np.all(np.abs(keras_ce - ce64) <= np.maximum(1e-5 * ce64, 5 * np.abs(ce32 - ce64))), (keras_ce, ce32, ce64)
+    spread = np.abs(np.array(record["perturbed_ce"]) - ce64[:, None]).max(axis=1)
+    bound = np.maximum.reduce([1e-5 * ce64, 5 * np.abs(ce32 - ce64), 20 * spread])
+    assert np.all(np.abs(keras_ce - ce64) <= bound), (np.abs(keras_ce - ce64), bound)
     np.testing.assert_allclose(record["keras_l2"], record["torch_l2"], rtol=1e-6)  # wd / 2 * sum ||kernel||^2
     # The steps are real: the cross-entropy moves and the weights change.
     assert np.ptp(record["keras_ce"]) > 0.1
@@ -231,15 +257,22 @@ def test_weights_and_momentum_after_every_step_equal_the_reference(trainer_steps
     steps = trainer_steps[name]["errors"]
     assert len(steps) == STEPS
     keras_errors = np.array([step[what]["keras"] for step in steps])  # [steps, tensors]
-    float32_errors = np.array([step[what]["float32"] for step in steps])
+    # The float32 envelope of each tensor at each step: PyTorch float32's error, or the float64 step's from a
+    # state rounded as float32 would round it, whichever is larger. PyTorch's float32 error alone depends on
+    # the CPU (its kernels round differently on AVX2 and on AMX machines); the rounded state does not.
+    envelope = np.maximum(np.array([step[what]["float32"] for step in steps]),
+                          np.array([step[what]["perturbed"] for step in steps]))
     kernels = trainer_steps[name]["kernels"]
-    assert keras_errors.max() <= 5 * float32_errors.max() + 1e-6, (keras_errors.max(), float32_errors.max())
+    assert keras_errors.max() <= 10 * envelope.max() + 1e-6, (keras_errors.max(), envelope.max())
     # Typical errors: TensorFlow's oneDNN convolution gradients round a few times more than PyTorch's (1-2x at
-    # the first step, up to 10x in the median once the learning rate has dropped); both stay far below what a
-    # wrong rule moves (a missing weight decay: wd * w against g, 1e-3 or more of a kernel's step).
+    # the first step, up to 25x in the median once the learning rate has dropped); in the well-conditioned
+    # ResNets both stay far below what a wrong rule moves (a missing weight decay: wd * w against g, 1e-3 or
+    # more of a kernel's step). A plain-56 at initialisation is so ill-conditioned that float32 itself misses
+    # float64's step by a tenth (the module docstring): there the envelope is the whole tolerance.
     for selected in (kernels, ~kernels):
-        median, median32 = np.median(keras_errors[:, selected]), np.median(float32_errors[:, selected])
-        assert median <= 20 * median32 + 1e-7 and median < 1e-4, (median, median32)
+        median, median_envelope = np.median(keras_errors[:, selected]), np.median(envelope[:, selected])
+        assert median <= 40 * median_envelope + 1e-7, (median, median_envelope)
+        assert name.startswith("plain") or median < 1e-4, median
 
 
 def test_torch_sgd_differs_only_after_a_boundary(trainer_steps):

@@ -21,6 +21,10 @@ CHECKED = ("keras_resnet", "trainers", "tuning", "benchmarks")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 COMPAT = {"keras": "keras_resnet/compat.py", "keras_tuner": "tuning/kt_compat.py"}
+# The trainer entry (`train`, `prepare`, `resolve_run`) and the converters from a `TrainConfig` to its parts are
+# the only functions of keras_resnet/training that read the whole config; below them each takes its part.
+CONFIG_ENTRY = {"train", "prepare", "resolve_run"}
+CONFIG_CONVERTERS = {"data_spec", "model_part", "schedule_part", "runtime_part", "output_part", "resolve_run"}
 SOURCES_MODULE = "keras_resnet/data/sources.py"
 SOURCE_KINDS = {"folder", "tfrecord", "tfds"}
 SOURCE_CLASSES = {"ImageFolder", "ShardDirectory", "TFDSDataset"}
@@ -208,6 +212,22 @@ def source_kind_branches(path):
     return sorted(found)
 
 
+def whole_config_reads(path):
+    """(line, function) where a function other than the entry and the converters uses its `config` parameter
+    other than by handing it to a converter (`model_part(config)`, `data_spec(config)`, ...)."""
+    found = []
+    for func in ast.walk(parse(path)):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) or func.name in CONFIG_ENTRY | CONFIG_CONVERTERS:
+            continue
+        if "config" not in [a.arg for a in func.args.args + func.args.kwonlyargs]:
+            continue
+        handed = {id(arg) for call in ast.walk(func) if isinstance(call, ast.Call)
+                  and (dotted(call.func) or "").rpartition(".")[2] in CONFIG_CONVERTERS for arg in call.args}
+        found += [(node.lineno, func.name) for node in ast.walk(func)
+                  if isinstance(node, ast.Name) and node.id == "config" and id(node) not in handed]
+    return sorted(set(found))
+
+
 @pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_module_is_small_with_short_functions(path):
     lines = len(path.read_text().splitlines())
@@ -238,6 +258,15 @@ def test_only_the_sources_module_branches_on_a_source_kind():
                            + "\n".join(offenders))
 
 
+def test_below_the_trainer_entry_functions_take_their_part_not_the_whole_config():
+    offenders = [f"{path.relative_to(ROOT)}:{line}: {name}() reads `config`" for path in
+                 source_files(("keras_resnet/training",)) if path.name not in ("config.py", "flags.py")
+                 for line, name in whole_config_reads(path)]
+    assert not offenders, ("below train()/prepare(), a function takes its part of the run (ModelPart, DataSpec, "
+                           "SchedulePart, RuntimePart, OutputPart), converting a TrainConfig only through "
+                           f"{sorted(CONFIG_CONVERTERS)}:\n" + "\n".join(offenders))
+
+
 def test_tests_say_why_they_use_private_names():
     offenders = []
     for path in sorted((ROOT / "tests").glob("*.py")):
@@ -264,6 +293,10 @@ def test_the_checks_catch_what_they_forbid(tmp_path):
                          "        pass\n    return isinstance(src, sources.ImageFolder), kind == 'cifar'\n")
     assert source_kind_branches(branching) == [(2, "compares with 'tfds'"), (4, "compares with 'folder'"),
                                                (6, "isinstance(..., ImageFolder)")]
+    reader = tmp_path / "reader.py"
+    reader.write_text("def f(config):\n    return config.model\n\ndef g(config):\n    return model_part(config)\n\n"
+                      "def train(config):\n    return config.model\n")
+    assert whole_config_reads(reader) == [(2, "f")]
     texts = [text for _, text in private_uses(probe, module="probe")]
     assert texts == ["from keras.src import ...", "bar._values", "recipes._hidden"] or sorted(texts) == sorted(
         ["from keras.src import ...", "bar._values", "recipes._hidden"])

@@ -253,6 +253,34 @@ def test_tensorflow_plan_iterator_yields_the_epoch_plans_across_chunks(skip, ste
         assert indices.dtype == np.int32 and flip.dtype == bool and indices.shape == (8,)
 
 
+def test_the_input_path_is_chosen_once_with_its_reason(tmp_path):
+    from keras_resnet.training.datasource import InputPath, choose_input, data_spec
+    from keras_resnet.training.runtime import Runtime
+
+    folder = make_image_folder(tmp_path / "data", train=24, test=6)
+    one = Runtime("tensorflow")
+
+    def chosen(backend="tensorflow", runtime=one, **flags):
+        return choose_input(data_spec(tiny(tmp_path, data=str(folder), **flags)), backend, runtime)
+
+    auto = chosen()
+    assert auto == InputPath("device", "in memory: 30 images of 8x8 in train and test (5.6 KiB decoded uint8, "
+                                       "limit 2.0 GiB)")
+    assert auto.describe().startswith("uint8 training images on the device, batches gathered and augmented")
+    assert chosen(input="memory") == InputPath("memory", "in memory: --input=memory")
+    assert chosen(input="tfdata") == InputPath("tfdata", "tf.data: --input=tfdata")
+    assert chosen(runtime=Runtime("tensorflow", replicas=2)).kind == "memory"  # device input is single-device
+    assert chosen("torch") == InputPath("memory", "in memory: the torch backend has no tf.data")
+    with pytest.raises(training.ConfigError, match="--input=tfdata needs TensorFlow; the backend is jax"):
+        chosen("jax", input="tfdata")
+    with pytest.raises(training.ConfigError, match="--input=device is not possible here: the backend is torch "
+                                                   r"\(device input is the JAX and TensorFlow path\); several "
+                                                   "devices are in use"):
+        chosen("torch", Runtime("torch", replicas=2), input="device")
+    with pytest.raises(training.ConfigError, match=f"--data={tmp_path / 'nowhere'}: Data source .* does not exist"):
+        data_spec(tiny(tmp_path, data=str(tmp_path / "nowhere")))
+
+
 def test_device_input_is_refused_where_it_cannot_run(tmp_path):
     from keras_resnet.data import DatasetInfo
 

@@ -10,11 +10,11 @@ module:
 - `flags`: the absl flags of the trainers, `config_from_flags`, `run_main` (exit codes 0 / 2 / 3);
 - `runtime`: backend, `tf.distribute` strategy or JAX data parallelism (`Runtime`, `make_runtime`),
   precision (`select_precision`, `set_precision`), seeding and determinism;
-- `arraydata`: `ArrayData`, `load_array_data`; `datasource`: the evaluation split (`resolve_eval_split`),
-  the data checks run before anything is written (`check_data`) and the input rule with its reason
-  (`input_choice`);
-- `inputs`: the input paths (`MemoryInput`, `TFDataInput`, the device path) and the one rule choosing
-  between them, `uses_memory_input(config, data=None, backend=None)`;
+- `arraydata`: `ArrayData`, `load_array_data`; `datasource`: the data part of a run resolved once
+  (`DataSpec`), the evaluation split (`resolve_eval_split`), the data checks run before anything is written
+  (`check_data`) and the one choice of the input path with its reason (`choose_input` -> `InputPath`);
+- `inputs`: the input paths opened (`MemoryInput`, `TFDataInput`, the device path; `open_input`), and the
+  public halves of the rule, `uses_memory_input(config, data=None, backend=None)` and `uses_device_input`;
 - `normalization`: the input normalisation of published weights (`InputNormalization`, `normalization_of`);
 - `finetune`: `--init_from` (`load_initial_weights`, by layer name and shape) and `--freeze`;
 - `evaluation`: top-1 / top-5 error, centre crop or 10 crops (`evaluate_batches`, `topk_errors`);

@@ -29,6 +29,7 @@ import re
 import keras
 
 from keras_resnet.training.config import INIT_NAMED, ConfigError
+from keras_resnet.training.run_parts import model_part
 
 CLASSIFIER = "predictions"
 ACCEPTED = f"a .keras or .weights.h5 file (e.g. a run's checkpoints/best.keras) or one of {list(INIT_NAMED)}"
@@ -74,28 +75,29 @@ def check_init_file(init_from):
                           "files first: python -m keras_resnet.weights convert --from=... --model=... --output=...).")
 
 
-def source_weights(model, config):
-    """`{layer name: [numpy weights]}` of what `--init_from` names, for `model`'s architecture."""
-    init_from = config.init_from
+def source_weights(model, network):
+    """`{layer name: [numpy weights]}` of what `--init_from` names, for `model`'s architecture (`network`: the
+    run's `ModelPart`)."""
+    init_from = network.init_from
     from keras_resnet.registry import build
 
     kwargs = {"input_shape": tuple(model.input_shape[1:])}
-    if config.shortcut is not None:
-        kwargs["shortcut"] = config.shortcut.upper()
+    if network.shortcut is not None:
+        kwargs["shortcut"] = network.shortcut
     try:
         if init_from in INIT_NAMED:
             classes = 10 if init_from == "cifar10" else 1000  # the published classifiers
-            return weighted_layers(build(config.model, weights=init_from, classes=classes, **kwargs))
+            return weighted_layers(build(network.name, weights=init_from, classes=classes, **kwargs))
         if init_from.endswith(".keras"):
             import keras_resnet.recipes  # noqa: F401  (registers the schedules a checkpoint's optimizer names)
 
             return weighted_layers(keras.saving.load_model(init_from, compile=False, safe_mode=True))
-        return weights_file_layers(init_from, config.model, build(config.model, **kwargs), kwargs)
+        return weights_file_layers(init_from, network.name, build(network.name, **kwargs), kwargs)
     except ConfigError:
         raise
     except Exception as error:  # unreadable file, unavailable named set, a set for another network
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"--init_from={init_from}: cannot be used for {config.model}: {message}") from None
+        raise ConfigError(f"--init_from={init_from}: cannot be used for {network.name}: {message}") from None
 
 
 def snake_case(name):
@@ -191,7 +193,7 @@ def load_initial_weights(model, config):
 
     Args:
         model: the freshly built network of the run.
-        config: the `TrainConfig` (`init_from`, `model`, `shortcut`).
+        config: the run's `ModelPart` (`init_from`, the model, `shortcut`), or its `TrainConfig`.
 
     Returns:
         An `InitReport`, or None without `--init_from`.
@@ -200,14 +202,15 @@ def load_initial_weights(model, config):
         ConfigError: naming `--init_from`: a missing or unreadable file, another architecture (the first
             mismatching layer), a named set that does not exist for this network.
     """
-    if config.init_from is None:
+    network = model_part(config)
+    if network.init_from is None:
         return None
-    check_init_file(config.init_from)
-    source = source_weights(model, config)
-    loaded, not_loaded = match_layers(model, source, config.init_from)
+    check_init_file(network.init_from)
+    source = source_weights(model, network)
+    loaded, not_loaded = match_layers(model, source, network.init_from)
     for name in loaded:
         model.get_layer(name).set_weights(source[name])
-    return InitReport(config.init_from, loaded, not_loaded)
+    return InitReport(network.init_from, loaded, not_loaded)
 
 
 def groups_of(model):

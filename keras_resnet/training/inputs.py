@@ -3,8 +3,9 @@
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, section 4.2 (the CIFAR
 augmentation: 4-pixel padding, a random 32x32 crop and a random horizontal flip, per-pixel mean subtracted).
 
-Three paths, chosen by `--input` and by one public rule, `uses_memory_input(config, data, backend)` (its
-reason for the log: `keras_resnet.training.datasource.input_choice`):
+Three paths, chosen once by `keras_resnet.training.datasource.choose_input` (an `InputPath`: "memory",
+"device" or "tfdata", and its reason; `uses_memory_input(config, data, backend)` and `uses_device_input` are
+its two halves as public functions):
 
 - `MemoryInput`: uint8 arrays in memory (`ArrayData`), batches augmented on the host with numpy
   (`keras_resnet.data.in_memory.ArrayIterator`); on TensorFlow fed through `tf.distribute`;
@@ -35,8 +36,8 @@ import numpy as np
 
 from keras_resnet.training.arraydata import ArrayData, load_array_data, validation_size
 from keras_resnet.training.config import ConfigError
-from keras_resnet.training.datasource import input_choice
-from keras_resnet.training.recipe import default_batch_size
+from keras_resnet.training.datasource import InputPath, choose_input, data_spec, device_refusals, device_verdict, \
+    input_choice
 
 PASSES_PER_EPOCH = 1_000_000  # an epoch longer than the data cycles through fresh passes, each seeded apart
 PLAN_CHUNK = 64  # batch plans the device path stacks per host call (`MemoryInput.tf_distributed_plans`)
@@ -59,7 +60,7 @@ def uses_memory_input(config, data=None, backend=None):
     Returns:
         bool.
     """
-    return input_choice(config, data, backend)[0]
+    return input_choice(data_spec(config, data), data, backend)[0]
 
 
 class MemoryInput:
@@ -197,7 +198,8 @@ class TFDataInput:
     """Epochs from `keras_resnet.data.load` (tf.data), sharded with `tf.distribute.InputContext`.
 
     Args:
-        config: a `TrainConfig` (data, data_dir, download, seed, image_size, ten_crop, skip_corrupt).
+        config: the run's `DataSpec` (data, data_dir, download, seed, image_size, ten_crop, skip_corrupt), or
+            the `TrainConfig` it comes from.
         global_batch: training batch size over all replicas.
         eval_batch: evaluation batch size.
         validation_size: training images held out for validation (0: none).
@@ -211,39 +213,40 @@ class TFDataInput:
     def __init__(self, config, global_batch, eval_batch, validation_size, eval_split="test", normalization=None):
         from keras_resnet import data as data_lib
 
-        self.data_lib, self.config = data_lib, config
+        spec = data_spec(config)
+        self.data_lib, self.spec = data_lib, spec
         self.global_batch, self.eval_batch, self.validation_size = global_batch, eval_batch, validation_size
         self.eval_split, self.normalization, self.eval_skipped = eval_split, normalization, {}
-        self.kwargs = dict(data_dir=config.data_dir, download=config.download, validation_size=validation_size,
-                           skip_corrupt=config.skip_corrupt)
+        self.kwargs = dict(data_dir=spec.data_dir, download=spec.download, validation_size=validation_size,
+                           skip_corrupt=spec.skip_corrupt)
         if normalization is not None:
             self.kwargs["mean"] = normalization.pipeline_mean
-        if config.image_size is not None:
-            self.kwargs["crop_size"] = config.image_size
+        if spec.image_size is not None:
+            self.kwargs["crop_size"] = spec.image_size
         self.info = self._train_info()
-        size = config.image_size
+        size = spec.image_size
         if self.info.preprocessing == "cifar" and size and tuple(self.info.image_shape[:2]) != (size, size):
             self.kwargs["image_size"] = (size, size)  # CIFAR-style images are resized, not cropped
             self.info = self._train_info()
-        if config.ten_crop and self.info.preprocessing != "imagenet":
-            raise ConfigError(f"--ten_crop: {config.data} holds CIFAR-style images (both sides <= 64 pixels), "
+        if spec.ten_crop and self.info.preprocessing != "imagenet":
+            raise ConfigError(f"--ten_crop: {spec.flag} holds CIFAR-style images (both sides <= 64 pixels), "
                               "evaluated whole; 10-crop testing is for ImageNet-style images.")
         self.num_train = int(self.info.num_examples["train"])
         self.has_validation = validation_size > 0
 
     def _train_info(self):
-        return self.data_lib.load(self.config.data, "train", self.global_batch, training=True, seed=self.config.seed,
-                                  **self.kwargs)[1]
+        return self.data_lib.load(self.spec.source, "train", self.global_batch, training=True,
+                                  seed=self.spec.seed, **self.kwargs)[1]
 
     def _seed(self, epoch):
-        return None if self.config.seed is None else int(self.config.seed) * 100_003 + int(epoch)
+        return None if self.spec.seed is None else int(self.spec.seed) * 100_003 + int(epoch)
 
     def _normalized(self, ds):
         norm = self.normalization
         return ds if norm is None else ds.map(lambda x, y: (norm.tf(x), y))
 
     def _train(self, epoch, input_context=None):
-        ds, _ = self.data_lib.load(self.config.data, "train", self.global_batch, training=True,
+        ds, _ = self.data_lib.load(self.spec.source, "train", self.global_batch, training=True,
                                    seed=self._seed(epoch), input_context=input_context, **self.kwargs)
         return self._normalized(ds)
 
@@ -261,8 +264,8 @@ class TFDataInput:
     def eval_batches(self, role):
         """Numpy batches of `role` ("validation": held out; "test": the evaluation split), not augmented."""
         split = "validation" if role == "validation" else self.eval_split
-        ds, info = self.data_lib.load(self.config.data, split, self.eval_batch, training=False,
-                                      ten_crop=self.config.ten_crop, **self.kwargs)
+        ds, info = self.data_lib.load(self.spec.source, split, self.eval_batch, training=False,
+                                      ten_crop=self.spec.ten_crop, **self.kwargs)
         self.eval_skipped[role] = info.num_skipped
         return self._normalized(ds).as_numpy_iterator()
 
@@ -275,52 +278,48 @@ class TFDataInput:
 
 
 def uses_device_input(choice, backend, runtime, data_input):
-    """Whether the compiled step gathers and augments its batches itself (`--input=device`, or `auto`).
+    """Whether the compiled step gathers and augments the batches of an opened input itself (`--input=device`,
+    or `auto`): `keras_resnet.training.datasource.device_refusals` and `device_verdict` for `data_input`.
 
     Raises:
         ConfigError: `--input=device` where it cannot run (names every reason).
     """
-    reasons = []
-    if backend not in ("jax", "tensorflow"):
-        reasons.append(f"the backend is {backend} (device input is the JAX and TensorFlow path)")
-    if not isinstance(data_input, MemoryInput):
-        reasons.append("the data is not in memory")
-    elif not data_input.augments:
-        reasons.append("the images are not CIFAR-style (no on-device augmentation for them)")
-    if runtime.jax_distribution is not None or runtime.replicas > 1:
-        reasons.append("several devices are in use (device input is single-device)")
-    if getattr(data_input, "normalization", None) is not None:
-        reasons.append("the input normalisation of the --init_from weights is applied on the host")
-    if choice == "device" and reasons:
-        raise ConfigError(f"--input=device is not possible here: {'; '.join(reasons)}. Use --input=memory.")
-    return choice in ("device", "auto") and not reasons
+    in_memory = isinstance(data_input, MemoryInput)
+    reasons = device_refusals(backend, runtime, in_memory, in_memory and data_input.augments,
+                              getattr(data_input, "normalization", None))
+    return device_verdict(choice, reasons)
 
 
 def describe_input(use_memory, device_input, reason=None):
-    """One line saying which input path a run uses and why (printed as `[keras_resnet] input: ...`)."""
-    why = f" ({reason})" if reason else ""
-    if device_input:
-        return ("uint8 training images on the device, batches gathered and augmented inside the compiled step "
-                f"(pad-4 crop + flip, mean subtraction){why}")
-    if use_memory:
-        return f"in-memory arrays, batches augmented on the host (numpy){why}"
-    return f"tf.data, images decoded on the fly{why}"
+    """One line saying which input path a run uses and why (`InputPath.describe`)."""
+    return InputPath("device" if device_input else "memory" if use_memory else "tfdata", reason or "").describe()
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class RunInput:
-    """The input `train()` uses: the input object, whether it is in memory / on the device, the batches,
-    the evaluation split, why this path was chosen and the input normalisation (None: the data's mean)."""
+    """The input `train()` uses: the input object, its `InputPath` (memory / device / tf.data and why), the
+    batches, the arrays (None: streamed), the evaluation split and the input normalisation (None: the data's
+    mean)."""
 
     data_input: object
-    use_memory: bool
-    device_input: bool
+    path: InputPath
     global_batch: int
     eval_batch: int
     data: ArrayData | None = None
     eval_split: str = "test"
-    reason: str = ""
     normalization: object = None
+
+    @property
+    def use_memory(self):
+        return self.path.in_memory
+
+    @property
+    def device_input(self):
+        return self.path.on_device
+
+    @property
+    def reason(self):
+        return self.path.reason
 
     @property
     def num_train(self):
@@ -331,47 +330,47 @@ class RunInput:
         return self.data_input.info
 
 
-def open_data(config, use_memory, data, global_batch, eval_batch, eval_split, normalization):
-    """The `MemoryInput` or `TFDataInput` of a run (data errors become `ConfigError` naming `--data`)."""
-    from keras_resnet.training.datasource import data_error
-
+def open_data(spec, use_memory, data, global_batch, eval_batch, eval_split, normalization):
+    """The `MemoryInput` or `TFDataInput` of a run's `DataSpec` (data errors become `ConfigError` naming `--data`)."""
     mean = None if normalization is None else normalization.pipeline_mean
     try:
         if use_memory:
             if data is None:
-                data = load_array_data(config.data, config.validation_split, config.data_dir, config.download,
-                                       eval_split=eval_split, image_size=config.image_size,
-                                       skip_corrupt=config.skip_corrupt, mean=mean)
+                data = load_array_data(spec.source, spec.validation_split, spec.data_dir, spec.download,
+                                       eval_split=eval_split, image_size=spec.image_size,
+                                       skip_corrupt=spec.skip_corrupt, mean=mean)
             elif normalization is not None:
                 data.info.mean = mean
-            if config.ten_crop:
+            if spec.ten_crop:
                 raise ConfigError("--ten_crop: the in-memory input evaluates whole images; 10-crop testing needs "
                                   "ImageNet-style images streamed by tf.data (--input=tfdata).")
-            return MemoryInput(data, global_batch, eval_batch, config.seed, normalization), data
-        data_input = TFDataInput(config, global_batch, eval_batch, 0, eval_split, normalization)
-        size = validation_size(config.validation_split, data_input.num_train)
+            return MemoryInput(data, global_batch, eval_batch, spec.seed, normalization), data
+        data_input = TFDataInput(spec, global_batch, eval_batch, 0, eval_split, normalization)
+        size = validation_size(spec.validation_split, data_input.num_train)
         if size:
-            data_input = TFDataInput(config, global_batch, eval_batch, size, eval_split, normalization)
+            data_input = TFDataInput(spec, global_batch, eval_batch, size, eval_split, normalization)
         return data_input, data
     except ConfigError:
         raise
     except (ValueError, FileNotFoundError) as error:
         from keras_resnet.data.folder import ImageShapeError
 
-        if isinstance(error, ImageShapeError) and use_memory and config.input in ("memory", "device"):
-            raise ConfigError(f"--input={config.input}: {config.data} holds images of several sizes, which only "
+        if isinstance(error, ImageShapeError) and use_memory and spec.input in ("memory", "device"):
+            raise ConfigError(f"--input={spec.input}: {spec.flag} holds images of several sizes, which only "
                               f"tf.data streams ({str(error).split(';')[0]}); use --input=auto or --input=tfdata."
                               ) from None
-        raise data_error(config, error) from None
+        raise spec.error(error) from None
 
 
-def open_input(config, runtime, data=None, eval_split="test", normalization=None):
-    """Chooses and opens the input of `train(config, data)`; checks the batch size against it.
+def open_input(spec, runtime, global_batch, eval_batch=None, data=None, eval_split="test", normalization=None):
+    """Chooses the input path of a run (`choose_input`) and opens it; checks the batch size against it.
 
     Args:
-        config: a `TrainConfig`.
+        spec: the run's `DataSpec` (`keras_resnet.training.datasource.data_spec`).
         runtime: the `Runtime` (backend, replicas, JAX distribution).
-        data: optional `ArrayData` to train on instead of loading `config.data`.
+        global_batch: the training batch over all replicas.
+        eval_batch: the evaluation batch (None: `global_batch`).
+        data: optional `ArrayData` to train on instead of loading `--data`.
         eval_split: the evaluation split (`keras_resnet.training.datasource.resolve_eval_split`).
         normalization: the `InputNormalization` of `--init_from` weights, or None.
 
@@ -382,17 +381,11 @@ def open_input(config, runtime, data=None, eval_split="test", normalization=None
         ConfigError: tf.data without TensorFlow, a batch not divisible by the replicas or larger than the
             training set, `--input=device` where it cannot run, data that cannot be read (naming `--data`).
     """
-    backend = runtime.backend
-    use_memory, reason = input_choice(config, data, backend, eval_split)
-    if not use_memory and backend != "tensorflow":
-        raise ConfigError(f"--input=tfdata needs TensorFlow; the backend is {backend}.")
-    global_batch = config.batch_size or default_batch_size(config)
+    path = choose_input(spec, runtime.backend, runtime, normalization, data, eval_split)
     if global_batch % runtime.replicas:
         raise ConfigError(f"--batch_size={global_batch} must be divisible by the {runtime.replicas} replicas.")
-    eval_batch = config.eval_batch_size or global_batch
-    data_input, data = open_data(config, use_memory, data, global_batch, eval_batch, eval_split, normalization)
-    device_input = uses_device_input(config.input, backend, runtime, data_input)
+    eval_batch = eval_batch or global_batch
+    data_input, data = open_data(spec, path.in_memory, data, global_batch, eval_batch, eval_split, normalization)
     if data_input.num_train < global_batch:
         raise ConfigError(f"--batch_size={global_batch} is larger than the {data_input.num_train} training images.")
-    return RunInput(data_input, use_memory, device_input, global_batch, eval_batch, data, eval_split, reason,
-                    normalization)
+    return RunInput(data_input, path, global_batch, eval_batch, data, eval_split, normalization)

@@ -43,7 +43,6 @@ from keras_resnet.training import evaluation
 from keras_resnet.training.checkpoints import BackupCheckpointer, BestCheckpoint, save_model_atomic
 from keras_resnet.training.config import NaNLossError
 from keras_resnet.training.datasource import undecodable_image
-from keras_resnet.training.inputs import describe_input
 from keras_resnet.training.progress import epoch_line, evaluation_line, log, progress, progress_bar, start_lines
 from keras_resnet.training.rundir import export_run
 from keras_resnet.training.runtime import logger
@@ -73,16 +72,15 @@ def resume(run, callbacks=None):
                      "in-memory input.")
     run.stepper = make_stepper(run.model, run.runtime, run.run_input)
     run_input = run.run_input
-    described = describe_input(run_input.use_memory, run_input.device_input, run_input.reason)
-    log(verbose, f"[keras_resnet] input: {described}.")
+    log(verbose, f"[keras_resnet] input: {run_input.path.describe()}.")
     for line in start_lines(run):
         log(verbose, line)
     run.best = BestCheckpoint(os.path.join(model_dir, "checkpoints"), run.start)
-    config, recipe = run.config, run.recipe
+    name, recipe = run.parts.model.name, run.recipe
     if run.start:
-        log(verbose, f"Resuming {config.model} from {os.path.join(model_dir, 'backup')} at iteration {run.start} "
+        log(verbose, f"Resuming {name} from {os.path.join(model_dir, 'backup')} at iteration {run.start} "
                      f"(epoch {run.start // run.steps_per_epoch}).")
-    log(verbose, f"{config.model}: {recipe.train_steps} iterations, global batch {run.run_input.global_batch} on "
+    log(verbose, f"{name}: {recipe.train_steps} iterations, global batch {run.run_input.global_batch} on "
                  f"{run.runtime.replicas} replica(s) ({run.runtime.distribution}), {run.precision}, "
                  f"lr {recipe.learning_rate:g} ({recipe.schedule}, warm-up {recipe.warmup}), "
                  f"{run.run_input.num_train} training images, {run.steps_per_epoch} iterations per epoch.")
@@ -114,7 +112,7 @@ class EpochTotals:
 def train_epoch(run, epoch, schedule):
     """Dispatches the iterations of epoch `epoch`, `steps_per_call` per compiled call, reading the losses
     every `sync_every` iterations; returns its `EpochTotals`."""
-    config = run.config
+    host = run.parts.runtime  # how often the host dispatches and reads
     skip = run.start % run.steps_per_epoch if epoch == run.start // run.steps_per_epoch else 0
     steps = min(run.steps_per_epoch, run.recipe.train_steps - epoch * run.steps_per_epoch) - skip
     run.stepper.start_epoch(run.run_input.data_input, epoch, skip, steps)
@@ -123,12 +121,12 @@ def train_epoch(run, epoch, schedule):
     totals = EpochTotals(epoch, steps, progress_bar(steps, run.verbose))
     pending, dispatched, batch = [], 0, 0  # calls dispatched whose losses the host has not read yet
     while batch < steps:
-        k = min(config.steps_per_call, steps - batch)
+        k = min(host.steps_per_call, steps - batch)
         for b in range(batch, batch + k):
             run.callbacks.on_train_batch_begin(b)
         pending.append((batch, *run.stepper.run(k)))
         batch, dispatched = batch + k, dispatched + k
-        if dispatched < config.sync_every and batch < steps:
+        if dispatched < host.sync_every and batch < steps:
             continue
         # One read of the host per `sync_every` iterations: the device runs ahead in between.
         read_window(run, pending, totals, schedule)
@@ -170,7 +168,7 @@ def read_window(run, pending, totals, schedule):
         run.callbacks.on_train_batch_end(b, {"loss": loss, "cross_entropy": ce, "regularization": reg,
                                              "learning_rate": lr, "iteration": run.iteration})
         # The epoch's last iteration gets the epoch's scalars (same tags) in `end_epoch`: each step once.
-        if run.iteration % run.config.log_every == 0 and b + 1 != totals.steps:
+        if run.iteration % run.parts.runtime.log_every == 0 and b + 1 != totals.steps:
             run.tensorboard.scalars("train", run.iteration, {"loss": loss, "cross_entropy": ce, "regularization": reg,
                                                              "learning_rate": lr,
                                                              "images_per_second": images_per_second})
@@ -244,14 +242,14 @@ def final_evaluation(run):
 
 def finish(run):
     """Evaluates a run that had nothing left to train, writes summary.json and curves.png, exports."""
-    config, model_dir, iteration = run.config, run.model_dir, run.iteration
+    name, output, model_dir, iteration = run.parts.model.name, run.parts.output, run.model_dir, run.iteration
     last = final_evaluation(run)
     all_rows = read_csv(run.csv_path) if run.chief else run.rows
     wall = run.previous_wall + run.train_time if run.train_time else (
         float(all_rows[-1]["wall_time_s"]) if all_rows else 0.0)
     ips_all = (iteration * run.run_input.global_batch / wall) if wall else 0.0
     info = run.run_input.info
-    summary = {"model": config.model, "test_error": last["test_error"], "test_accuracy": 1 - last["test_error"],
+    summary = {"model": name, "test_error": last["test_error"], "test_accuracy": 1 - last["test_error"],
                "train_error": last.get("error"), "train_loss": last.get("loss"),
                "train_cross_entropy": last.get("cross_entropy"), "train_regularization": last.get("regularization"),
                "test_loss": last["test_loss"], "test_top5_error": last.get("test_top5_error"),
@@ -260,15 +258,15 @@ def finish(run):
                "best_iteration": run.best.iteration, "iterations": iteration, "epochs": run.epochs,
                "wall_time_s": wall, "images_per_second": ips_all, "precision": run.precision,
                "replicas": run.runtime.replicas, "backend": run.runtime.backend,
-               "eval_split": run.run_input.eval_split, "eval_crops": 10 if config.ten_crop else 1,
+               "eval_split": run.run_input.eval_split, "eval_crops": 10 if run.parts.data.ten_crop else 1,
                "image_shape": list(info.image_shape), "skipped_images": run.run_input.data_input.skipped()}
     faults.site("train.summary")
     if run.chief:
         write_json(os.path.join(model_dir, "summary.json"), summary)
-        run_log.plot_curves(run.csv_path, os.path.join(model_dir, "curves.png"), title=config.model)
-        if config.export:
-            export_run(model_dir, config.export_dir, run.verbose)
-    log(run.verbose or (config.verbose and run.chief), evaluation_line(summary, model_dir))
+        run_log.plot_curves(run.csv_path, os.path.join(model_dir, "curves.png"), title=name)
+        if output.export:
+            export_run(model_dir, output.export_dir, run.verbose)
+    log(run.verbose or (output.verbose and run.chief), evaluation_line(summary, model_dir))
     return summary
 
 
@@ -297,7 +295,7 @@ def train(config, data=None, callbacks=None):
             if run.model.stop_training:
                 break
     except Exception as error:  # an undecodable image in a streamed split: one line naming it (exit 2)
-        problem = undecodable_image(config, error)
+        problem = undecodable_image(run.parts.data, error)
         if problem is None:
             raise
         raise problem from None

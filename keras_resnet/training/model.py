@@ -25,6 +25,7 @@ import keras
 
 from keras_resnet.registry import build
 from keras_resnet.training.finetune import freeze, load_initial_weights
+from keras_resnet.training.run_parts import model_part
 
 
 def iter_layers(layer):
@@ -66,6 +67,10 @@ def build_run_model(config, recipe, classes=None, input_shape=None, runtime=None
     backup instead), the `--freeze` groups made non-trainable, and only then compiled, so that the
     optimizer holds slots for the trainable variables only.
 
+    Args:
+        config: the run's `ModelPart` (or its `TrainConfig`); the other arguments as `build_model`'s.
+        load_init: load `--init_from` (False when a backup will be restored instead).
+
     Returns:
         A `BuiltModel`.
 
@@ -73,33 +78,34 @@ def build_run_model(config, recipe, classes=None, input_shape=None, runtime=None
         ConfigError: `--init_from` missing, unreadable or of another architecture; `--freeze` naming a
             group the network does not have.
     """
-    kwargs = dict(zero_init_residual=config.zero_init_residual, kernel_regularizer=recipe.regularizer())
+    network = model_part(config)
+    kwargs = dict(zero_init_residual=network.zero_init_residual, kernel_regularizer=recipe.regularizer())
     if classes is not None:
         kwargs["classes"] = classes
     if input_shape is not None:
         kwargs["input_shape"] = tuple(input_shape)
-    if config.shortcut is not None:
-        kwargs["shortcut"] = config.shortcut.upper()
+    if network.shortcut is not None:
+        kwargs["shortcut"] = network.shortcut
     kwargs.update(build_kwargs)
     with runtime.scope() if runtime is not None else contextlib.nullcontext():
-        model = build(config.model, **kwargs)
-        report = load_initial_weights(model, config) if load_init else None
-        frozen = freeze(model, config.freeze)
+        model = build(network.name, **kwargs)
+        report = load_initial_weights(model, network) if load_init else None
+        frozen = freeze(model, network.freeze)
         model.compile(optimizer=recipe.optimizer(), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])  # attaches the (loss-scaled under float16) optimizer
         model.optimizer.build(model.trainable_variables)
-    if config.sync_batch_norm and runtime is not None and runtime.replicas > 1 and runtime.backend == "tensorflow":
+    if network.sync_batch_norm and runtime is not None and runtime.replicas > 1 and runtime.backend == "tensorflow":
         for layer in batch_norm_layers(model):
             layer.synchronized = True
     return BuiltModel(model, report, frozen)
 
 
 def build_model(config, recipe, classes=None, input_shape=None, runtime=None, **build_kwargs):
-    """Builds and compiles `config.model` as `train()` does.
+    """Builds and compiles the run's network as `train()` does.
 
     Args:
-        config: a `TrainConfig` (model, shortcut, zero_init_residual, sync_batch_norm, init_from and freeze
-            are read).
+        config: the run's `ModelPart` (model, shortcut, zero_init_residual, sync_batch_norm, init_from and
+            freeze), or the `TrainConfig` it comes from.
         recipe: the resolved `keras_resnet.recipes.Recipe` (optimizer, weight decay).
         classes: number of classes (None: the builder's default).
         input_shape: (H, W, C) (None: the builder's default).
@@ -109,4 +115,4 @@ def build_model(config, recipe, classes=None, input_shape=None, runtime=None, **
     Returns:
         A compiled `keras.Model` whose optimizer is built.
     """
-    return build_run_model(config, recipe, classes, input_shape, runtime, **build_kwargs).model
+    return build_run_model(model_part(config), recipe, classes, input_shape, runtime, **build_kwargs).model

@@ -82,22 +82,22 @@ def evaluation_line(summary, model_dir):
 def start_lines(run):
     """What a run says before its first epoch: what it evaluates on, how its inputs are normalised, what
     `--init_from` loaded and what `--freeze` fixed."""
-    config, run_input = run.config, run.run_input
+    model, data, run_input = run.parts.model, run.parts.data, run.run_input
     info = run_input.info
     protocol = "centre crop" if info.preprocessing == "imagenet" else "whole images"
-    protocol = "10 crops" if config.ten_crop else protocol
-    lines = [f"[keras_resnet] evaluation: the {run_input.eval_split} split of {config.data}, {protocol} "
+    protocol = "10 crops" if data.ten_crop else protocol
+    lines = [f"[keras_resnet] evaluation: the {run_input.eval_split} split of {data.flag}, {protocol} "
              f"{info.image_shape[0]}x{info.image_shape[1]}, top-1{' and top-5' if info.num_classes > 5 else ''} "
              "error after every epoch."]
     if run_input.normalization is not None:
-        lines.append(f"[keras_resnet] input normalisation of --init_from={config.init_from}: "
+        lines.append(f"[keras_resnet] input normalisation of --init_from={model.init_from}: "
                      f"{run_input.normalization.preprocessing.to_json()}.")
     built = run.built
     if built is not None and built.init_report is not None:
         lines += built.init_report.lines()
-    elif config.init_from is not None and run.start:
-        lines.append(f"[keras_resnet] --init_from={config.init_from} not loaded: the run resumes from its backup.")
+    elif model.init_from is not None and run.start:
+        lines.append(f"[keras_resnet] --init_from={model.init_from} not loaded: the run resumes from its backup.")
     if built is not None and built.frozen:
-        lines.append(f"[keras_resnet] --freeze={','.join(config.freeze)}: {len(built.frozen)} layers fixed, their "
+        lines.append(f"[keras_resnet] --freeze={','.join(model.freeze)}: {len(built.frozen)} layers fixed, their "
                      "BN statistics included.")
     return lines

@@ -17,17 +17,25 @@ Example:
 from __future__ import annotations
 
 from keras_resnet import recipes as recipes_lib
+from keras_resnet.training.run_parts import schedule_part
 
 
 def recipe_kind(config):
-    """"cifar", "imagenet" or "finetune": `--recipe`, or the model family's when it is "auto"."""
-    family = config.model_spec.family
-    return family if config.recipe == "auto" else config.recipe
+    """"cifar", "imagenet" or "finetune": `--recipe`, or the model family's when it is "auto".
+
+    Args:
+        config: the run's `SchedulePart` (or its `TrainConfig`).
+    """
+    return schedule_part(config).kind
 
 
 def default_batch_size(config):
-    """The recipe's global batch size for `config` (128 for CIFAR, 256 for ImageNet), before any flag."""
-    kind = recipe_kind(config)
+    """The recipe's global batch size (128 for CIFAR, 256 for ImageNet), before any flag.
+
+    Args:
+        config: the run's `SchedulePart` (or its `TrainConfig`).
+    """
+    kind = schedule_part(config).kind
     if kind == "cifar":
         return recipes_lib.cifar_recipe().batch_size
     if kind == "finetune":
@@ -36,7 +44,7 @@ def default_batch_size(config):
 
 
 def resolve_recipe(config, num_train, global_batch=None):
-    """The recipe of `config`: the family's recipe with the flags applied on top.
+    """The recipe of a run: the family's recipe with the flags applied on top.
 
     The learning rate follows the global batch linearly when `--batch_size` differs from the recipe's and
     `--learning_rate` is not given. A `--train_steps` without `--boundaries` moves the step boundaries with
@@ -44,38 +52,39 @@ def resolve_recipe(config, num_train, global_batch=None):
     ResNet-110 warm-up keeps its 400 iterations.
 
     Args:
-        config: a `TrainConfig`.
+        config: the run's `SchedulePart` (or its `TrainConfig`).
         num_train: training images (sets the ImageNet recipe's epoch length).
-        global_batch: the global batch size; `config.batch_size` or the recipe's if None.
+        global_batch: the global batch size; `--batch_size` or the recipe's if None.
 
     Returns:
         A `keras_resnet.recipes.Recipe`.
     """
-    depth, kind = config.model_spec.depth, recipe_kind(config)
+    schedule = schedule_part(config)
+    depth, kind = schedule.depth, schedule.kind
     if kind == "cifar":
         recipe = recipes_lib.cifar_recipe(depth)
     elif kind == "finetune":
         recipe = recipes_lib.finetune_recipe(train_examples=num_train)
     else:
         recipe = recipes_lib.imagenet_recipe(train_examples=num_train)
-    batch = global_batch or config.batch_size or recipe.batch_size
+    batch = global_batch or schedule.batch_size or recipe.batch_size
     if batch != recipe.batch_size:
         recipe = recipe.scaled_to_batch(batch)
     changes = {}
-    if config.learning_rate is not None:
-        factor = config.learning_rate / recipe.learning_rate
-        changes.update(learning_rate=config.learning_rate,
+    if schedule.learning_rate is not None:
+        factor = schedule.learning_rate / recipe.learning_rate
+        changes.update(learning_rate=schedule.learning_rate,
                        warmup_learning_rate=recipe.warmup_learning_rate * factor)
     for name in ("train_steps", "boundaries", "weight_decay", "momentum"):
-        if getattr(config, name) is not None:
-            changes[name] = getattr(config, name)
-    if config.train_steps is not None and config.boundaries is None and recipe.boundaries:
+        if getattr(schedule, name) is not None:
+            changes[name] = getattr(schedule, name)
+    if schedule.train_steps is not None and schedule.boundaries is None and recipe.boundaries:
         # A shortened (or lengthened) run keeps the recipe's proportions: 32k/48k of 64k -> 50% / 75%.
-        scale = config.train_steps / recipe.train_steps
+        scale = schedule.train_steps / recipe.train_steps
         changes["boundaries"] = tuple(max(1, round(b * scale)) for b in recipe.boundaries)
     if changes:
         recipe = recipe.replace(**changes)
-    recipe = recipe.with_schedule(config.schedule, config.warmup_steps)
+    recipe = recipe.with_schedule(schedule.schedule, schedule.warmup_steps)
     if recipe.warmup != "none" and recipe.warmup_steps == 0:
         recipe = recipe.replace(warmup="none")
     return recipe

@@ -108,10 +108,11 @@ def remove_stale_temporaries(model_dir):
     return removed
 
 
-def resolved_config(config, run_input, recipe, precision, runtime, steps_per_epoch, epochs):
-    """The `config.json` of a run: every flag with the values actually used and the recipe's fields."""
+def resolved_config(flags, run_input, recipe, precision, runtime, steps_per_epoch, epochs):
+    """The `config.json` of a run: every flag (`flags`: `TrainConfig.to_dict()`) with the values actually used
+    and the recipe's fields."""
     info = run_input.info
-    resolved = {**config.to_dict(), "batch_size": run_input.global_batch, "precision": precision,
+    resolved = {**flags, "batch_size": run_input.global_batch, "precision": precision,
                 "recipe_fields": recipe.to_dict(), "steps_per_epoch": steps_per_epoch, "epochs": epochs,
                 "classes": info.num_classes, "image_shape": list(info.image_shape),
                 "replicas": runtime.replicas, "backend": runtime.backend, "keras_version": keras.__version__}

@@ -26,6 +26,7 @@ import sys
 import keras
 
 from keras_resnet.training.config import DISTRIBUTIONS, PRECISIONS, ConfigError
+from keras_resnet.training.run_parts import runtime_part
 
 logger = logging.getLogger("keras_resnet.training")
 
@@ -179,16 +180,17 @@ def prepare_backend(config, runtime):
     """Seeds (`--seed`), turns on TensorFlow op determinism (`--deterministic`) and sets the precision.
 
     Args:
-        config: a `TrainConfig`.
+        config: the run's `RuntimePart` (or its `TrainConfig`).
         runtime: the `Runtime` of `make_runtime`.
 
     Returns:
         The resolved precision name ("float32", "mixed_float16" or "mixed_bfloat16").
     """
-    if config.seed is not None:
-        keras.utils.set_random_seed(int(config.seed))
-    if config.deterministic and runtime.backend == "tensorflow":
+    part = runtime_part(config)
+    if part.seed is not None:
+        keras.utils.set_random_seed(int(part.seed))
+    if part.deterministic and runtime.backend == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    return set_precision(config.precision)
+    return set_precision(part.precision)

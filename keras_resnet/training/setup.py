@@ -24,6 +24,8 @@ import dataclasses
 import math
 import os
 
+from typing import TYPE_CHECKING
+
 from keras_resnet.training.checkpoints import WEIGHTS_FILE
 from keras_resnet.training.config import DEFAULTED_FIELDS, ConfigError
 from keras_resnet.training.datasource import check_data, resolve_eval_split
@@ -31,30 +33,46 @@ from keras_resnet.training.finetune import check_init_file
 from keras_resnet.training.inputs import open_input
 from keras_resnet.training.model import build_run_model
 from keras_resnet.training.normalization import InputNormalization, normalization_of
-from keras_resnet.training.recipe import resolve_recipe
+from keras_resnet.training.recipe import default_batch_size, resolve_recipe
 from keras_resnet.training.rundir import check_model_dir, read_config, resolved_config, write_run_files
+from keras_resnet.training.run_parts import resolve_run
 from keras_resnet.training.runtime import make_runtime, prepare_backend
+
+if TYPE_CHECKING:  # the types of `TrainingRun`'s fields, for readers and type checkers only
+    import keras
+
+    from keras_resnet.recipes import Recipe
+    from keras_resnet.run_log import TensorBoard
+    from keras_resnet.training.checkpoints import BackupCheckpointer, BestCheckpoint
+    from keras_resnet.training.inputs import RunInput
+    from keras_resnet.training.model import BuiltModel
+    from keras_resnet.training.run_parts import ResolvedRun
+    from keras_resnet.training.runtime import Runtime
+    from keras_resnet.training.steppers import JaxStepper, TFStepper
 
 
 @dataclasses.dataclass
 class TrainingRun:
-    """Everything one `train()` call holds between its phases (built by `prepare`)."""
+    """Everything one `train()` call holds between its phases: what `prepare` resolved (the run's `parts`, the
+    runtime, precision, input, recipe, epoch length and the built model), the services `resume` opens (backup,
+    callbacks, stepper, best checkpoint, TensorBoard) and the loop's own state (where it started, the current
+    iteration, the `log.csv` rows, the wall time, the last epoch's numbers)."""
 
-    config: object
-    runtime: object
+    parts: ResolvedRun
+    runtime: Runtime
     precision: str
     verbose: int
-    run_input: object
-    recipe: object
+    run_input: RunInput
+    recipe: Recipe
     steps_per_epoch: int
     epochs: int
-    model: object
-    built: object = None
-    callbacks: object = None
-    backup: object = None
-    stepper: object = None
-    best: object = None
-    tensorboard: object = None
+    model: keras.Model
+    built: BuiltModel | None = None
+    callbacks: keras.callbacks.CallbackList | None = None
+    backup: BackupCheckpointer | None = None
+    stepper: TFStepper | JaxStepper | None = None
+    best: BestCheckpoint | None = None
+    tensorboard: TensorBoard | None = None
     rows: list = dataclasses.field(default_factory=list)
     previous_wall: float = 0.0
     start: int = 0
@@ -64,7 +82,7 @@ class TrainingRun:
 
     @property
     def model_dir(self):
-        return self.config.model_dir
+        return self.parts.output.model_dir
 
     @property
     def chief(self):
@@ -93,14 +111,15 @@ def comparable(resolved, old):
             if not (k in DEFAULTED_FIELDS and k not in old and v == DEFAULTED_FIELDS[k])}
 
 
-def run_normalization(config, old, resuming):
-    """The input normalisation of the run: recorded in its config.json when resuming, else from `--init_from`."""
+def run_normalization(model, old, resuming):
+    """The input normalisation of the run: recorded in its config.json when resuming, else from `--init_from`
+    (`model`: the run's `ModelPart`)."""
     if resuming and "input_normalization" in old:
         return InputNormalization.from_dict(old["input_normalization"])
     try:
-        return normalization_of(config.init_from, config.model)
+        return normalization_of(model.init_from, model.name)
     except ValueError as error:
-        raise ConfigError(f"--init_from={config.init_from}: {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"--init_from={model.init_from}: {str(error).splitlines()[0]}") from None
 
 
 def prepare(config, data=None):
@@ -109,29 +128,33 @@ def prepare(config, data=None):
     Raises:
         ConfigError: before anything is written (see the module docstring).
     """
-    config.validate()
-    runtime = make_runtime(config.distribution)  # first: multi-worker collectives
-    verbose = config.verbose if runtime.is_chief else 0
-    precision = prepare_backend(config, runtime)
-    old, resuming = old_config(config.model_dir), has_backup(config.model_dir)
+    parts = resolve_run(config, data)  # every flag resolved once, --data included
+    runtime = make_runtime(parts.runtime.distribution)  # first: multi-worker collectives
+    verbose = parts.output.verbose if runtime.is_chief else 0
+    precision = prepare_backend(parts.runtime, runtime)
+    model_dir = parts.output.model_dir
+    old, resuming = old_config(model_dir), has_backup(model_dir)
     if not resuming:
-        check_init_file(config.init_from)
-    eval_split = resolve_eval_split(config, data)
+        check_init_file(parts.model.init_from)
+    eval_split = resolve_eval_split(parts.data, data)
     if data is None:
-        check_data(config, eval_split)
-    normalization = run_normalization(config, old, resuming)
-    run_input = open_input(config, runtime, data, eval_split, normalization)
-    recipe = resolve_recipe(config, run_input.num_train, run_input.global_batch)
-    steps_per_epoch = min(config.steps_per_epoch or run_input.num_train // run_input.global_batch,
+        check_data(parts.data, eval_split)
+    normalization = run_normalization(parts.model, old, resuming)
+    schedule = parts.schedule
+    global_batch = schedule.batch_size or default_batch_size(schedule)
+    run_input = open_input(parts.data, runtime, global_batch, schedule.eval_batch_size, data, eval_split,
+                           normalization)
+    recipe = resolve_recipe(schedule, run_input.num_train, run_input.global_batch)
+    steps_per_epoch = min(schedule.steps_per_epoch or run_input.num_train // run_input.global_batch,
                           recipe.train_steps)
     epochs = math.ceil(recipe.train_steps / steps_per_epoch)
-    resolved = resolved_config(config, run_input, recipe, precision, runtime, steps_per_epoch, epochs)
+    resolved = resolved_config(config.to_dict(), run_input, recipe, precision, runtime, steps_per_epoch, epochs)
     resolved.update(eval_split=eval_split,
                     input_normalization=None if normalization is None else normalization.to_dict())
-    check_model_dir(config.model_dir, comparable(resolved, old))
+    check_model_dir(model_dir, comparable(resolved, old))
     info = run_input.info
-    built = build_run_model(config, recipe, info.num_classes, info.image_shape, runtime, load_init=not resuming)
+    built = build_run_model(parts.model, recipe, info.num_classes, info.image_shape, runtime, load_init=not resuming)
     if runtime.is_chief:
-        write_run_files(config.model_dir, resolved, info)
-    return TrainingRun(config, runtime, precision, verbose, run_input, recipe, steps_per_epoch, epochs, built.model,
+        write_run_files(model_dir, resolved, info)
+    return TrainingRun(parts, runtime, precision, verbose, run_input, recipe, steps_per_epoch, epochs, built.model,
                        built)

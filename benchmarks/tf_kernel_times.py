@@ -6,8 +6,8 @@ inter-op pool both count, so the sum can exceed the call's wall time). Cheap ops
 may not be recorded.
 
 Example:
-    >>> times = profile_kernels(lambda: signature(images=batch), calls=20)  # doctest: +SKIP
-    >>> print(table(times))  # doctest: +SKIP
+    >>> times = profile_kernels(lambda: signature(images=batch), calls=20)  # a benchmark's own process  # doctest: +SKIP
+    >>> print(table(times))  # a benchmark's own process  # doctest: +SKIP
 """
 
 import collections

@@ -8,7 +8,7 @@ Example:
     >>> model = keras_resnet.ResNet56()
     >>> keras_resnet.profile(model).macs  # multiply-adds of one forward pass
     125485696
-    >>> pretrained = keras_resnet.ResNet56(weights="cifar10")  # doctest: +SKIP
+    >>> pretrained = keras_resnet.ResNet56(weights="cifar10")  # needs a published weights file  # doctest: +SKIP
 """
 
 from keras_resnet.startup import prefer_onednn, quiet_if_command_line_tool

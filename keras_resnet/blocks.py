@@ -91,7 +91,7 @@ class ZeroPadShortcut(layers.Layer):
     Example:
         >>> import numpy as np
         >>> layer = ZeroPadShortcut(filters=32, strides=2)
-        >>> layer(np.ones((1, 8, 8, 16), "float32")).shape
+        >>> tuple(layer(np.ones((1, 8, 8, 16), "float32")).shape)
         (1, 4, 4, 32)
     """
 

@@ -83,8 +83,9 @@ def cifar_resnet(
         A `keras.Model`.
 
     Example:
+        >>> import numpy as np
         >>> model = cifar_resnet(20)
-        >>> model.name, sum(int(w.size) for w in model.trainable_weights)
+        >>> model.name, sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         ('resnet20', 269722)
     """
     n = cifar_blocks_per_stage(depth)

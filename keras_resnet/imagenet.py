@@ -76,8 +76,9 @@ def imagenet_resnet(
         A `keras.Model`.
 
     Example:
+        >>> import numpy as np
         >>> model = imagenet_resnet(50)
-        >>> sum(int(w.size) for w in model.trainable_weights)
+        >>> sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         25557032
     """
     if isinstance(depth, bool) or depth not in IMAGENET_SPECS:

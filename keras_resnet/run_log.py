@@ -18,8 +18,8 @@ the event files), "tensorboard.truncate" (a cut-back event file written under it
 
 Example:
     >>> from keras_resnet import run_log
-    >>> run_log.rewrite_csv("/tmp/run/log.csv", [])  # doctest: +SKIP
-    >>> run_log.plot_curves("/tmp/run/log.csv", "/tmp/run/curves.png", title="resnet20")  # doctest: +SKIP
+    >>> run_log.rewrite_csv("/tmp/run/log.csv", [])  # needs a run directory  # doctest: +SKIP
+    >>> run_log.plot_curves("/tmp/run/log.csv", "/tmp/run/curves.png", title="resnet20")  # needs a run directory  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class Heartbeat:
     """While a trial runs on a worker, asks the chief for the trial every `interval` seconds (it is alive).
 
     Example:
-        >>> with Heartbeat(oracle, "3", interval=5.0):  # doctest: +SKIP
+        >>> with Heartbeat(oracle, "3", interval=5.0):  # runs a search  # doctest: +SKIP
         ...     train()
     """
 

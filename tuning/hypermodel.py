@@ -27,8 +27,8 @@ Example:
     >>> from tuning.hypermodel import ResNetHyperModel
     >>> hypermodel = ResNetHyperModel("resnet20", budget_iterations=4000)
     >>> hp = keras_tuner.HyperParameters()
-    >>> model = hypermodel.build(hp)  # doctest: +SKIP
-    >>> sorted(p.name for p in hp.space)  # doctest: +SKIP
+    >>> model = hypermodel.build(hp)  # runs a search  # doctest: +SKIP
+    >>> sorted(p.name for p in hp.space)  # runs a search  # doctest: +SKIP
     ['learning_rate', 'schedule', 'shortcut', 'warmup_steps', 'weight_decay', 'zero_init_residual']
 """
 

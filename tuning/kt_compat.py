@@ -19,7 +19,7 @@ yet saved), `tuner.oracle_saved` (after each oracle save).
 
 Example:
     >>> from tuning import kt_compat
-    >>> kt_compat.missing_private_names()  # doctest: +SKIP
+    >>> kt_compat.missing_private_names()  # runs a search  # doctest: +SKIP
     []
 """
 

@@ -130,8 +130,8 @@ class ResNetTuner(keras_tuner.engine.base_tuner.BaseTuner):
         oracle: optional oracle; `make_oracle(options)` by default.
 
     Example:
-        >>> tuner = ResNetTuner(options, hypermodel, data, role="local")  # doctest: +SKIP
-        >>> tuner.search(verbose=0)  # doctest: +SKIP
+        >>> tuner = ResNetTuner(options, hypermodel, data, role="local")  # runs a search  # doctest: +SKIP
+        >>> tuner.search(verbose=0)  # runs a search  # doctest: +SKIP
     """
 
     def __init__(self, options, hypermodel, data, role="local", oracle=None):

@@ -8,8 +8,8 @@ the worker's log instead of corrupting a reply. `serve(handlers)` answers reques
 `Worker.call` raises as `WorkerError` (with the tail of the worker's log).
 
 Example:
-    >>> worker = Worker("benchmarks.cpu.ort_worker", env, "/tmp/ort.log", "onnxruntime")  # doctest: +SKIP
-    >>> worker.call("versions")["onnxruntime"]  # doctest: +SKIP
+    >>> worker = Worker("benchmarks.cpu.ort_worker", env, "/tmp/ort.log", "onnxruntime")  # a benchmark's own process  # doctest: +SKIP
+    >>> worker.call("versions")["onnxruntime"]  # a benchmark's own process  # doctest: +SKIP
     '1.32.0'
 """
 

@@ -1,7 +1,7 @@
 """`benchmarks/cpu_peers.py`'s main: parse the flags, run the table, print it, write the JSON.
 
 Example:
-    >>> main(["--rows=latency20", "--windows=1", "--json=/tmp/cpu_peers.json"])  # doctest: +SKIP
+    >>> main(["--rows=latency20", "--windows=1", "--json=/tmp/cpu_peers.json"])  # a benchmark's own process  # doctest: +SKIP
     0
 """
 

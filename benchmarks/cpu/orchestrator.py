@@ -9,8 +9,8 @@ and compile, are dropped) and PyTorch's steps (`--train-steps` per window after 
 
 Example:
     >>> from benchmarks.cpu.settings import parse_args
-    >>> results = run(parse_args(["--rows=latency20", "--windows=1"]))  # doctest: +SKIP
-    >>> results["rows"]["latency20"]["cells"]["ours"]["median"]  # doctest: +SKIP
+    >>> results = run(parse_args(["--rows=latency20", "--windows=1"]))  # a benchmark's own process  # doctest: +SKIP
+    >>> results["rows"]["latency20"]["cells"]["ours"]["median"]  # a benchmark's own process  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ images (input "input"); ours takes NHWC uint8 pixels with the preprocessing in t
 Each call runs the "logits" output on a fixed random batch.
 
 Example:
-    >>> worker.call("setup", key="k", path="ours.onnx", kind="ours", batch=1, size=32, seed=0)  # doctest: +SKIP
+    >>> worker.call("setup", key="k", path="ours.onnx", kind="ours", batch=1, size=32, seed=0)  # a benchmark's own process  # doctest: +SKIP
 """
 
 from __future__ import annotations

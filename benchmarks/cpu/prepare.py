@@ -16,7 +16,7 @@ Run by the orchestrator as `python -m benchmarks.cpu.prepare` (see `benchmarks.c
 
 Example:
     >>> worker.call("prepare_model", model="resnet20", work_dir="/tmp/w", seed=0,
-    ...             r50_serving="fixed")["onnx_ours"]  # doctest: +SKIP
+    ...             r50_serving="fixed")["onnx_ours"]  # writes or reads an export on disk  # doctest: +SKIP
     '/tmp/w/resnet20/ours.onnx'
 """
 

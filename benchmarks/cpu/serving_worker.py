@@ -7,7 +7,7 @@ Keras logits, and (fixed-size exports) `serving_default`'s probabilities on the 
 with their softmax; it also reports that neither `keras_resnet` nor `keras` is loaded here.
 
 Example:
-    >>> worker.call("setup", key="k", path="saved_model/1", batch=128, size=32, seed=0)  # doctest: +SKIP
+    >>> worker.call("setup", key="k", path="saved_model/1", batch=128, size=32, seed=0)  # a benchmark's own process  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ global average pooling and `fc`. It is `keras_resnet.ResNet50(stride_in_3x3=True
 Table 1, shortcut option B, section 3.3), which `copy_keras_to_torch_resnet50` checks layer by layer.
 
 Example:
-    >>> net = torch_resnet50()  # doctest: +SKIP
-    >>> sum(p.numel() for p in net.parameters())  # doctest: +SKIP
+    >>> net = torch_resnet50()  # a benchmark's own process  # doctest: +SKIP
+    >>> sum(p.numel() for p in net.parameters())  # a benchmark's own process  # doctest: +SKIP
     25557032
 """
 

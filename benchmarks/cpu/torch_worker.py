@@ -10,7 +10,7 @@ channels_last-contiguous (`layout` in the reply); for NCHW they are plain contig
 
 Example:
     >>> worker.call("setup_infer", key="k", model="resnet20", weights="w.pt", layout="channels_last",
-    ...             batch=128, size=32, seed=0)["layout"]["ok"]  # doctest: +SKIP
+    ...             batch=128, size=32, seed=0)["layout"]["ok"]  # a benchmark's own process  # doctest: +SKIP
     True
 """
 

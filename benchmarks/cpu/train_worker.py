@@ -16,8 +16,8 @@ Protocol: "start" (replied when training begins), then "window" requests (one pe
 
 Example:
     >>> worker.call("start", model="resnet20", batch=128, steps=8, windows=6,
-    ...             model_dir="/tmp/t", seed=0)  # doctest: +SKIP
-    >>> worker.call("window")["seconds"]  # doctest: +SKIP
+    ...             model_dir="/tmp/t", seed=0)  # needs a run directory  # doctest: +SKIP
+    >>> worker.call("window")["seconds"]  # a benchmark's own process  # doctest: +SKIP
 """
 
 from __future__ import annotations

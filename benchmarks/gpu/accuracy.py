@@ -4,7 +4,7 @@ test accuracy every `--eval_every` epochs, time to the target accuracy.
 
 Example:
     >>> from benchmarks.gpu.accuracy import part_accuracy
-    >>> part_accuracy(args, report, cifar)  # doctest: +SKIP  (accuracy_<model>.csv / .keras in report.out_dir)
+    >>> part_accuracy(args, report, cifar)  # accuracy_<model>.csv / .keras in report.out_dir  # doctest: +SKIP
 """
 
 from __future__ import annotations

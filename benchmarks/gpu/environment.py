@@ -2,7 +2,7 @@
 
 Example:
     >>> from benchmarks.gpu.environment import environment, on_gpu
-    >>> env = environment(report)  # doctest: +SKIP  (prints it and stores it in report.data["env"])
+    >>> env = environment(report)  # prints it and stores it in report.data["env"]  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ at 224x224, synthetic data, bf16, against `torchvision.models.resnet50` (AMP bf1
 
 Example:
     >>> from benchmarks.gpu.imagenet import part_imagenet
-    >>> part_imagenet(args, report)  # doctest: +SKIP  (the rows go to the report)
+    >>> part_imagenet(args, report)  # the rows go to the report  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@ the environment report, each part in turn within the time budget, and the table 
 
 Example:
     >>> from benchmarks.gpu.main import main
-    >>> main(["--smoke", "--part=throughput"])  # doctest: +SKIP  (0: every check passed, 1: a check failed
-    ...                                          #  or a part raised, 2: not the JAX backend)
+    >>> main(["--smoke", "--part=throughput"])  # needs the JAX GPU machine  # doctest: +SKIP
+    0
+
+`main` returns 0 when every check passed, 1 when a check failed or a part raised, 2 off the JAX backend.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ Example (JAX backend):
     >>> import argparse
     >>> from benchmarks.gpu.programs import build_package_model, make_scan_program, copy_state
     >>> model, recipe, stepper = build_package_model("resnet8", 16, "fp32", 512, argparse.Namespace(seed=0))
-    >>> program = make_scan_program(stepper, batch=16, k=2, pad=4, mean=mean, mode="fused")  # doctest: +SKIP
+    >>> program = make_scan_program(stepper, batch=16, k=2, pad=4, mean=mean, mode="fused")  # a benchmark's own process  # doctest: +SKIP
     >>> state, loss_sum, correct_sum, last_loss = program(copy_state(stepper.state), images, labels, idx,
-    ...                                                   np.uint32(0))  # doctest: +SKIP
+    ...                                                   np.uint32(0))  # a benchmark's own process  # doctest: +SKIP
 """
 
 from __future__ import annotations

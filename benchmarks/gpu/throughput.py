@@ -4,7 +4,7 @@ augmented on the host), `compute` (one fixed batch) and `package` (`training.tra
 
 Example:
     >>> from benchmarks.gpu.throughput import part_throughput
-    >>> part_throughput(args, report, cifar)  # doctest: +SKIP  (rows and checks go to the report)
+    >>> part_throughput(args, report, cifar)  # rows and checks go to the report  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ device and augmented there (pad 4, random crop, flip, normalise), in the `eager`
 
 Example:
     >>> from benchmarks.gpu.torch_cifar import part_torch
-    >>> part_torch(args, report, cifar)  # doctest: +SKIP  (the check and the rows go to the report)
+    >>> part_torch(args, report, cifar)  # the check and the rows go to the report  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ option A, checked against it by copying weights) and the training-throughput loo
 
 Example:
     >>> from benchmarks.gpu.torch_reference import torch_cifar_resnet
-    >>> net = torch_cifar_resnet(20)  # doctest: +SKIP
-    >>> sum(p.numel() for p in net.parameters())  # doctest: +SKIP
+    >>> net = torch_cifar_resnet(20)  # a benchmark's own process  # doctest: +SKIP
+    >>> sum(p.numel() for p in net.parameters())  # a benchmark's own process  # doctest: +SKIP
     269722
 """
 

@@ -19,8 +19,8 @@ This is the library half of `trainers/degradation.py`, `trainers/gradient_flow.p
 
 Example:
     >>> from keras_resnet import training
-    >>> config = training.TrainConfig(model="plain20", data="cifar10", train_steps=100)  # doctest: +SKIP
-    >>> results = train_runs(config, ["plain20", "resnet20"], "runs/fig6")  # doctest: +SKIP
+    >>> config = training.TrainConfig(model="plain20", data="cifar10", train_steps=100)  # needs a prepared TFDS dataset  # doctest: +SKIP
+    >>> results = train_runs(config, ["plain20", "resnet20"], "runs/fig6")  # trains a network (minutes)  # doctest: +SKIP
     >>> results["plain20"]["error"]  # final training error  # doctest: +SKIP
 """
 
@@ -173,7 +173,7 @@ def write_report(path, text):
     """Writes `text` to `path` atomically (temporary file, then rename), creating the parent directory.
 
     Example:
-        >>> write_report("/tmp/fig6/degradation.md", "| network | ... |\\n")  # doctest: +SKIP
+        >>> write_report("/tmp/fig6/degradation.md", "| network | ... |\\n")  # writes under /tmp/fig6  # doctest: +SKIP
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"

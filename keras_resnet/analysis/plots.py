@@ -12,7 +12,7 @@ number in a label is its depth, the `plain` prefix picks the panel or line style
 
 Example:
     >>> curves = {"plain20": {"iteration": [1, 2], "error": [0.9, 0.8], "test_error": [0.9, 0.85]}}
-    >>> plot_degradation(curves, "/tmp/fig6.png")  # doctest: +SKIP
+    >>> plot_degradation(curves, "/tmp/fig6.png")  # writes a figure of a finished experiment  # doctest: +SKIP
     '/tmp/fig6.png'
 """
 

@@ -125,8 +125,8 @@ class GradientNormsCallback(keras.callbacks.Callback):
             dict layer name -> gradient norm.
 
     Example:
-        >>> probe = GradientNormsCallback((images, labels))  # doctest: +SKIP
-        >>> keras_resnet.training.train(config, callbacks=[probe]); probe.norms["init"]  # doctest: +SKIP
+        >>> probe = GradientNormsCallback((images, labels))  # needs a batch of training images  # doctest: +SKIP
+        >>> keras_resnet.training.train(config, callbacks=[probe]); probe.norms["init"]  # trains a network (minutes)  # doctest: +SKIP
     """
 
     def __init__(self, batch):

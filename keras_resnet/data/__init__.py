@@ -65,12 +65,12 @@ augmentation; 10-crop testing, Table 3) and 4.2 (CIFAR-10: per-pixel mean, pad 4
 
 Example:
     >>> from keras_resnet.data import ArrayIterator, load_arrays
-    >>> x, y, info = load_arrays("../shared/datasets/cifar10-jpeg", "train", validation_size=5000)  # doctest: +SKIP
-    >>> batches = ArrayIterator(x, y, 128, training=True, mean=info.mean, seed=0)  # doctest: +SKIP
-    >>> check_splits("/data/pets", [default_eval_split("/data/pets"), "train"])  # doctest: +SKIP
-    >>> memory_input_reason("/data/pets", ["train", "validation"])  # doctest: +SKIP
+    >>> x, y, info = load_arrays("../shared/datasets/cifar10-jpeg", "train", validation_size=5000)  # needs ../shared  # doctest: +SKIP
+    >>> batches = ArrayIterator(x, y, 128, training=True, mean=info.mean, seed=0)  # needs ../shared  # doctest: +SKIP
+    >>> check_splits("/data/pets", [default_eval_split("/data/pets"), "train"])  # needs a dataset on disk  # doctest: +SKIP
+    >>> memory_input_reason("/data/pets", ["train", "validation"])  # needs a dataset on disk  # doctest: +SKIP
     (False, 'streaming: 12 image sizes in train and validation (e.g. 383x295 and 455x391)')
-    >>> ds, info = load("/data/pets", "train", 32, crop_size=160, seed=0)  # doctest: +SKIP
+    >>> ds, info = load("/data/pets", "train", 32, crop_size=160, seed=0)  # needs a dataset on disk  # doctest: +SKIP
 """
 
 from keras_resnet.data.in_memory import ArrayIterator, load_arrays, random_crop_flip
@@ -96,7 +96,7 @@ def load(source, split, batch_size, **kwargs):
     TensorFlow-only: imports TensorFlow on first call.
 
     Example:
-        >>> ds, info = load("../shared/datasets/cifar10-jpeg", "train", 128, seed=0)  # doctest: +SKIP
+        >>> ds, info = load("../shared/datasets/cifar10-jpeg", "train", 128, seed=0)  # needs ../shared  # doctest: +SKIP
     """
     from keras_resnet.data.pipeline import load as _load
 
@@ -118,7 +118,7 @@ def decode_tf(encoded, channels=3, pillow_fallback=True):
     See `keras_resnet.data.decoding.decode`: `pillow_fallback=False` for graphs that must run without Python.
 
     Example:
-        >>> image = decode_tf(tf.io.read_file("photo.JPEG"))  # doctest: +SKIP
+        >>> image = decode_tf(tf.io.read_file("photo.JPEG"))  # needs a dataset on disk  # doctest: +SKIP
     """
     from keras_resnet.data.decoding import decode
 

@@ -15,7 +15,7 @@ section 4.2 (per-pixel mean subtraction) and section 3.4 (ImageNet mean subtract
 
 Example:
     >>> images = lambda: [np.zeros((4, 32, 32, 3), np.uint8)]
-    >>> training_mean({"folder": "dir:/toy:4:0:0"}, images, preprocessing="cifar").shape  # doctest: +SKIP
+    >>> training_mean({"folder": "dir:/toy:4:0:0"}, images, preprocessing="cifar").shape  # writes the user's mean cache  # doctest: +SKIP
     (32, 32, 3)
 """
 

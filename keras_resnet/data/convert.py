@@ -18,7 +18,7 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 ImageNet shard convention of TensorFlow's `inception/data/build_imagenet_data.py`.
 
 Example:
-    >>> convert("../shared/datasets/cifar10-jpeg", "/tmp/cifar-tfrecord", shards=8)  # doctest: +SKIP
+    >>> convert("../shared/datasets/cifar10-jpeg", "/tmp/cifar-tfrecord", shards=8)  # needs ../shared  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 JPEG (ITU T.81), PNG (RFC 2083) and GIF89a end markers.
 
 Example:
-    >>> counter = SkipCounter()  # doctest: +SKIP
-    >>> ds = skip_undecodable(named_ds, counter)  # (uint8 image, label) elements  # doctest: +SKIP
-    >>> counter.count(), counter.names()  # doctest: +SKIP
+    >>> counter = SkipCounter()  # needs a streamed dataset of named images  # doctest: +SKIP
+    >>> ds = skip_undecodable(named_ds, counter)  # needs a streamed dataset of named images  # doctest: +SKIP
+    >>> counter.count(), counter.names()  # needs a streamed dataset of named images  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ class SkipCounter:
     images not yet consumed; after one full pass it is exact.
 
     Example:
-        >>> counter = SkipCounter()  # doctest: +SKIP
-        >>> counter.count()  # doctest: +SKIP
+        >>> counter = SkipCounter()
+        >>> counter.count()
         0
     """
 

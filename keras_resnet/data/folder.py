@@ -18,8 +18,8 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009 (CIFAR-10).
 
 Example:
-    >>> split = read_split("../shared/datasets/cifar10-jpeg", "test")  # doctest: +SKIP
-    >>> images, kept, skipped = decode_images(split.blobs, split.names)  # doctest: +SKIP
+    >>> split = read_split("../shared/datasets/cifar10-jpeg", "test")  # needs ../shared  # doctest: +SKIP
+    >>> images, kept, skipped = decode_images(split.blobs, split.names)  # needs ../shared  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ Example:
     >>> x, y = next(iter(it))
     >>> x.shape, x.dtype, y.dtype
     ((128, 32, 32, 3), dtype('float32'), dtype('int32'))
-    >>> x, y, info = load_arrays("../shared/datasets/cifar10-jpeg", "train", validation_size=5000)  # doctest: +SKIP
-    >>> x.shape, info.mean.shape  # doctest: +SKIP
+    >>> x, y, info = load_arrays("../shared/datasets/cifar10-jpeg", "train", validation_size=5000)  # needs ../shared  # doctest: +SKIP
+    >>> x.shape, info.mean.shape  # needs ../shared  # doctest: +SKIP
     ((45000, 32, 32, 3), (32, 32, 3))
 """
 
@@ -115,7 +115,7 @@ def load_arrays(source, split, *, validation_size=0, image_size=None, skip_corru
         (naming the file) unless `skip_corrupt`.
 
     Example:
-        >>> images, labels, info = load_arrays("my_images.tar.gz", "train")  # doctest: +SKIP
+        >>> images, labels, info = load_arrays("my_images.tar.gz", "train")  # needs a dataset on disk  # doctest: +SKIP
     """
     check_split(split, validation_size)
     crop_size = check_crop_size(crop_size)
@@ -227,7 +227,7 @@ class ArrayIterator:
         pad: zero padding on each side for the random crop.
 
     Example:
-        >>> for x, y in ArrayIterator(images, labels, 128, training=False, mean=None):  # doctest: +SKIP
+        >>> for x, y in ArrayIterator(images, labels, 128, training=False, mean=None):  # needs a model and images  # doctest: +SKIP
         ...     logits = model(x)
     """
 

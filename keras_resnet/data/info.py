@@ -92,7 +92,7 @@ class DatasetInfo:
             them. `to_json` writes the counts at that moment.
 
     Example:
-        >>> info.to_json()  # doctest: +SKIP
+        >>> info.to_json()  # needs a DatasetInfo being streamed  # doctest: +SKIP
     """
 
     name: str

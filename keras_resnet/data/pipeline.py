@@ -21,7 +21,7 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 sections 3.4 and 4.2.
 
 Example:
-    >>> ds, info = load("../shared/datasets/cifar10-jpeg", "train", 128, seed=0)  # doctest: +SKIP
+    >>> ds, info = load("../shared/datasets/cifar10-jpeg", "train", 128, seed=0)  # needs ../shared  # doctest: +SKIP
     >>> images, labels = next(iter(ds))  # float32 [128, 32, 32, 3], int32 [128]  # doctest: +SKIP
 """
 
@@ -113,7 +113,7 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
             the decoder sees inside a complete-looking JPEG gives TensorFlow's own decode error.
 
     Example:
-        >>> ds, info = load("cifar10", "train", 128, validation_size=5000, seed=0)  # doctest: +SKIP
+        >>> ds, info = load("cifar10", "train", 128, validation_size=5000, seed=0)  # needs a prepared TFDS dataset  # doctest: +SKIP
     """
     _check_common(split, batch_size, validation_size, preprocessing)
     crop_size = check_crop_size(crop_size)

@@ -21,8 +21,8 @@ sections 3.4 and 4.2 (mean subtraction, the 45k/5k split).
 Example:
     >>> from keras_resnet.data.sources import resolve
     >>> src, phys, keep, shape, info = prepare(resolve("cifar10"), "test", validation_size=0, preprocessing=None,
-    ...     mean=None, image_size=None, mean_samples=None)  # doctest: +SKIP
-    >>> ds = src.decoded(phys, skip_corrupt=False, keep=keep)  # doctest: +SKIP
+    ...     mean=None, image_size=None, mean_samples=None)  # needs a prepared TFDS dataset  # doctest: +SKIP
+    >>> ds = src.decoded(phys, skip_corrupt=False, keep=keep)  # needs a prepared TFDS dataset  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ sections 3.4 (ImageNet: trained on its training images, evaluated on its validat
 Example:
     >>> resolve("cifar10").kind
     'tfds'
-    >>> resolve("../shared/datasets/cifar10-jpeg").splits()  # doctest: +SKIP
+    >>> resolve("../shared/datasets/cifar10-jpeg").splits()  # needs ../shared  # doctest: +SKIP
     ['train', 'test']
 """
 

@@ -22,9 +22,9 @@ section 4.2 (CIFAR-10: trained on the training set, evaluated on the test set).
 Example:
     >>> available_splits("/data/imagenet")  # train/ and val/  # doctest: +SKIP
     ['train', 'validation']
-    >>> default_eval_split("/data/imagenet")  # doctest: +SKIP
+    >>> default_eval_split("/data/imagenet")  # needs a dataset on disk  # doctest: +SKIP
     'validation'
-    >>> check_splits("/data/imagenet", ["train", "validation"])  # doctest: +SKIP
+    >>> check_splits("/data/imagenet", ["train", "validation"])  # needs a dataset on disk  # doctest: +SKIP
     {'train': '/data/imagenet/train', 'validation': '/data/imagenet/val'}
 """
 
@@ -51,7 +51,7 @@ def available_splits(source, data_dir=None) -> list:
         FileNotFoundError: a path that does not exist. ValueError: an unknown TFDS name, an unreadable archive.
 
     Example:
-        >>> available_splits("../shared/datasets/cifar10-jpeg")  # doctest: +SKIP
+        >>> available_splits("../shared/datasets/cifar10-jpeg")  # needs ../shared  # doctest: +SKIP
         ['train', 'test']
     """
     return resolve(source, data_dir=data_dir).splits()
@@ -67,7 +67,7 @@ def default_eval_split(source, data_dir=None) -> str:
         ValueError: the source has neither (naming it and the splits it has).
 
     Example:
-        >>> default_eval_split("cifar10")  # doctest: +SKIP
+        >>> default_eval_split("cifar10")  # needs a prepared TFDS dataset  # doctest: +SKIP
         'test'
     """
     splits = available_splits(source, data_dir)
@@ -105,7 +105,7 @@ def check_splits(source, splits, data_dir=None) -> dict:
             (both sides' differences listed), an incomplete shard set, a bad split name.
 
     Example:
-        >>> check_splits("/data/pets", ["train", "validation"])  # doctest: +SKIP
+        >>> check_splits("/data/pets", ["train", "validation"])  # needs a dataset on disk  # doctest: +SKIP
         {'train': '/data/pets/train', 'validation': '/data/pets/val'}
     """
     splits = [splits] if isinstance(splits, str) else list(splits)
@@ -135,7 +135,7 @@ def memory_input_reason(source, split="train", max_bytes=MEMORY_LIMIT_BYTES, dat
         FileNotFoundError / ValueError: as `check_splits` (missing path or split, bad layout).
 
     Example:
-        >>> memory_input_reason("/data/photos", "train")  # doctest: +SKIP
+        >>> memory_input_reason("/data/photos", "train")  # needs a dataset on disk  # doctest: +SKIP
         (False, 'streaming: 12 image sizes in train (e.g. 383x295 and 455x391)')
     """
     splits = [split] if isinstance(split, str) else list(split)

@@ -6,7 +6,7 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 TFDS's `cifar10`, `cifar100`, `imagenet2012`, `imagenette`, ... (`data_dir` and `download` pass through).
 
 Example:
-    >>> src = TFDSSource("cifar10", data_dir=None, download=False)  # doctest: +SKIP
+    >>> src = TFDSSource("cifar10", data_dir=None, download=False)  # needs a prepared TFDS dataset  # doctest: +SKIP
     >>> ds = src.elements("test", encoded=False)  # (uint8 image, int32 label)  # doctest: +SKIP
 """
 

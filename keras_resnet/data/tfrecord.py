@@ -15,7 +15,7 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 shard layout of TensorFlow's `inception/data/build_imagenet_data.py`.
 
 Example:
-    >>> files = find_shards("/data/imagenet-tfrecord", "train")  # doctest: +SKIP
+    >>> files = find_shards("/data/imagenet-tfrecord", "train")  # needs a dataset on disk  # doctest: +SKIP
     >>> ds = read_shards(files, training=True, seed=0)  # (encoded bytes, label) elements  # doctest: +SKIP
 """
 

@@ -14,7 +14,7 @@ image_size=None, batch_size=64, stride_in_3x3=None)`, both returning a JSON-read
 
 Example:
     >>> from keras_resnet.evaluate import evaluate_model_dir
-    >>> evaluate_model_dir("runs/pets", "/data/pets")["top5_error"]  # doctest: +SKIP
+    >>> evaluate_model_dir("runs/pets", "/data/pets")["top5_error"]  # needs a run directory  # doctest: +SKIP
 """
 
 from keras_resnet.evaluate.api import EvaluationError, evaluate_model_dir, evaluate_pretrained

@@ -16,8 +16,8 @@ data lacks, class folders that are not the run's, weights for another network) i
 naming the flag or file.
 
 Example:
-    >>> result = evaluate_pretrained("resnet56", "cifar10", "../shared/datasets/cifar10-jpeg")  # doctest: +SKIP
-    >>> round(100 * result["top1_error"], 2)  # doctest: +SKIP
+    >>> result = evaluate_pretrained("resnet56", "cifar10", "../shared/datasets/cifar10-jpeg")  # needs ../shared  # doctest: +SKIP
+    >>> round(100 * result["top1_error"], 2)  # needs ../shared  # doctest: +SKIP
 """
 
 from __future__ import annotations

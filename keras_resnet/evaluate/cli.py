@@ -14,7 +14,7 @@ missing flag or file, a split the data lacks, classes that are not the run's, we
 prints one line naming it and exits 2; `--help` prints the flags.
 
 Example:
-    >>> main(["--model=resnet56", "--weights=cifar10", "--data=../shared/datasets/cifar10-jpeg"])  # doctest: +SKIP
+    >>> main(["--model=resnet56", "--weights=cifar10", "--data=../shared/datasets/cifar10-jpeg"])  # needs ../shared  # doctest: +SKIP
     resnet56 (cifar10): top-1 error 16.07%, ... on 10000 images of the test split ...
 """
 

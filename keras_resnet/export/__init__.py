@@ -52,8 +52,8 @@ Modules, one job each:
 Example:
     >>> import keras_resnet
     >>> from keras_resnet import export
-    >>> path = export.export_from_model_dir("runs/resnet20", "saved_models/resnet20")  # doctest: +SKIP
-    >>> path.name  # doctest: +SKIP
+    >>> path = export.export_from_model_dir("runs/resnet20", "saved_models/resnet20")  # writes or reads an export on disk  # doctest: +SKIP
+    >>> path.name  # writes or reads an export on disk  # doctest: +SKIP
     '1'
 
 Command line::
@@ -98,7 +98,7 @@ def main(argv=None):
         0. Raises `SystemExit` 2 for a bad command line, 1 when the export fails (see `cli`).
 
     Example:
-        >>> main(["--model_dir=runs/resnet20", "--export_dir=saved_models/resnet20"])  # doctest: +SKIP
+        >>> main(["--model_dir=runs/resnet20", "--export_dir=saved_models/resnet20"])  # writes or reads an export on disk  # doctest: +SKIP
     """
     from keras_resnet.export import cli
 

@@ -7,8 +7,8 @@ accuracy, the source checkpoint) is merged on top. The card's `version` is writt
 version directory is renamed into place (`keras_resnet.export.versions.Staging.publish`).
 
 Example:
-    >>> write_labels(assets_dir, ("cat", "dog"))  # doctest: +SKIP
-    >>> (assets_dir / "labels.txt").read_text()  # doctest: +SKIP
+    >>> write_labels(assets_dir, ("cat", "dog"))  # writes into an export's assets/  # doctest: +SKIP
+    >>> (assets_dir / "labels.txt").read_text()  # writes into an export's assets/  # doctest: +SKIP
     'cat\\ndog\\n'
 """
 

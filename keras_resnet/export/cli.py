@@ -29,8 +29,7 @@ The flags live in their own `absl.flags.FlagValues`, made afresh for each call, 
 call this module, and two calls do not share values.
 
 Example:
-    >>> main(["--model_dir=runs/resnet20", "--export_dir=saved_models/resnet20"])  # doctest: +SKIP
-    .../saved_models/resnet20/1
+    >>> main(["--model_dir=runs/resnet20", "--export_dir=saved_models/resnet20"])  # a finished run  # doctest: +SKIP
     0
 """
 

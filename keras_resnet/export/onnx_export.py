@@ -23,7 +23,7 @@ Needs the `onnx` package (the `onnx` extra: `pip install "keras-resnet[onnx]"`);
 
 Example:
     >>> import numpy as np, keras_resnet
-    >>> export_onnx(keras_resnet.build("resnet8"), "/tmp/resnet8", mean=np.zeros((32, 32, 3)))  # doctest: +SKIP
+    >>> export_onnx(keras_resnet.build("resnet8"), "/tmp/resnet8", mean=np.zeros((32, 32, 3)))  # writes or reads an export on disk  # doctest: +SKIP
     PosixPath('/tmp/resnet8/onnx/1')
 """
 

@@ -13,8 +13,8 @@ rounding; He et al. 2015 put a BN after every convolution, so the served graph r
 
 Example:
     >>> import keras_resnet
-    >>> prepared = prepare_serving_model(keras_resnet.build("resnet8"))  # doctest: +SKIP
-    >>> prepared.activation, prepared.model.get_layer("predictions").get_config()["activation"]  # doctest: +SKIP
+    >>> prepared = prepare_serving_model(keras_resnet.build("resnet8"))
+    >>> prepared.activation, prepared.model.get_layer("predictions").get_config()["activation"]
     ('softmax', 'linear')
 """
 

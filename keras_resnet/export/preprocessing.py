@@ -31,8 +31,8 @@ Geometry kinds:
 
 Example:
     >>> import numpy as np, keras_resnet
-    >>> inputs = resolve_inputs(keras_resnet.build("resnet8"), {}, np.zeros((32, 32, 3)))  # doctest: +SKIP
-    >>> inputs.kind, inputs.height, inputs.class_names[:2]  # doctest: +SKIP
+    >>> inputs = resolve_inputs(keras_resnet.build("resnet8"), {}, np.zeros((32, 32, 3)))
+    >>> inputs.kind, inputs.height, inputs.class_names[:2]
     ('cifar', 32, ('0', '1'))
 """
 

@@ -10,7 +10,7 @@ ImageNet models at any input size, resized to 256 and centre-cropped to 224 in t
 published ImageNet files carry no names) unless `class_names` is given.
 
 Example:
-    >>> export_pretrained("resnet20", "cifar10", "saved_models/resnet20")  # doctest: +SKIP
+    >>> export_pretrained("resnet20", "cifar10", "saved_models/resnet20")  # writes or reads an export on disk  # doctest: +SKIP
     PosixPath('.../saved_models/resnet20/1')
 """
 

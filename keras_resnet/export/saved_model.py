@@ -10,7 +10,7 @@ TensorFlow backend only. Named fault site: `export.saved_model_written` (the Sav
 staging directory, its assets not yet), besides those of `keras_resnet.export.versions`.
 
 Example:
-    >>> export_from_model_dir("runs/resnet20", "saved_models/resnet20")  # doctest: +SKIP
+    >>> export_from_model_dir("runs/resnet20", "saved_models/resnet20")  # writes or reads an export on disk  # doctest: +SKIP
     PosixPath('.../saved_models/resnet20/1')
 """
 
@@ -86,7 +86,7 @@ def export_saved_model(model, export_root, *, dataset_info=None, mean=None, clas
     Example:
         >>> import numpy as np, keras_resnet
         >>> model = keras_resnet.build("resnet8")
-        >>> export_saved_model(model, "/tmp/resnet8", mean=np.zeros((32, 32, 3)))  # doctest: +SKIP
+        >>> export_saved_model(model, "/tmp/resnet8", mean=np.zeros((32, 32, 3)))  # writes or reads an export on disk  # doctest: +SKIP
         PosixPath('/tmp/resnet8/1')
     """
     require_tensorflow()
@@ -215,7 +215,7 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         ValueError / FileExistsError / PermissionError: as `export_saved_model`.
 
     Example:
-        >>> export_from_model_dir("runs/resnet20", "saved_models/resnet20", checkpoint="latest")  # doctest: +SKIP
+        >>> export_from_model_dir("runs/resnet20", "saved_models/resnet20", checkpoint="latest")  # writes or reads an export on disk  # doctest: +SKIP
         PosixPath('.../saved_models/resnet20/1')
     """
     if export_format not in FORMATS:

@@ -26,8 +26,8 @@ time) and names the expected spec in the error. The mean image is the variable `
 function is XLA-compiled and autograph is off.
 
 Example:
-    >>> module = ServingModule(prepared, inputs)  # doctest: +SKIP
-    >>> tf.saved_model.save(module, path, signatures=module.concrete_signatures())  # doctest: +SKIP
+    >>> module = ServingModule(prepared, inputs)  # writes or reads an export on disk  # doctest: +SKIP
+    >>> tf.saved_model.save(module, path, signatures=module.concrete_signatures())  # writes or reads an export on disk  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ returned, before it does).
 
 Example:
     >>> from keras_resnet.export import versions
-    >>> root, version = versions.plan_destination("/tmp/models/resnet8", None, overwrite=False)  # doctest: +SKIP
-    >>> staging = versions.Staging(root, version)  # doctest: +SKIP
-    >>> (staging.path / "saved_model.pb").write_bytes(b"...")  # doctest: +SKIP
-    >>> staging.publish(overwrite=False)  # doctest: +SKIP
+    >>> root, version = versions.plan_destination("/tmp/models/resnet8", None, overwrite=False)  # writes under /tmp/models  # doctest: +SKIP
+    >>> staging = versions.Staging(root, version)  # writes under /tmp/models  # doctest: +SKIP
+    >>> (staging.path / "saved_model.pb").write_bytes(b"...")  # writes under /tmp/models  # doctest: +SKIP
+    >>> staging.publish(overwrite=False)  # writes under /tmp/models  # doctest: +SKIP
     PosixPath('/tmp/models/resnet8/1')
 """
 

@@ -39,8 +39,8 @@ are used through `keras.distribution.DataParallel`.
 Example:
     >>> from keras_resnet import training
     >>> config = training.TrainConfig(model="resnet8", data="/data/tiny", model_dir="/tmp/run",
-    ...                               batch_size=32, train_steps=40)  # doctest: +SKIP
-    >>> training.train(config)["test_error"]  # doctest: +SKIP
+    ...                               batch_size=32, train_steps=40)  # trains a network (minutes)  # doctest: +SKIP
+    >>> training.train(config)["test_error"]  # trains a network (minutes)  # doctest: +SKIP
 """
 
 from keras_resnet.training.checkpoints import (

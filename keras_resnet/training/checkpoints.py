@@ -31,9 +31,9 @@ not yet renamed), "backup.write" (the new weights written, not yet renamed; the 
 "backup.rotate" (the previous weights kept as `.bkp`, the new ones not yet renamed in).
 
 Example:
-    >>> backup = BackupCheckpointer("/tmp/run/backup")  # doctest: +SKIP
+    >>> backup = BackupCheckpointer("/tmp/run/backup")  # needs a run directory  # doctest: +SKIP
     >>> start = backup.restore(model)  # the optimizer's iteration count (0 without a backup)  # doctest: +SKIP
-    >>> backup.save(model, epoch=0)  # doctest: +SKIP
+    >>> backup.save(model, epoch=0)  # needs a run directory  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ fine-tuning a network trained on one dataset on another is the transfer learning
   with, and never updates, its moving statistics).
 
 Example:
-    >>> report = load_initial_weights(model, config)  # doctest: +SKIP
-    >>> report.loaded[:2], report.not_loaded  # doctest: +SKIP
+    >>> report = load_initial_weights(model, config)  # needs a weights file to start from  # doctest: +SKIP
+    >>> report.loaded[:2], report.not_loaded  # needs a weights file to start from  # doctest: +SKIP
     (['stem_conv', 'stem_bn'], ['predictions'])
 """
 

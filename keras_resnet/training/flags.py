@@ -11,8 +11,8 @@ disk, `keras_resnet.faults.EXIT_STORAGE`: the path and the cause).
 Example:
     >>> from absl import flags
     >>> from keras_resnet.training import flags as train_flags
-    >>> train_flags.define_flags(model="resnet20", data="cifar10", recipe="cifar")  # doctest: +SKIP
-    >>> raise SystemExit(train_flags.run_main(flags.FLAGS))  # doctest: +SKIP
+    >>> train_flags.define_flags(model="resnet20", data="cifar10", recipe="cifar")  # parses the process's flags  # doctest: +SKIP
+    >>> raise SystemExit(train_flags.run_main(flags.FLAGS))  # parses the process's flags  # doctest: +SKIP
 """
 
 from __future__ import annotations

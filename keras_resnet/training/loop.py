@@ -22,8 +22,8 @@ written); "checkpoint.write" and "backup.write" in `keras_resnet.training.checkp
 Example:
     >>> from keras_resnet.training import TrainConfig, train
     >>> config = TrainConfig(model="resnet8", data="/data/tiny", model_dir="/tmp/run", batch_size=32,
-    ...                      train_steps=40)  # doctest: +SKIP
-    >>> train(config)["test_error"]  # doctest: +SKIP
+    ...                      train_steps=40)  # trains a network (minutes)  # doctest: +SKIP
+    >>> train(config)["test_error"]  # trains a network (minutes)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Example:
     >>> from keras_resnet.training import TrainConfig, build_model, resolve_recipe
     >>> config = TrainConfig(model="resnet8", model_dir="x", batch_size=32)
     >>> model = build_model(config, resolve_recipe(config, 50000), classes=10, input_shape=(32, 32, 3))
-    >>> model.optimizer.iterations.numpy()  # doctest: +SKIP
+    >>> model.optimizer.iterations.numpy()  # the model of the lines above  # doctest: +SKIP
     0
 """
 

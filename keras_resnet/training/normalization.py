@@ -18,7 +18,7 @@ reorder and the factor to their batches. A run records the `Preprocessing` in co
 Example:
     >>> from keras_resnet.weights import TORCH
     >>> norm = InputNormalization(TORCH)
-    >>> norm.pipeline_mean.ravel().round(2).tolist()
+    >>> [round(float(v), 2) for v in norm.pipeline_mean.ravel()]
     [123.68, 116.28, 103.53]
 """
 

@@ -9,8 +9,8 @@ when asked and sets the global dtype policy, in that order (the order `train()` 
 
 Example:
     >>> from keras_resnet.training import runtime
-    >>> rt = runtime.make_runtime("none")  # doctest: +SKIP
-    >>> rt.replicas, rt.is_chief  # doctest: +SKIP
+    >>> rt = runtime.make_runtime("none")  # sets up the process's strategy  # doctest: +SKIP
+    >>> rt.replicas, rt.is_chief  # sets up the process's strategy  # doctest: +SKIP
     (1, True)
 """
 

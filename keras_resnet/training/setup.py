@@ -13,8 +13,8 @@ config.json written by earlier versions lacks the fields added since (`DEFAULTED
 means its default, so such runs resume.
 
 Example:
-    >>> run = prepare(TrainConfig(model="resnet8", data="/data/tiny", model_dir="/tmp/run"))  # doctest: +SKIP
-    >>> run.run_input.eval_split, run.steps_per_epoch  # doctest: +SKIP
+    >>> run = prepare(TrainConfig(model="resnet8", data="/data/tiny", model_dir="/tmp/run"))  # needs a run directory  # doctest: +SKIP
+    >>> run.run_input.eval_split, run.steps_per_epoch  # needs a run directory  # doctest: +SKIP
     ('test', 7)
 """
 

@@ -36,9 +36,9 @@ plans of `MemoryInput.epoch_plans` (the `--input=device` path; on TensorFlow the
 compiled step captures, and the batches equal the host's bit for bit).
 
 Example:
-    >>> stepper = JaxStepper(model)  # doctest: +SKIP
-    >>> state, ce, reg, correct = stepper.step_fn(stepper.state, x, y)  # doctest: +SKIP
-    >>> state, ces, regs, corrects = stepper.multi_step_fn(4)(state, xs, ys)  # doctest: +SKIP
+    >>> stepper = JaxStepper(model)  # needs the JAX backend and a model  # doctest: +SKIP
+    >>> state, ce, reg, correct = stepper.step_fn(stepper.state, x, y)  # needs the JAX backend and a model  # doctest: +SKIP
+    >>> state, ces, regs, corrects = stepper.multi_step_fn(4)(state, xs, ys)  # needs the JAX backend and a model  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ layer name and shape and fail on the first that does not fit; from the command l
 
 Example:
     >>> import keras_resnet
-    >>> model = keras_resnet.ResNet56(weights="cifar10")  # doctest: +SKIP
-    >>> x = keras_resnet.weights.preprocess_input(images, weights="cifar10")  # doctest: +SKIP
+    >>> model = keras_resnet.ResNet56(weights="cifar10")  # needs a published weights file  # doctest: +SKIP
+    >>> x = keras_resnet.weights.preprocess_input(images, weights="cifar10")  # needs a published weights file  # doctest: +SKIP
 """
 
 from keras_resnet.weights.api import (

@@ -9,7 +9,7 @@ built; `load_weights` after. A named set is converted once and cached as `.weigh
 
 Example:
     >>> import keras_resnet, numpy as np
-    >>> model = keras_resnet.ResNet56(weights="cifar10")  # doctest: +SKIP
+    >>> model = keras_resnet.ResNet56(weights="cifar10")  # needs a published weights file  # doctest: +SKIP
     >>> x = keras_resnet.preprocess_input(np.zeros((1, 32, 32, 3)), weights="cifar10")
 """
 
@@ -176,7 +176,7 @@ def convert(source, model, output, source_format=None):
         The output path.
 
     Example:
-        >>> convert("resnet56-4bfd9763.th", keras_resnet.ResNet56(), "resnet56.weights.h5")  # doctest: +SKIP
+        >>> convert("resnet56-4bfd9763.th", keras_resnet.ResNet56(), "resnet56.weights.h5")  # needs akamaster's published file  # doctest: +SKIP
     """
     source = os.fspath(source)
     if not os.path.isfile(source):
@@ -240,7 +240,7 @@ def preprocess_input(x, weights, model=None, stride_in_3x3=False):
 
     Example:
         >>> import numpy as np
-        >>> preprocess_input(np.zeros((1, 2, 2, 3)), weights="cifar10")[0, 0, 0].round(3).tolist()
+        >>> [round(float(v), 3) for v in preprocess_input(np.zeros((1, 2, 2, 3)), weights="cifar10")[0, 0, 0]]
         [-2.118, -2.036, -1.804]
     """
     return preprocessing_of(weights, model, stride_in_3x3).apply(x)

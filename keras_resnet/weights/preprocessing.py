@@ -14,8 +14,8 @@ package writes, so that the file says how to feed the model it belongs to.
 
 Example:
     >>> import numpy as np
-    >>> TORCH.apply(np.full((1, 1, 1, 3), 255.0)).round(3).tolist()
-    [[[[2.249, 2.429, 2.64]]]]
+    >>> [round(float(v), 3) for v in TORCH.apply(np.full((1, 1, 1, 3), 255.0)).ravel()]
+    [2.249, 2.429, 2.64]
 """
 
 from __future__ import annotations

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import sys
 
-import keras
-from keras import layers
-
-from keras_resnet.blocks import basic_block, conv_bn
-from keras_resnet.common import check_arguments, classifier_head, model_input, model_name
+from keras_resnet.blocks import basic_block
+from keras_resnet.common import check_arguments, finish, model_input, residual_stages, stem
 from keras_resnet.weights.api import check_weights, load_weights
 
 CIFAR_FILTERS = (16, 32, 64)
@@ -108,21 +105,11 @@ def cifar_resnet(
     # overflow Python's default limit, which TensorFlow's import lowers to 3,000.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 16 * depth + 3000))
     inputs, x = model_input(input_tensor, shape)
-    x = conv_bn(x, CIFAR_FILTERS[0], 3, 1, "stem", kernel_regularizer)
-    x = layers.ReLU(name="stem_relu")(x)
-    for stage, filters in enumerate(CIFAR_FILTERS, start=1):
-        for block in range(1, n + 1):
-            x = basic_block(
-                x,
-                filters,
-                strides=2 if stage > 1 and block == 1 else 1,
-                shortcut=shortcut,
-                name=f"stage{stage}_block{block}",
-                kernel_regularizer=kernel_regularizer,
-                zero_init_residual=zero_init_residual,
-            )
-    outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
-    model = keras.Model(inputs, outputs, name=model_name(depth, shortcut, name))
+    x = stem(x, CIFAR_FILTERS[0], 3, 1, kernel_regularizer)
+    x = residual_stages(x, [(filters, n) for filters in CIFAR_FILTERS], basic_block, shortcut=shortcut,
+                        kernel_regularizer=kernel_regularizer, zero_init_residual=zero_init_residual)
+    model = finish(inputs, x, depth=depth, shortcut=shortcut, name=name, include_top=include_top, pooling=pooling,
+                   classes=classes, classifier_activation=classifier_activation, kernel_regularizer=kernel_regularizer)
 
     def full_network(classes):
         return cifar_resnet(depth, shortcut=shortcut, input_shape=(None, None, shape[-1]), classes=classes)

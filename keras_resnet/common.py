@@ -1,4 +1,10 @@
-"""Argument checking, input and classifier head shared by the CIFAR and ImageNet builders.
+"""The skeleton the CIFAR and ImageNet builders share: argument checks, input, stem, stages, classifier head.
+
+Both families are one network (He et al. 2016, Table 1 and section 4.2): a stem, stages of residual blocks
+whose first block subsamples (stride 2, except in the first stage), global average pooling and a
+fully connected classifier. The builders differ only in their spec tables (stem kernel and pooling,
+filters, blocks per stage, block type); `stem`, `residual_stages` and `finish` are the rest, so the layer
+names and weights of both families come from one place.
 
 Every check runs before any layer is built, and each `ValueError` names the argument, the value received
 and what is accepted (see the package's design notes).
@@ -9,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_resnet.blocks import SHORTCUTS
+from keras_resnet.blocks import SHORTCUTS, conv_bn
 
 POOLINGS = (None, "avg", "max")
 
@@ -173,3 +179,45 @@ def model_name(depth, shortcut, name):
     if name is not None:
         return name
     return f"{'plain' if shortcut is None else 'resnet'}{depth}"
+
+
+def stem(x, filters, kernel_size, strides, kernel_regularizer=None, max_pool=False):
+    """The first layers: a convolution with BN and ReLU (`stem_conv`, `stem_bn`, `stem_relu`), then for
+    ImageNet a 3x3 max pool of stride 2 with a symmetric padding of 1 (`stem_pool_pad`, `stem_pool`), as the
+    reference models (zeros are safe after the ReLU)."""
+    x = conv_bn(x, filters, kernel_size, strides, "stem", kernel_regularizer)
+    x = layers.ReLU(name="stem_relu")(x)
+    if max_pool:
+        x = layers.ZeroPadding2D(padding=1, name="stem_pool_pad")(x)
+        x = layers.MaxPooling2D(pool_size=3, strides=2, name="stem_pool")(x)
+    return x
+
+
+def residual_stages(x, stages, block, **block_kwargs):
+    """Stages of blocks, `stages` being `[(filters, blocks), ...]`: block `j` of stage `i` is named
+    `stage<i>_block<j>`, and the first block of every stage but the first subsamples with stride 2.
+
+    Args:
+        x: the stem's output.
+        stages: `(filters, number of blocks)` per stage.
+        block: `keras_resnet.blocks.basic_block` or `bottleneck_block` (or a partial of one).
+        **block_kwargs: passed to every block (`shortcut`, `kernel_regularizer`, `zero_init_residual`).
+
+    Example:
+        >>> from keras_resnet.blocks import basic_block
+        >>> x = residual_stages(keras.Input((32, 32, 16)), [(16, 1), (32, 1)], basic_block, shortcut="A")
+        >>> tuple(x.shape)
+        (None, 16, 16, 32)
+    """
+    for stage, (filters, blocks) in enumerate(stages, start=1):
+        for index in range(1, blocks + 1):
+            x = block(x, filters=filters, strides=2 if stage > 1 and index == 1 else 1,
+                      name=f"stage{stage}_block{index}", **block_kwargs)
+    return x
+
+
+def finish(inputs, x, *, depth, shortcut, name, include_top, pooling, classes, classifier_activation,
+           kernel_regularizer):
+    """The classifier head on the last stage and the `keras.Model`, named by `model_name`."""
+    outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
+    return keras.Model(inputs, outputs, name=model_name(depth, shortcut, name))

@@ -18,7 +18,6 @@ Example:
 """
 
 import collections
-import contextlib
 import errno
 import os
 import signal
@@ -84,8 +83,8 @@ def site(name):
 
 # ------------------------------------------------------------------------------------------------------
 # Storage failures: a full disk, a quota, a read-only file system. Writers name the file they could not
-# write (`StorageError`), remove their partial temporary file (`discard`), and the entry points turn the
-# error into one line and `EXIT_STORAGE`.
+# write (`StorageError`), remove their partial temporary file (`keras_resnet.atomic.discard`), and the entry
+# points turn the error into one line and `EXIT_STORAGE`.
 
 EXIT_STORAGE = 5
 """Exit code of every entry point (trainers, `tuning.search`, `keras_resnet.export`) for a storage error
@@ -162,64 +161,6 @@ def describe_storage_error(error, path=None):
     name = errno.errorcode.get(error.errno, str(error.errno))
     return (f"cannot write {error.filename}: {error.strerror} ({name}). Nothing was half-written: the previous "
             "state is intact; free space (or fix the file system) and rerun the same command.")
-
-
-def discard(path):
-    """Removes the partial temporary file or directory `path`, if any, freeing its space first.
-
-    The file is truncated before it is unlinked: a writer that failed may still hold it open (h5py does
-    until garbage collection), and an open unlinked file keeps its blocks on a full disk.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path) and not os.path.islink(path):
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
-        return
-    try:
-        os.truncate(path, 0)
-    except OSError:
-        pass
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
-@contextlib.contextmanager
-def replacing(path, tmp=None, moment=None):
-    """Writes `path` atomically: yields a temporary path to fill, then renames it over `path`.
-
-    After the body, the fault site `moment` (if given) is marked and `tmp` replaces `path` with
-    `os.replace`. Any failure discards `tmp` (no temporary file is left behind) and leaves `path` as it
-    was; a storage error is re-raised as a `StorageError` naming `path`.
-
-    Args:
-        path: the final path.
-        tmp: the temporary path (default `<path>.tmp`, in the same directory so that the rename is atomic).
-        moment: the fault site marked between the complete temporary file and the rename.
-
-    Example:
-        >>> import tempfile
-        >>> target = os.path.join(tempfile.mkdtemp(), "a.txt")
-        >>> with replacing(target) as tmp:
-        ...     _ = open(tmp, "w").write("done")
-        >>> open(target).read()
-        'done'
-    """
-    path = os.fspath(path)
-    tmp = os.fspath(tmp) if tmp is not None else f"{path}.tmp"
-    try:
-        yield tmp
-        if moment:
-            site(moment)
-        os.replace(tmp, path)
-    except BaseException as error:
-        discard(tmp)
-        converted = storage_error(error, path) if isinstance(error, Exception) else error
-        if converted is error:
-            raise
-        raise converted from error
 
 
 def process_alive(pid):

@@ -8,11 +8,10 @@ Stem: 7x7 convolution, 64 filters, stride 2 (padded 3 on every side) and 3x3 max
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+import functools
 
-from keras_resnet.blocks import basic_block, bottleneck_block, conv_bn
-from keras_resnet.common import check_arguments, classifier_head, model_input, model_name
+from keras_resnet.blocks import basic_block, bottleneck_block
+from keras_resnet.common import check_arguments, finish, model_input, residual_stages, stem
 from keras_resnet.weights.api import check_weights, load_weights
 
 IMAGENET_SPECS = {
@@ -105,27 +104,12 @@ def imagenet_resnet(
     block_type, blocks_per_stage = IMAGENET_SPECS[depth]
 
     inputs, x = model_input(input_tensor, shape)
-    x = conv_bn(x, 64, 7, 2, "stem", kernel_regularizer)
-    x = layers.ReLU(name="stem_relu")(x)
-    # Symmetric padding of 1 around the pool, as the reference models. Zeros are safe after the ReLU.
-    x = layers.ZeroPadding2D(padding=1, name="stem_pool_pad")(x)
-    x = layers.MaxPooling2D(pool_size=3, strides=2, name="stem_pool")(x)
-    for stage, (filters, blocks) in enumerate(zip(IMAGENET_FILTERS, blocks_per_stage), start=1):
-        for block in range(1, blocks + 1):
-            common = dict(
-                filters=filters,
-                strides=2 if stage > 1 and block == 1 else 1,
-                shortcut=shortcut,
-                name=f"stage{stage}_block{block}",
-                kernel_regularizer=kernel_regularizer,
-                zero_init_residual=zero_init_residual,
-            )
-            if block_type == "basic":
-                x = basic_block(x, **common)
-            else:
-                x = bottleneck_block(x, stride_in_3x3=stride_in_3x3, **common)
-    outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
-    model = keras.Model(inputs, outputs, name=model_name(depth, shortcut, name))
+    x = stem(x, 64, 7, 2, kernel_regularizer, max_pool=True)
+    block = basic_block if block_type == "basic" else functools.partial(bottleneck_block, stride_in_3x3=stride_in_3x3)
+    x = residual_stages(x, list(zip(IMAGENET_FILTERS, blocks_per_stage)), block, shortcut=shortcut,
+                        kernel_regularizer=kernel_regularizer, zero_init_residual=zero_init_residual)
+    model = finish(inputs, x, depth=depth, shortcut=shortcut, name=name, include_top=include_top, pooling=pooling,
+                   classes=classes, classifier_activation=classifier_activation, kernel_regularizer=kernel_regularizer)
 
     def full_network(classes):
         return imagenet_resnet(depth, shortcut=shortcut, input_shape=(None, None, shape[-1]), classes=classes,

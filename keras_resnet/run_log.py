@@ -3,7 +3,7 @@
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, Fig. 6 (training error
 dashed, test error solid, against iterations), which `plot_curves` draws for one run.
 
-Every file is written to a temporary path and renamed (`keras_resnet.faults.replacing`), so a run killed
+Every file is written to a temporary path and renamed (`keras_resnet.atomic.replacing`), so a run killed
 at any moment never leaves a half-written artifact, and a write that fails (a full disk) removes its
 temporary file, leaves the previous file intact and raises `keras_resnet.faults.StorageError` naming the
 file. A resumed run cuts its history back to the iteration it resumes from
@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-from keras_resnet import faults
+from keras_resnet import atomic, faults
 
 logger = logging.getLogger("keras_resnet.run_log")
 
@@ -48,7 +48,7 @@ TRUNCATING = ".truncating.tmp"
 
 def write_json(path, obj):
     """Writes `obj` as indented JSON to `path` atomically (numpy scalars and arrays are converted)."""
-    with faults.replacing(path, moment="json.replace") as tmp:
+    with atomic.replacing(path, moment="json.replace") as tmp:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=1, default=json_default)
 
@@ -76,7 +76,7 @@ def rewrite_csv(path, rows):
     """Writes `rows` (dicts keyed by `CSV_FIELDS`, then any extra columns such as `test_top5_error`, in the
     order they first appear) as the whole CSV log, atomically."""
     fields = list(dict.fromkeys([*CSV_FIELDS, *(key for row in rows for key in row)]))
-    with faults.replacing(path, moment="csv.replace") as tmp:
+    with atomic.replacing(path, moment="csv.replace") as tmp:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
@@ -160,7 +160,7 @@ def truncate_event_files(log_dir, last_step):
     dropped = 0
     for pattern in (TRUNCATING, "events.out.tfevents.*.tmp"):  # rewrites killed before their rename
         for path in glob.glob(os.path.join(glob.escape(log_dir), "**", pattern), recursive=True):
-            faults.discard(path)  # the original is intact
+            atomic.discard(path)  # the original is intact
     for path in sorted(glob.glob(os.path.join(glob.escape(log_dir), "**", "events.out.tfevents.*"), recursive=True)):
         records = read_event_records(path)
         kept = [(raw, event) for raw, event in records if event is not None and event.step <= last_step]
@@ -172,7 +172,7 @@ def truncate_event_files(log_dir, last_step):
             os.remove(path)
             continue
         tmp = os.path.join(os.path.dirname(path), TRUNCATING)  # no "tfevents" in it: TensorBoard never reads it
-        with faults.replacing(path, tmp, moment="tensorboard.truncate"):
+        with atomic.replacing(path, tmp, moment="tensorboard.truncate"):
             with tf.io.TFRecordWriter(tmp) as writer:
                 for raw, _ in kept:
                     writer.write(raw)
@@ -240,7 +240,7 @@ def plot_curves(csv_path, png_path, title=""):
     ax.legend()
     fig.tight_layout()
     try:
-        with faults.replacing(png_path, png_path + ".tmp.png") as tmp:
+        with atomic.replacing(png_path, png_path + ".tmp.png") as tmp:
             fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)

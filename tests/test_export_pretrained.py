@@ -259,7 +259,7 @@ def test_readme_gives_the_pretrained_export_command():
 
 
 def test_normalization_argument_forms():
-    from keras_resnet.export.preprocessing import resolve_normalization
+    from keras_resnet.export.serving_inputs import resolve_normalization
 
     model = keras_resnet.build("resnet50", weights=None)
     assert resolve_normalization("cifar10") == TORCH and resolve_normalization(TORCH.to_dict()) == TORCH

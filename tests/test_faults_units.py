@@ -12,25 +12,25 @@ import pytest
 from conftest import REPO, env
 from faults.harness import check_fired, kill, run_attempt
 
-from keras_resnet import faults
+from keras_resnet import atomic, faults
 
 
 def test_replacing_publishes_atomically_and_a_failure_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     target = tmp_path / "log.csv"
     target.write_text("old")
-    with faults.replacing(target, moment="csv.replace") as tmp:
+    with atomic.replacing(target, moment="csv.replace") as tmp:
         assert tmp == f"{target}.tmp"
         open(tmp, "w").write("new")
     assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
     monkeypatch.setenv(faults.FAULT_ENV, "test.replacing:enospc")  # a site of its own: its first hit
     with pytest.raises(faults.StorageError) as raised:
-        with faults.replacing(target, moment="test.replacing") as tmp:
+        with atomic.replacing(target, moment="test.replacing") as tmp:
             open(tmp, "w").write("newer")
     assert str(raised.value) == f"cannot write {target}: No space left on device"
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(target)
     assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
     with pytest.raises(ZeroDivisionError):  # any other error: re-raised as it is, temporary removed
-        with faults.replacing(target) as tmp:
+        with atomic.replacing(target) as tmp:
             open(tmp, "w").write("x")
             1 / 0
     assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]

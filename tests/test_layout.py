@@ -6,7 +6,9 @@ counted); project modules import each other without a cycle (imports inside func
 uses another project module's `_private` names; Keras' and keras-tuner's private names appear only in the
 one compat module for each library, and tests use private names only on lines that say why
 (`# private: <reason>`). Only `keras_resnet/data/sources.py` tells kinds of data source apart: no other
-module compares a value with a source kind's name or checks an instance against a source class.
+module compares a value with a source kind's name or checks an instance against a source class. Below the
+trainer entry, functions take their part of the run, not the whole `TrainConfig`; no two modules of
+`keras_resnet/` share a base name (but `__init__`, `__main__`, `api`, `cli`).
 """
 
 import ast
@@ -249,6 +251,18 @@ def test_private_names_stay_in_their_module():
     offenders = [f"{path.relative_to(ROOT)}:{line}: {text}" for path in source_files()
                  if path not in compat_files for line, text in private_uses(path)]
     assert not offenders, "private names used outside their module / the compat modules:\n" + "\n".join(offenders)
+
+
+SHARED_BASE_NAMES = {"__init__", "__main__", "api", "cli"}
+
+
+def test_no_two_modules_share_a_base_name():
+    seen = {}
+    for path in source_files(("keras_resnet",)):
+        if path.stem not in SHARED_BASE_NAMES:
+            seen.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
+    clashes = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not clashes, f"module base names repeat across subpackages (rename to what they hold): {clashes}"
 
 
 def test_only_the_sources_module_branches_on_a_source_kind():

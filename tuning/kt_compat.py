@@ -31,7 +31,7 @@ import json
 import os
 import threading
 
-from keras_resnet import faults
+from keras_resnet import atomic, faults
 
 TESTED_RANGE = ">=1.4.7,<1.5"
 FINISHED = ("COMPLETED", "FAILED")
@@ -70,7 +70,7 @@ def write_json_atomic(path, obj, site):
     as `keras_resnet.faults.StorageError` naming `path`).
     """
     tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"  # the chief saves from gRPC threads
-    with faults.replacing(path, tmp, moment=site):
+    with atomic.replacing(path, tmp, moment=site):
         with open(tmp, "w") as f:
             f.write(json.dumps(obj))
             f.flush()

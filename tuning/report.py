@@ -23,7 +23,7 @@ import math
 import os
 import sys
 
-from keras_resnet import faults
+from keras_resnet import atomic
 
 OBJECTIVE = "val_accuracy"
 HP_ORDER = ("model", "shortcut", "schedule", "warmup_steps", "learning_rate", "weight_decay",
@@ -168,7 +168,7 @@ def plot(rows, png_path):
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     try:
-        with faults.replacing(png_path, png_path + ".tmp.png") as tmp:
+        with atomic.replacing(png_path, png_path + ".tmp.png") as tmp:
             fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
@@ -177,7 +177,7 @@ def plot(rows, png_path):
 def _atomic_write(path, write):
     # The fault site "tuner.results_write": the temp file is complete, `path` is still the previous one. A
     # failure removes the temp file (a full disk raises `keras_resnet.faults.StorageError` naming `path`).
-    with faults.replacing(path, moment="tuner.results_write") as tmp:
+    with atomic.replacing(path, moment="tuner.results_write") as tmp:
         with open(tmp, "w", newline="") as f:
             write(f)
 

@@ -133,7 +133,7 @@ def evaluate_model_dir(model_dir, data, split=None, ten_crop=False, checkpoint="
     import keras
 
     import keras_resnet.recipes  # noqa: F401  (registers the schedules the checkpoint's optimizer names)
-    from keras_resnet.training.normalization import InputNormalization
+    from keras_resnet.normalization import InputNormalization
 
     config, dataset, mean, path = run_files(model_dir, checkpoint)
     split = default_split(data, split, data_dir)
@@ -155,7 +155,7 @@ def evaluate_model_dir(model_dir, data, split=None, ten_crop=False, checkpoint="
 def pretrained_model(model, weights, classes, size, stride_in_3x3=None):
     """`keras_resnet.build(model, weights=weights)` at the evaluation size, and its `InputNormalization`."""
     from keras_resnet.registry import build
-    from keras_resnet.training.normalization import InputNormalization
+    from keras_resnet.normalization import InputNormalization
     from keras_resnet.weights import WeightsUnavailableError, preprocessing_of
 
     kwargs = {} if stride_in_3x3 is None else {"stride_in_3x3": bool(stride_in_3x3)}

@@ -37,7 +37,7 @@ activation to expose logits; no function is XLA-compiled.
 Modules, one job each:
 
 - `versions`: atomic versioned publishing (`existing_versions`, `next_version`, `plan_destination`, `Staging`);
-- `preprocessing`: the inputs of an export resolved and checked (`resolve_inputs` -> `ServingInputs`):
+- `serving_inputs`: the inputs of an export resolved and checked (`resolve_inputs` -> `ServingInputs`):
   class names, preprocessing kind, input size, mean; where a new in-graph preprocessing is added;
 - `prepare`: the float32 logits network (`prepare_serving_model` -> `ServingModel`), with the graph
   transforms (`DEFAULT_TRANSFORMS`: BN folded into the convolutions) applied after the copy;
@@ -64,7 +64,7 @@ Command line::
 """
 
 from keras_resnet.export.contract import OUTPUT_KEYS, SIGNATURES
-from keras_resnet.export.preprocessing import NORMALIZATION_KEY, PREPROCESSING_KINDS
+from keras_resnet.export.serving_inputs import NORMALIZATION_KEY, PREPROCESSING_KINDS
 from keras_resnet.export.onnx_export import export_onnx
 from keras_resnet.export.pretrained import CIFAR10_CLASS_NAMES, export_pretrained
 from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, export_from_model_dir, export_saved_model

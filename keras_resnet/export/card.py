@@ -102,7 +102,7 @@ def model_card(model, prepared, inputs, dataset, specs, version=None, extra=None
     Args:
         model: the source Keras model (its name).
         prepared: `keras_resnet.export.prepare.ServingModel` (the exported network, activation, policy).
-        inputs: `keras_resnet.export.preprocessing.ServingInputs`.
+        inputs: `keras_resnet.export.serving_inputs.ServingInputs`.
         dataset: the training data's description (`preprocessing.dataset_dict`).
         specs: `{signature name: input TensorSpec}`.
         version: the version, or None until it is known.

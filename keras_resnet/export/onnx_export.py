@@ -10,7 +10,7 @@ the SavedModel's (`keras_resnet.export.prepare`, BN folded into the convolutions
   `preprocessing.geometry` says how); the SavedModel does that in its graph;
 - preprocessing `(float(image) - offset) * scale` per channel: the training formula `(image - mean) / 255`
   (mean in 0..255 units), or the normalisation of pretrained weights, `(x / 255 - mean) / std` written as
-  `(x - 255 * mean) * (1 / (255 * std))` (`keras_resnet.export.preprocessing`); for BGR (Caffe) weights the
+  `(x - 255 * mean) * (1 / (255 * std))` (`keras_resnet.export.serving_inputs`); for BGR (Caffe) weights the
   graph still takes RGB pixels: the offset and scale are given in RGB order and the stem convolution's
   kernel has its input channels reversed (`prepare.reverse_input_channels`, exact);
 - outputs `logits` and `probabilities` (softmax), float32 `[batch, classes]`; opset `onnx_graph.OPSET`.
@@ -37,7 +37,7 @@ import numpy as np
 from keras_resnet import faults
 from keras_resnet.export import card as card_lib
 from keras_resnet.export import prepare, versions
-from keras_resnet.export.preprocessing import dataset_dict, resolve_inputs
+from keras_resnet.export.serving_inputs import dataset_dict, resolve_inputs
 
 ONNX_DIR = "onnx"
 """The sub-folder of an export root that holds the ONNX versions."""

@@ -117,7 +117,7 @@ def export_pretrained(model_name, weights, export_root, *, class_names=None, str
         ValueError / FileNotFoundError / FileExistsError / PermissionError: nothing is written.
     """
     from keras_resnet.export import saved_model, versions
-    from keras_resnet.export.preprocessing import NORMALIZATION_KEY, resolve_inputs
+    from keras_resnet.export.serving_inputs import NORMALIZATION_KEY, resolve_inputs
 
     if export_format not in saved_model.FORMATS:
         raise ValueError(f"`export_format` (--format) must be one of {saved_model.FORMATS}; received {export_format!r}.")

@@ -24,7 +24,7 @@ import numpy as np
 from keras_resnet import faults
 from keras_resnet.export import card as card_lib
 from keras_resnet.export import prepare, versions
-from keras_resnet.export.preprocessing import (
+from keras_resnet.export.serving_inputs import (
     NORMALIZATION_KEY,
     check_image_size,
     dataset_dict,
@@ -108,7 +108,7 @@ def write_version(staging, model, dataset, inputs, extra, overwrite) -> Path:
         staging: the staging directory, already created.
         model: the source Keras classifier.
         dataset: the training data's description (dict).
-        inputs: `keras_resnet.export.preprocessing.ServingInputs`.
+        inputs: `keras_resnet.export.serving_inputs.ServingInputs`.
         extra: dict merged into the model card, or None.
         overwrite: bool, replace an existing version.
 

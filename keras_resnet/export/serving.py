@@ -13,7 +13,7 @@ writes an export). Signatures, all returning `probabilities` float32 `[None, cla
   in the network's channel order, BGR for Caffe weights); also returns `logits`.
 
 The uint8 and bytes signatures normalise in the graph as `(reorder(float32(image)) - mean_image) *
-multiplier` (`keras_resnet.export.preprocessing`): the training formula `(image - mean) / 255`, or the
+multiplier` (`keras_resnet.export.serving_inputs`): the training formula `(image - mean) / 255`, or the
 normalisation recorded with pretrained weights (per channel; channels reversed for BGR networks).
 
 Grayscale JPEGs are replicated to 3 channels and PNG alpha is dropped, as Pillow's `convert("RGB")` does.
@@ -109,7 +109,7 @@ class ServingModule(tf.Module):
 
     Args:
         prepared: `keras_resnet.export.prepare.ServingModel`.
-        inputs: `keras_resnet.export.preprocessing.ServingInputs`.
+        inputs: `keras_resnet.export.serving_inputs.ServingInputs`.
     """
 
     def __init__(self, prepared, inputs):
@@ -133,7 +133,7 @@ class ServingModule(tf.Module):
 
     def _normalize(self, pixels):
         # docs/CONTRACTS.md and keras_resnet.data: (float32(image) - mean) / 255, as x * (1 / 255); pretrained
-        # weights: (reorder(x) - mean / scale) * (scale / std), per channel (keras_resnet.export.preprocessing).
+        # weights: (reorder(x) - mean / scale) * (scale / std), per channel (keras_resnet.export.serving_inputs).
         x = tf.cast(pixels, tf.float32)
         if self._inputs.channel_order == "BGR":
             x = tf.reverse(x, axis=[-1])

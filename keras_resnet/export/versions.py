@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_resnet import faults
+from keras_resnet import atomic, faults
 
 TMP_PREFIX = ".tmp-"
 """Prefix of the temporary directories beside the versions (ignored by TF Serving, never a version)."""
@@ -303,7 +303,7 @@ def publish_once(record_path, export_root, key, export):
             return root / str(version), False
     else:
         version = next_version(root)
-        with faults.replacing(record_path) as tmp:
+        with atomic.replacing(record_path) as tmp:
             with open(tmp, "w") as f:
                 json.dump({"key": key, "export_root": str(root), "version": version}, f, indent=1)
     faults.site("export.planned")

@@ -15,7 +15,8 @@ module:
   (`check_data`) and the one choice of the input path with its reason (`choose_input` -> `InputPath`);
 - `inputs`: the input paths opened (`MemoryInput`, `TFDataInput`, the device path; `open_input`), and the
   public halves of the rule, `uses_memory_input(config, data=None, backend=None)` and `uses_device_input`;
-- `normalization`: the input normalisation of published weights (`InputNormalization`, `normalization_of`);
+- `init_normalization`: the input normalisation of a run started from trained weights (`normalization_of`; the type,
+  `InputNormalization`, is `keras_resnet.normalization`'s, re-exported here);
 - `finetune`: `--init_from` (`load_initial_weights`, by layer name and shape) and `--freeze`;
 - `evaluation`: top-1 / top-5 error, centre crop or 10 crops (`evaluate_batches`, `topk_errors`);
 - `steppers`: the compiled steps `TFStepper` and `JaxStepper` (`step_fn`, `multi_step_fn(k)`), one or
@@ -78,7 +79,8 @@ from keras_resnet.training.inputs import (
 )
 from keras_resnet.training.loop import train
 from keras_resnet.training.model import BuiltModel, build_model, build_run_model, iter_layers
-from keras_resnet.training.normalization import InputNormalization, normalization_of
+from keras_resnet.normalization import InputNormalization
+from keras_resnet.training.init_normalization import normalization_of
 from keras_resnet.training.recipe import default_batch_size, resolve_recipe
 from keras_resnet.training.rundir import check_model_dir, export_run
 from keras_resnet.training.runtime import (

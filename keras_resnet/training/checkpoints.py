@@ -49,7 +49,7 @@ import numpy as np
 
 import keras
 
-from keras_resnet import compat, faults
+from keras_resnet import atomic, compat, faults
 from keras_resnet.run_log import write_json
 from keras_resnet.training.config import ConfigError
 from keras_resnet.training.model import batch_norm_layers
@@ -74,7 +74,7 @@ def save_model_atomic(model, path):
     """
     tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}")
     synchronized = [layer for layer in batch_norm_layers(model) if layer.synchronized]
-    with faults.replacing(path, tmp, moment="checkpoint.write"):
+    with atomic.replacing(path, tmp, moment="checkpoint.write"):
         for layer in synchronized:  # `synchronized=True` cannot be loaded on other backends
             layer.synchronized = False
         try:
@@ -88,7 +88,7 @@ def save_model_atomic(model, path):
 def keep_previous(final, previous):
     """Makes `previous` a copy of `final` (a hard link; a rename where links are not supported)."""
     link = f"{previous}.tmp"
-    faults.discard(link)
+    atomic.discard(link)
     try:
         os.link(final, link)
     except OSError:  # no hard links on this file system: `final` is missing until the new one is renamed in
@@ -206,7 +206,7 @@ class BackupCheckpointer:
         os.makedirs(self.write_dir, exist_ok=True)
         final = os.path.join(self.write_dir, WEIGHTS_FILE)
         check_free_space(final, backup_size(model, final))
-        with faults.replacing(final, os.path.join(self.write_dir, "tmp.weights.h5")) as tmp:
+        with atomic.replacing(final, os.path.join(self.write_dir, "tmp.weights.h5")) as tmp:
             model.save_weights(tmp, overwrite=True)
             compat.keep_saving_skipsets()
             faults.site("backup.write")

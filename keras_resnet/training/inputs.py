@@ -19,7 +19,7 @@ Every input has `info`, `num_train`, `has_validation`, `epoch_batches(epoch, ski
 `tf_distributed_epoch(runtime, epoch, skip, steps)` and `eval_batches(role)`: role "validation" is the part
 of the training split held out by `--validation_split`, role "test" the evaluation split (`--eval_split`:
 the data's test split, or its own validation split, e.g. a `val/` folder). A run started from published
-weights feeds the network with their normalisation (`keras_resnet.training.normalization`) on every path.
+weights feeds the network with their normalisation (`keras_resnet.training.init_normalization`) on every path.
 
 Example:
     >>> from keras_resnet.training.inputs import uses_memory_input

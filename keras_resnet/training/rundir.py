@@ -29,7 +29,7 @@ import numpy as np
 
 import keras
 
-from keras_resnet import faults
+from keras_resnet import atomic, faults
 from keras_resnet.run_log import write_json
 from keras_resnet.training.config import VOLATILE_FIELDS, ConfigError
 from keras_resnet.training.progress import log
@@ -103,7 +103,7 @@ def remove_stale_temporaries(model_dir):
     removed = []
     for pattern in STALE_TEMPORARIES:
         for path in glob.glob(os.path.join(glob.escape(model_dir), pattern)):
-            faults.discard(path)
+            atomic.discard(path)
             removed.append(path)
     return removed
 
@@ -126,11 +126,11 @@ def write_run_files(model_dir, resolved, info):
     os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
     remove_stale_temporaries(model_dir)
     write_json(os.path.join(model_dir, "config.json"), resolved)
-    with faults.replacing(os.path.join(model_dir, "dataset.json")) as tmp:
+    with atomic.replacing(os.path.join(model_dir, "dataset.json")) as tmp:
         with open(tmp, "w") as f:
             f.write(info.to_json())
     if info.mean is not None:
-        with faults.replacing(os.path.join(model_dir, "mean_image.npy")) as tmp:
+        with atomic.replacing(os.path.join(model_dir, "mean_image.npy")) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, np.asarray(info.mean, np.float32))
     faults.site("train.start")

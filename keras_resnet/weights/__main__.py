@@ -39,17 +39,17 @@ def classifier_width(table):
 def run_convert():
     """Builds the named network, converts `--from` into it and writes `--output`; returns the output path."""
     from keras_resnet.registry import build, model_spec
-    from keras_resnet.weights import api, sources
+    from keras_resnet.weights import api, formats
 
     source = getattr(FLAGS, "from")
     for name, value in (("--from", source), ("--model", FLAGS.model), ("--output", FLAGS.output)):
         if not value:
             raise ValueError(f"{name} is required (convert --from=FILE --model=NAME --output=FILE.weights.h5).")
     source_format = None if FLAGS.format == "auto" else FLAGS.format
-    resolved = source_format or sources.detect_format(source)
+    resolved = source_format or formats.detect_format(source)
     if resolved == "keras":
         raise ValueError(f"--from={source!r} is a Keras 3 file already; nothing to convert.")
-    table, resolved = sources.read_source(source, resolved)
+    table, resolved = formats.read_source(source, resolved)
     family = model_spec(FLAGS.model).family
     kwargs = dict(include_top=FLAGS.include_top, classifier_activation="softmax")
     if FLAGS.include_top:

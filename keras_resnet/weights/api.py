@@ -22,9 +22,9 @@ import warnings
 
 from keras_resnet.weights import fetch as fetching
 from keras_resnet.weights.assign import assign, copy_weights, has_classifier, read_metadata, write_weights
-from keras_resnet.weights.preprocessing import CAFFE, TORCH, Preprocessing
+from keras_resnet.normalization import CAFFE, TORCH, Preprocessing
 from keras_resnet.weights.sets import SET_NAMES, find_set
-from keras_resnet.weights.sources import detect_format, read_source
+from keras_resnet.weights.formats import detect_format, read_source
 
 _MODEL = re.compile(r"^(resnet|plain)(\d+)$")
 
@@ -169,7 +169,7 @@ def convert(source, model, output, source_format=None):
         source: path of an akamaster `.th`, torchvision `.pth` or keras.applications `.h5` file.
         model: the Keras model to load into (built with `weights=None`), e.g. `keras_resnet.ResNet56()`.
         output: path of the `.weights.h5` to write (atomically, with a record of source and preprocessing).
-        source_format: one of `keras_resnet.weights.sources.SOURCE_FORMATS`, or `None` to detect it from the
+        source_format: one of `keras_resnet.weights.formats.SOURCE_FORMATS`, or `None` to detect it from the
             file name.
 
     Returns:

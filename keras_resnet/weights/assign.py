@@ -21,8 +21,8 @@ import os
 import keras
 import numpy as np
 
-from keras_resnet import faults
-from keras_resnet.weights.sources import CLASSIFIER
+from keras_resnet import atomic, faults
+from keras_resnet.weights.formats import CLASSIFIER
 
 METADATA_ATTR = "keras_resnet"
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -42,7 +42,7 @@ def plan(model, table, source):
 
     Args:
         model: a Keras model with this package's layer names.
-        table: tensor table `{layer: {variable: (array, source_key)}}` (see `keras_resnet.weights.sources`).
+        table: tensor table `{layer: {variable: (array, source_key)}}` (see `keras_resnet.weights.formats`).
         source: str naming the source in messages (a path, "the cached ...").
 
     Returns:
@@ -128,7 +128,7 @@ def write_weights(model, path, metadata):
         faults.site("weights.cache_write")
         os.replace(temporary, path)
     except BaseException:
-        faults.discard(temporary)
+        atomic.discard(temporary)
         raise
     return path
 
@@ -144,7 +144,7 @@ def sweep_stale_temporaries(directory, stem):
     for entry in os.listdir(directory):
         pid = entry[len(prefix): -len(suffix)] if entry.startswith(prefix) and entry.endswith(suffix) else ""
         if pid.isdigit() and int(pid) != os.getpid() and not faults.process_alive(int(pid)):
-            faults.discard(os.path.join(directory, entry))
+            atomic.discard(os.path.join(directory, entry))
             removed.append(os.path.join(directory, entry))
     return removed
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from keras_resnet.weights.preprocessing import CAFFE, TORCH
+from keras_resnet.normalization import CAFFE, TORCH
 
 SET_NAMES = ("cifar10", "imagenet")
 AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
@@ -41,7 +41,7 @@ class WeightSet:
         url: the upstream URL.
         file_hash: the full SHA-256 (64 hex), the MD5 that keras.applications publishes (32 hex), or the
             first 8 hex digits of the SHA-256 where only those are known (torch.hub's file-name convention).
-        source_format: "akamaster", "torchvision" or "keras_applications" (see `keras_resnet.weights.sources`).
+        source_format: "akamaster", "torchvision" or "keras_applications" (see `keras_resnet.weights.formats`).
         classes: the classifier's width in the file.
         stride_in_3x3: the `stride_in_3x3` the file needs (bottleneck models only).
         preprocessing: the input normalisation the weights were trained with.

@@ -1,4 +1,5 @@
-"""How the inputs of a set of pretrained weights were normalised, and applying it.
+"""Input normalisation, one owner: how a network's inputs are normalised (`Preprocessing`) and how the package's
+pipelines apply it (`InputNormalization`). The weights, training, evaluation and export all use these types.
 
 Pretrained weights only reproduce their published accuracy on inputs normalised as in their training, and
 the published ResNets use two conventions:
@@ -11,6 +12,16 @@ the published ResNets use two conventions:
 Both are `y = (reorder(x) * scale - mean) / std` for an input `x` of RGB values in [0, 255], with `mean` and
 `std` in the network's channel order. A `Preprocessing` is recorded (as JSON) in every weights file this
 package writes, so that the file says how to feed the model it belongs to.
+
+The package's own pipelines compute `z = (x - M) / 255` (docs/CONTRACTS.md; He et al. 2016, section 3.4:
+the mean is subtracted from the input). Any `Preprocessing` is that followed by a per-channel factor:
+
+    M = reorder^-1(mean / scale)      (0..255 RGB units, per channel: a run's mean_image.npy, [1, 1, 3])
+    y = reorder(z) * (255 * scale / std)
+
+so the data pipelines are used unchanged with `mean=M`, and `InputNormalization.numpy` / `.tf` apply the
+reorder and the factor to their batches. A run records its `Preprocessing` in config.json
+(`input_normalization`, `Preprocessing.to_dict()`), for evaluation and export to apply it.
 
 Example:
     >>> import numpy as np
@@ -116,3 +127,54 @@ CAFFE = Preprocessing(
     name="caffe", channel_order="BGR", scale=1.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0)
 )
 """The paper's Caffe models (keras.applications' `preprocess_input` for ResNet50/101/152)."""
+
+
+class InputNormalization:
+    """A `Preprocessing` applied on top of the pipelines' `(x - M) / 255`: the pipelines subtract
+    `pipeline_mean` (the mean in their channel order and units), and `numpy` / `tf` reorder the channels and
+    multiply by `factor` (`255 * scale / std`), so the network sees `(reorder(x) * scale - mean) / std`.
+
+    Args:
+        preprocessing: a `Preprocessing`.
+
+    Example:
+        >>> norm = InputNormalization(TORCH)
+        >>> [round(float(v), 2) for v in norm.pipeline_mean.ravel()]
+        [123.68, 116.28, 103.53]
+    """
+
+    def __init__(self, preprocessing):
+        self.preprocessing = preprocessing
+        self.reverse = preprocessing.channel_order == "BGR"
+        mean = np.asarray(preprocessing.mean, np.float64) / float(preprocessing.scale)
+        self.pipeline_mean = (mean[::-1] if self.reverse else mean).reshape(1, 1, -1).astype(np.float32)
+        self.factor = (255.0 * float(preprocessing.scale) / np.asarray(preprocessing.std, np.float64)).astype(
+            np.float32)
+
+    @property
+    def name(self):
+        return self.preprocessing.name
+
+    def numpy(self, x):
+        """The network's input from a numpy batch of the pipeline, `(x - M) / 255` (channels last)."""
+        x = np.asarray(x, np.float32)
+        return (x[..., ::-1] if self.reverse else x) * self.factor
+
+    def tf(self, x):
+        """The same as `numpy` on a TensorFlow tensor (inside tf.data)."""
+        import tensorflow as tf
+
+        if self.reverse:
+            x = tf.reverse(x, axis=[-1])
+        return x * tf.constant(self.factor)
+
+    def to_dict(self):
+        """The `Preprocessing` as recorded in config.json (`input_normalization`)."""
+        return self.preprocessing.to_dict()
+
+    @classmethod
+    def from_dict(cls, record):
+        """The inverse of `to_dict`; None for None."""
+        if record is None:
+            return None
+        return cls(Preprocessing.from_dict(record))

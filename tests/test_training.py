@@ -254,7 +254,7 @@ def test_tensorflow_plan_iterator_yields_the_epoch_plans_across_chunks(skip, ste
 
 
 def test_the_input_path_is_chosen_once_with_its_reason(tmp_path):
-    from keras_resnet.training.datasource import InputPath, choose_input, data_spec
+    from keras_resnet.training.data_spec import InputPath, choose_input, data_spec
     from keras_resnet.training.runtime import Runtime
 
     folder = make_image_folder(tmp_path / "data", train=24, test=6)

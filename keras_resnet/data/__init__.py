@@ -50,7 +50,7 @@ Splits, data preparation and the input path (issue 14), no TensorFlow except for
 Modules: `split_names` (canonical names, aliases, the missing-split message), `archives` (archive names
 and member index), `shards` (TFRecord shard names and `dataset.json`), `folder` (image folders and archives,
 Pillow), `sizing` (whether images fit in memory), `sources` (`resolve(source)`: the one place that tells a
-folder, shards and a TFDS name apart; every question about a source is a method of its object), `splits`
+folder, shards and a TFDS name apart; every question about a source is a method of its object), `checks`
 (`available_splits`, `default_eval_split`, `check_splits`, `memory_input_reason`), `reader` (opening and
 reading TFDS / TFRecord / streamed sources, TensorFlow), `in_memory` (in-memory data: `load_arrays`,
 `ArrayIterator`), `pipeline` (`load`),
@@ -87,7 +87,7 @@ from keras_resnet.data.preprocessing import (
 )
 from keras_resnet.data.sizing import MEMORY_LIMIT_BYTES
 from keras_resnet.data.split_names import SPLITS, canonical_split
-from keras_resnet.data.splits import available_splits, check_splits, default_eval_split, memory_input_reason
+from keras_resnet.data.checks import available_splits, check_splits, default_eval_split, memory_input_reason
 
 
 def load(source, split, batch_size, **kwargs):

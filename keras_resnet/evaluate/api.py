@@ -99,7 +99,7 @@ def eval_dataset(data, split, batch_size, *, kind, size, mean, ten_crop, normali
 
 def measure(model, ds, classes):
     """`EvalResult` of `model` on the batches `ds` (10-crop batches averaged over their crops)."""
-    from keras_resnet.training.evaluation import evaluate
+    from keras_resnet.training.scoring import evaluate
 
     return evaluate(lambda x: np.asarray(model.predict_on_batch(x)), ds.as_numpy_iterator(), classes)
 

@@ -39,7 +39,7 @@ Modules, one job each:
 - `versions`: atomic versioned publishing (`existing_versions`, `next_version`, `plan_destination`, `Staging`);
 - `serving_inputs`: the inputs of an export resolved and checked (`resolve_inputs` -> `ServingInputs`):
   class names, preprocessing kind, input size, mean; where a new in-graph preprocessing is added;
-- `prepare`: the float32 logits network (`prepare_serving_model` -> `ServingModel`), with the graph
+- `serving_model`: the float32 logits network (`prepare_serving_model` -> `ServingModel`), with the graph
   transforms (`DEFAULT_TRANSFORMS`: BN folded into the convolutions) applied after the copy;
 - `serving`: the `tf.Module` and its three signatures (`ServingModule`, `build_serving_module`);
 - `card`: `assets/model_card.json` and `assets/labels.txt`;

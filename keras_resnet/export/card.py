@@ -64,7 +64,7 @@ GRAPH_RULE = ("float32 Keras network traced into tf.function signatures, never X
 
 def graph_json(model, prepared) -> dict:
     """How the served graph was built: the transforms applied and how many BN layers were folded."""
-    from keras_resnet.export.prepare import count_batch_norms
+    from keras_resnet.export.serving_model import count_batch_norms
 
     before, after = count_batch_norms(model), count_batch_norms(prepared.model)
     return {"transforms": list(prepared.transforms), "batch_norm_folded": before - after,
@@ -101,7 +101,7 @@ def model_card(model, prepared, inputs, dataset, specs, version=None, extra=None
 
     Args:
         model: the source Keras model (its name).
-        prepared: `keras_resnet.export.prepare.ServingModel` (the exported network, activation, policy).
+        prepared: `keras_resnet.export.serving_model.ServingModel` (the exported network, activation, policy).
         inputs: `keras_resnet.export.serving_inputs.ServingInputs`.
         dataset: the training data's description (`preprocessing.dataset_dict`).
         specs: `{signature name: input TensorSpec}`.

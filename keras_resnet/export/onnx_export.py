@@ -1,7 +1,7 @@
 """ONNX export: the BN-folded network as `model.onnx`, versioned and atomic, next to the SavedModel versions.
 
 For people who serve with ONNX Runtime or OpenVINO. The network is the same float32 logits network as
-the SavedModel's (`keras_resnet.export.prepare`, BN folded into the convolutions), written by
+the SavedModel's (`keras_resnet.export.serving_model`, BN folded into the convolutions), written by
 `keras_resnet.inference.onnx_graph` with the training preprocessing in the graph:
 
 - input `image`: uint8 RGB pixels `[batch, H, W, 3]` (NHWC, dynamic batch axis) at the network's input
@@ -12,7 +12,7 @@ the SavedModel's (`keras_resnet.export.prepare`, BN folded into the convolutions
   (mean in 0..255 units), or the normalisation of pretrained weights, `(x / 255 - mean) / std` written as
   `(x - 255 * mean) * (1 / (255 * std))` (`keras_resnet.export.serving_inputs`); for BGR (Caffe) weights the
   graph still takes RGB pixels: the offset and scale are given in RGB order and the stem convolution's
-  kernel has its input channels reversed (`prepare.reverse_input_channels`, exact);
+  kernel has its input channels reversed (`serving_model.reverse_input_channels`, exact);
 - outputs `logits` and `probabilities` (softmax), float32 `[batch, classes]`; opset `onnx_graph.OPSET`.
 
 Layout: `<export_root>/onnx/<version>/{model.onnx, labels.txt, model_card.json}`. The folder `onnx` is not
@@ -36,7 +36,7 @@ import numpy as np
 
 from keras_resnet import faults
 from keras_resnet.export import card as card_lib
-from keras_resnet.export import prepare, versions
+from keras_resnet.export import serving_model, versions
 from keras_resnet.export.serving_inputs import dataset_dict, resolve_inputs
 
 ONNX_DIR = "onnx"
@@ -76,9 +76,9 @@ def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_
     """Prepares the folded network, writes `model.onnx`, labels and card into `staging`, and publishes it."""
     from keras_resnet.inference import onnx_graph
 
-    prepared = prepare.prepare_serving_model(model)
+    prepared = serving_model.prepare_serving_model(model)
     offset, scale = onnx_preprocessing(inputs)
-    network = prepare.reverse_input_channels(prepared.model) if inputs.channel_order == "BGR" else prepared.model
+    network = serving_model.reverse_input_channels(prepared.model) if inputs.channel_order == "BGR" else prepared.model
     proto = onnx_graph.to_onnx(network, offset=offset, scale=scale, input_dtype=input_dtype, name=model.name)
     (staging.path / ONNX_FILE).write_bytes(proto.SerializeToString())
     faults.site("export.onnx_written")

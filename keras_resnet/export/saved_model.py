@@ -1,7 +1,7 @@
 """Writing a TF Serving SavedModel version: from an in-memory model or from a training run's `model_dir`.
 
 The steps, each in its own module: resolve and check the inputs (`preprocessing`), check the destination
-and create the staging directory (`versions`), prepare the float32 logits network (`prepare`), build the
+and create the staging directory (`versions`), prepare the float32 logits network (`serving_model`), build the
 signatures (`serving`), save, write the labels and the model card (`card`), and publish (`versions`).
 Everything cheap is checked before anything expensive, and a failure removes the staging directory, so
 nothing is written half-way. A second export format would reuse every step but `serving` and the save.
@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_resnet import faults
 from keras_resnet.export import card as card_lib
-from keras_resnet.export import prepare, versions
+from keras_resnet.export import serving_model, versions
 from keras_resnet.export.serving_inputs import (
     NORMALIZATION_KEY,
     check_image_size,
@@ -119,7 +119,7 @@ def write_version(staging, model, dataset, inputs, extra, overwrite) -> Path:
 
     from keras_resnet.export import serving
 
-    prepared = prepare.prepare_serving_model(model)
+    prepared = serving_model.prepare_serving_model(model)
     module, signatures, specs = serving.build_serving_module(prepared, inputs)
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
     tf.saved_model.save(module, str(staging.path), signatures=signatures, options=options)

@@ -108,7 +108,7 @@ class ServingModule(tf.Module):
     """The exported module: the float32 logits network, the mean and the three signature functions.
 
     Args:
-        prepared: `keras_resnet.export.prepare.ServingModel`.
+        prepared: `keras_resnet.export.serving_model.ServingModel`.
         inputs: `keras_resnet.export.serving_inputs.ServingInputs`.
     """
 

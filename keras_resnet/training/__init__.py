@@ -10,7 +10,7 @@ module:
 - `flags`: the absl flags of the trainers, `config_from_flags`, `run_main` (exit codes 0 / 2 / 3);
 - `runtime`: backend, `tf.distribute` strategy or JAX data parallelism (`Runtime`, `make_runtime`),
   precision (`select_precision`, `set_precision`), seeding and determinism;
-- `arraydata`: `ArrayData`, `load_array_data`; `datasource`: the data part of a run resolved once
+- `arraydata`: `ArrayData`, `load_array_data`; `data_spec`: the data part of a run resolved once
   (`DataSpec`), the evaluation split (`resolve_eval_split`), the data checks run before anything is written
   (`check_data`) and the one choice of the input path with its reason (`choose_input` -> `InputPath`);
 - `inputs`: the input paths opened (`MemoryInput`, `TFDataInput`, the device path; `open_input`), and the
@@ -18,12 +18,12 @@ module:
 - `init_normalization`: the input normalisation of a run started from trained weights (`normalization_of`; the type,
   `InputNormalization`, is `keras_resnet.normalization`'s, re-exported here);
 - `finetune`: `--init_from` (`load_initial_weights`, by layer name and shape) and `--freeze`;
-- `evaluation`: top-1 / top-5 error, centre crop or 10 crops (`evaluate_batches`, `topk_errors`);
+- `scoring`: top-1 / top-5 error, centre crop or 10 crops (`evaluate_batches`, `topk_errors`);
 - `steppers`: the compiled steps `TFStepper` and `JaxStepper` (`step_fn`, `multi_step_fn(k)`), one or
   `--steps_per_call` iterations per call;
 - `checkpoints`: atomic `.keras` checkpoints, the backup a run resumes from (`BackupCheckpointer`, also as
   the callback `AtomicBackupAndRestore`), `best.keras`;
-- `recipe` / `model`: `resolve_recipe` (the family's recipe with the flags on top) and `build_model`;
+- `run_recipe` / `model`: `resolve_recipe` (the family's recipe with the flags on top) and `build_model`;
 - `rundir`: config.json / dataset.json / mean_image.npy, `check_model_dir`, `export_run`;
 - `progress`: the progress bar and messages;
 - `setup` / `loop`: `train()` as phases (`setup.prepare`, then `resume`, `train_epoch`, `end_epoch`, `finish`).
@@ -63,9 +63,9 @@ from keras_resnet.training.config import (
     NaNLossError,
     TrainConfig,
 )
-from keras_resnet.training.datasource import check_data, input_choice, resolve_eval_split
-from keras_resnet.training.evaluation import EvalResult, topk_errors
-from keras_resnet.training.evaluation import evaluate as evaluate_batches
+from keras_resnet.training.data_spec import check_data, input_choice, resolve_eval_split
+from keras_resnet.training.scoring import EvalResult, topk_errors
+from keras_resnet.training.scoring import evaluate as evaluate_batches
 from keras_resnet.training.finetune import InitReport, load_initial_weights
 from keras_resnet.training.flags import config_from_flags, define_flags, run_main
 from keras_resnet.training.inputs import (
@@ -81,7 +81,7 @@ from keras_resnet.training.loop import train
 from keras_resnet.training.model import BuiltModel, build_model, build_run_model, iter_layers
 from keras_resnet.normalization import InputNormalization
 from keras_resnet.training.init_normalization import normalization_of
-from keras_resnet.training.recipe import default_batch_size, resolve_recipe
+from keras_resnet.training.run_recipe import default_batch_size, resolve_recipe
 from keras_resnet.training.rundir import check_model_dir, export_run
 from keras_resnet.training.runtime import (
     Runtime,

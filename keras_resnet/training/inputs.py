@@ -3,7 +3,7 @@
 Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, section 4.2 (the CIFAR
 augmentation: 4-pixel padding, a random 32x32 crop and a random horizontal flip, per-pixel mean subtracted).
 
-Three paths, chosen once by `keras_resnet.training.datasource.choose_input` (an `InputPath`: "memory",
+Three paths, chosen once by `keras_resnet.training.data_spec.choose_input` (an `InputPath`: "memory",
 "device" or "tfdata", and its reason; `uses_memory_input(config, data, backend)` and `uses_device_input` are
 its two halves as public functions):
 
@@ -36,7 +36,7 @@ import numpy as np
 
 from keras_resnet.training.arraydata import ArrayData, load_array_data, validation_size
 from keras_resnet.training.config import ConfigError
-from keras_resnet.training.datasource import InputPath, choose_input, data_spec, device_refusals, device_verdict, \
+from keras_resnet.training.data_spec import InputPath, choose_input, data_spec, device_refusals, device_verdict, \
     input_choice
 
 PASSES_PER_EPOCH = 1_000_000  # an epoch longer than the data cycles through fresh passes, each seeded apart
@@ -50,7 +50,7 @@ def uses_memory_input(config, data=None, backend=None):
     backend other than TensorFlow, or when `--data` is a local folder, archive or TFRecord directory whose
     images are CIFAR-style (both sides <= 64 pixels), all of one shape and below the size limit of
     `keras_resnet.data.memory_input_reason`; tf.data otherwise (TFDS names, `--input=tfdata`, photos of
-    many sizes). `keras_resnet.training.datasource.input_choice` gives the reason too.
+    many sizes). `keras_resnet.training.data_spec.input_choice` gives the reason too.
 
     Args:
         config: a `TrainConfig`.
@@ -279,7 +279,7 @@ class TFDataInput:
 
 def uses_device_input(choice, backend, runtime, data_input):
     """Whether the compiled step gathers and augments the batches of an opened input itself (`--input=device`,
-    or `auto`): `keras_resnet.training.datasource.device_refusals` and `device_verdict` for `data_input`.
+    or `auto`): `keras_resnet.training.data_spec.device_refusals` and `device_verdict` for `data_input`.
 
     Raises:
         ConfigError: `--input=device` where it cannot run (names every reason).
@@ -366,12 +366,12 @@ def open_input(spec, runtime, global_batch, eval_batch=None, data=None, eval_spl
     """Chooses the input path of a run (`choose_input`) and opens it; checks the batch size against it.
 
     Args:
-        spec: the run's `DataSpec` (`keras_resnet.training.datasource.data_spec`).
+        spec: the run's `DataSpec` (`keras_resnet.training.data_spec.data_spec`).
         runtime: the `Runtime` (backend, replicas, JAX distribution).
         global_batch: the training batch over all replicas.
         eval_batch: the evaluation batch (None: `global_batch`).
         data: optional `ArrayData` to train on instead of loading `--data`.
-        eval_split: the evaluation split (`keras_resnet.training.datasource.resolve_eval_split`).
+        eval_split: the evaluation split (`keras_resnet.training.data_spec.resolve_eval_split`).
         normalization: the `InputNormalization` of `--init_from` weights, or None.
 
     Returns:

@@ -39,10 +39,10 @@ import keras
 
 from keras_resnet import faults, run_log
 from keras_resnet.run_log import read_csv, rewrite_csv, write_json
-from keras_resnet.training import evaluation
+from keras_resnet.training import scoring
 from keras_resnet.training.checkpoints import BackupCheckpointer, BestCheckpoint, save_model_atomic
 from keras_resnet.training.config import NaNLossError
-from keras_resnet.training.datasource import undecodable_image
+from keras_resnet.training.data_spec import undecodable_image
 from keras_resnet.training.progress import epoch_line, evaluation_line, log, progress, progress_bar, start_lines
 from keras_resnet.training.rundir import export_run
 from keras_resnet.training.runtime import logger
@@ -90,7 +90,7 @@ def resume(run, callbacks=None):
 def evaluate(run, role):
     """`EvalResult` of the stepper's current model on `role` ("validation": held out; "test": the evaluation
     split), centre crop or 10 crops (`--ten_crop`)."""
-    return evaluation.evaluate(run.stepper.predict, run.run_input.data_input.eval_batches(role),
+    return scoring.evaluate(run.stepper.predict, run.run_input.data_input.eval_batches(role),
                                run.run_input.info.num_classes)
 
 

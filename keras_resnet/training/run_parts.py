@@ -6,7 +6,7 @@ configs (task / trainer / runtime), one part per concern.
 
 - `ModelPart`: the network (`ModelSpec` parsed once, shortcut, zero-init, synchronised BN, `--init_from`,
   `--freeze`);
-- `DataSpec` (`keras_resnet.training.datasource`): the data (the resolved source, splits, input flags);
+- `DataSpec` (`keras_resnet.training.data_spec`): the data (the resolved source, splits, input flags);
 - `SchedulePart`: the recipe flags that `resolve_recipe` lays over the family's recipe;
 - `RuntimePart`: distribution, precision, seed, determinism and how often the host reads the device;
 - `OutputPart`: where the run writes, what it prints and whether it exports.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_resnet.registry import ModelSpec
-from keras_resnet.training.datasource import DataSpec, data_spec
+from keras_resnet.training.data_spec import DataSpec, data_spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ModelPart:
 
 @dataclasses.dataclass(frozen=True)
 class SchedulePart:
-    """The recipe flags of a run (`keras_resnet.training.recipe.resolve_recipe` lays them over the family's
+    """The recipe flags of a run (`keras_resnet.training.run_recipe.resolve_recipe` lays them over the family's
     recipe): `recipe` ("auto" or a recipe's name) and the overrides, None where the recipe decides."""
 
     family: str

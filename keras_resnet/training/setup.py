@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING
 
 from keras_resnet.training.checkpoints import WEIGHTS_FILE
 from keras_resnet.training.config import DEFAULTED_FIELDS, ConfigError
-from keras_resnet.training.datasource import check_data, resolve_eval_split
+from keras_resnet.training.data_spec import check_data, resolve_eval_split
 from keras_resnet.training.finetune import check_init_file
 from keras_resnet.training.inputs import open_input
 from keras_resnet.training.model import build_run_model
 from keras_resnet.normalization import InputNormalization
 from keras_resnet.training.init_normalization import normalization_of
-from keras_resnet.training.recipe import default_batch_size, resolve_recipe
+from keras_resnet.training.run_recipe import default_batch_size, resolve_recipe
 from keras_resnet.training.rundir import check_model_dir, read_config, resolved_config, write_run_files
 from keras_resnet.training.run_parts import resolve_run
 from keras_resnet.training.runtime import make_runtime, prepare_backend

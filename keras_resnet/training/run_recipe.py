@@ -9,7 +9,7 @@ weights (`--init_from`).
 
 Example:
     >>> from keras_resnet.training.config import TrainConfig
-    >>> from keras_resnet.training.recipe import resolve_recipe
+    >>> from keras_resnet.training.run_recipe import resolve_recipe
     >>> resolve_recipe(TrainConfig(model="resnet110", model_dir="x", train_steps=6400), 50000).boundaries
     (3200, 4800)
 """

@@ -6,13 +6,14 @@ repository root, with the code to record in `--code` (default: this checkout):
     git worktree add /tmp/old <commit>      # the commit before `keras_resnet/training.py` was split
     OMP_NUM_THREADS=2 python tests/data/make_reference.py --code=/tmp/old
 
-It writes, under `tests/data/`:
+It writes one reference per CPU, under `tests/data/training_references/<machine>-<hash of the CPU's vector
+flags>/` (bitwise equality holds for one kind of CPU: TensorFlow's kernels follow its vector instructions):
 
-- `training_reference/reference.json`: the command (`ARGS`), its environment (`ENV`), the image folder
-  (`FOLDER`), the library versions and the CPU it was recorded on;
-- `training_reference/final_weights.npz`: `w0..` the final model weights and `opt0..` the optimizer
-  variables of `checkpoints/latest.keras` after the uninterrupted run;
-- `training_reference/log.json`: the rows of its `log.csv` without the timing columns (as written: strings);
+- `reference.json`: the command (`ARGS`), its environment (`ENV`), the image folder (`FOLDER`), the library
+  versions and the CPU it was recorded on;
+- `final_weights.npz`: `w0..` the final model weights and `opt0..` the optimizer variables of
+  `checkpoints/latest.keras` after the uninterrupted run;
+- `log.json`: the rows of its `log.csv` without the timing columns (as written: strings);
 - `old_backup_run/`: the `model_dir` of the same command killed (SIGKILL) right after its first epoch's
   backup was written, to be resumed by the code under test.
 
@@ -29,6 +30,7 @@ Example:
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -41,8 +43,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-REFERENCE_DIR = os.path.join(HERE, "training_reference")
-BACKUP_RUN_DIR = os.path.join(HERE, "old_backup_run")
+REFERENCES_DIR = os.path.join(HERE, "training_references")
 
 # 12 iterations in 3 epochs of 4; the CIFAR recipe's boundaries move with --train_steps to 6 and 9, so the
 # learning rate changes twice inside the run (0.025 -> 0.0025 -> 0.00025 at batch 32).
@@ -82,6 +83,11 @@ def cpu_flags():
     except (OSError, StopIteration):
         return []
     return sorted(flag for flag in line.split(":", 1)[1].split() if flag.startswith(("avx", "fma", "sse4")))
+
+
+def platform_key(machine_name, flags):
+    """The directory name of a CPU's reference: `<machine>-<first 10 hex digits of sha1(its vector flags)>`."""
+    return f"{machine_name}-{hashlib.sha1(' '.join(flags).encode()).hexdigest()[:10]}"
 
 
 def machine():
@@ -172,19 +178,23 @@ def main(argv=None):
     parser.add_argument("--code", default=REPO, help="checkout whose trainer is recorded (default: this one)")
     args = parser.parse_args(argv)
     code = os.path.abspath(args.code)
+    here = machine()
+    out = os.path.join(REFERENCES_DIR, platform_key(here["machine"], here["cpu_flags"]))
     with tempfile.TemporaryDirectory() as root:
         state, rows, killed = record(code, root)
-        os.makedirs(REFERENCE_DIR, exist_ok=True)
-        np.savez(os.path.join(REFERENCE_DIR, "final_weights.npz"), **state)
-        with open(os.path.join(REFERENCE_DIR, "log.json"), "w") as f:
+        staging = os.path.join(root, "reference")
+        os.makedirs(staging)
+        np.savez(os.path.join(staging, "final_weights.npz"), **state)
+        with open(os.path.join(staging, "log.json"), "w") as f:
             json.dump(rows, f, indent=1)
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=code, capture_output=True, text=True).stdout
-        with open(os.path.join(REFERENCE_DIR, "reference.json"), "w") as f:
-            json.dump({"args": ARGS, "env": ENV, "folder": FOLDER, "commit": commit.strip(), **machine()}, f,
-                      indent=1)
-        shutil.rmtree(BACKUP_RUN_DIR, ignore_errors=True)
-        shutil.copytree(killed, BACKUP_RUN_DIR)
-    print(f"wrote {REFERENCE_DIR} and {BACKUP_RUN_DIR}")
+        with open(os.path.join(staging, "reference.json"), "w") as f:
+            json.dump({"args": ARGS, "env": ENV, "folder": FOLDER, "commit": commit.strip(), **here}, f, indent=1)
+        shutil.copytree(killed, os.path.join(staging, "old_backup_run"))
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(REFERENCES_DIR, exist_ok=True)
+        shutil.move(staging, out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

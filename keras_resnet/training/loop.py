@@ -58,13 +58,13 @@ def resume(run, callbacks=None):
         model_dir, ".workers", str(run.runtime.worker_index), "backup")
     run.backup = BackupCheckpointer(os.path.join(model_dir, "backup"), write_dir)
     run.callbacks = keras.callbacks.CallbackList(callbacks or [], model=run.model)
-    run.start = run.iteration = run.backup.restore(run.model)
+    run.state.start = run.state.iteration = run.backup.restore(run.model)
     # What the killed process wrote after its last backup is dropped: one continuous CSV and TensorBoard history.
     if run.chief:
-        run.rows = run_log.truncate_history(model_dir, run.start, tensorboard=tf_ok)
+        run.state.rows = run_log.truncate_history(model_dir, run.state.start, tensorboard=tf_ok)
     else:
-        run.rows = [r for r in read_csv(run.csv_path) if int(r["iteration"]) <= run.start]
-    run.previous_wall = float(run.rows[-1]["wall_time_s"]) if run.rows else 0.0
+        run.state.rows = [r for r in read_csv(run.csv_path) if int(r["iteration"]) <= run.state.start]
+    run.state.previous_wall = float(run.state.rows[-1]["wall_time_s"]) if run.state.rows else 0.0
     run.tensorboard = run_log.TensorBoard(os.path.join(model_dir, "logs"), enabled=tf_ok and run.chief)
     if not tf_ok:
         logger.warning("TensorBoard logs skipped: the %s backend runs without TensorFlow.", backend)
@@ -75,11 +75,11 @@ def resume(run, callbacks=None):
     log(verbose, f"[keras_resnet] input: {run_input.path.describe()}.")
     for line in start_lines(run):
         log(verbose, line)
-    run.best = BestCheckpoint(os.path.join(model_dir, "checkpoints"), run.start)
+    run.best = BestCheckpoint(os.path.join(model_dir, "checkpoints"), run.state.start)
     name, recipe = run.parts.model.name, run.recipe
-    if run.start:
-        log(verbose, f"Resuming {name} from {os.path.join(model_dir, 'backup')} at iteration {run.start} "
-                     f"(epoch {run.start // run.steps_per_epoch}).")
+    if run.state.start:
+        log(verbose, f"Resuming {name} from {os.path.join(model_dir, 'backup')} at iteration {run.state.start} "
+                     f"(epoch {run.state.start // run.steps_per_epoch}).")
     log(verbose, f"{name}: {recipe.train_steps} iterations, global batch {run.run_input.global_batch} on "
                  f"{run.runtime.replicas} replica(s) ({run.runtime.distribution}), {run.precision}, "
                  f"lr {recipe.learning_rate:g} ({recipe.schedule}, warm-up {recipe.warmup}), "
@@ -113,7 +113,7 @@ def train_epoch(run, epoch, schedule):
     """Dispatches the iterations of epoch `epoch`, `steps_per_call` per compiled call, reading the losses
     every `sync_every` iterations; returns its `EpochTotals`."""
     host = run.parts.runtime  # how often the host dispatches and reads
-    skip = run.start % run.steps_per_epoch if epoch == run.start // run.steps_per_epoch else 0
+    skip = run.state.start % run.steps_per_epoch if epoch == run.state.start // run.steps_per_epoch else 0
     steps = min(run.steps_per_epoch, run.recipe.train_steps - epoch * run.steps_per_epoch) - skip
     run.stepper.start_epoch(run.run_input.data_input, epoch, skip, steps)
     run.callbacks.on_epoch_begin(epoch)
@@ -149,27 +149,27 @@ def read_window(run, pending, totals, schedule):
                    for j, (ce, reg, correct) in enumerate(zip(ces, regs, corrects))]
     global_batch, middle = run.run_input.global_batch, (totals.steps + 1) // 2
     images_per_second = (totals.seen + len(values) * global_batch) / max(time.perf_counter() - totals.t0, 1e-9)
-    lrs = keras.ops.convert_to_numpy(schedule(np.arange(run.iteration, run.iteration + len(values))))
+    lrs = keras.ops.convert_to_numpy(schedule(np.arange(run.state.iteration, run.state.iteration + len(values))))
     for (b, loss, ce, reg, correct), lr in zip(values, np.atleast_1d(lrs).astype(np.float64).tolist()):
-        run.iteration += 1
+        run.state.iteration += 1
         if not math.isfinite(loss):
             run.tensorboard.flush()
             raise NaNLossError(
-                f"NaN/inf training loss ({loss}) at iteration {run.iteration} (epoch {totals.epoch + 1}, learning "
+                f"NaN/inf training loss ({loss}) at iteration {run.state.iteration} (epoch {totals.epoch + 1}, learning "
                 f"rate {lr:g}): stopping. The last good checkpoint "
                 f"{os.path.join(run.model_dir, 'checkpoints', 'latest.keras')} and the backup in "
                 f"{os.path.join(run.model_dir, 'backup')} (iteration {totals.epoch * run.steps_per_epoch}) are kept.")
         totals.loss_sum, totals.correct_sum = totals.loss_sum + loss, totals.correct_sum + correct
         totals.ce_sum, totals.reg_sum = totals.ce_sum + ce, totals.reg_sum + reg
         totals.seen += global_batch
-        progress(totals.bar, b + 1, run.iteration, run.recipe.train_steps, lr,
+        progress(totals.bar, b + 1, run.state.iteration, run.recipe.train_steps, lr,
                  {"ce": totals.ce_sum / (b + 1), "l2": totals.reg_sum / (b + 1),
                   "error": 1 - totals.correct_sum / totals.seen})
         run.callbacks.on_train_batch_end(b, {"loss": loss, "cross_entropy": ce, "regularization": reg,
-                                             "learning_rate": lr, "iteration": run.iteration})
+                                             "learning_rate": lr, "iteration": run.state.iteration})
         # The epoch's last iteration gets the epoch's scalars (same tags) in `end_epoch`: each step once.
-        if run.iteration % run.parts.runtime.log_every == 0 and b + 1 != totals.steps:
-            run.tensorboard.scalars("train", run.iteration, {"loss": loss, "cross_entropy": ce, "regularization": reg,
+        if run.state.iteration % run.parts.runtime.log_every == 0 and b + 1 != totals.steps:
+            run.tensorboard.scalars("train", run.state.iteration, {"loss": loss, "cross_entropy": ce, "regularization": reg,
                                                              "learning_rate": lr,
                                                              "images_per_second": images_per_second})
         if b + 1 == middle:
@@ -180,7 +180,7 @@ def end_epoch(run, totals, schedule):
     """Evaluates, writes the checkpoints, `log.csv`, TensorBoard and the backup of the finished epoch."""
     epoch, steps, seen = totals.epoch, totals.steps, totals.seen
     epoch_time = time.perf_counter() - totals.t0
-    run.train_time += epoch_time
+    run.state.train_time += epoch_time
     run.stepper.sync()
     epoch_loss, epoch_error = totals.loss_sum / max(steps, 1), 1 - totals.correct_sum / max(seen, 1)
     if not math.isfinite(epoch_loss):  # pragma: no cover - caught per step
@@ -189,33 +189,33 @@ def end_epoch(run, totals, schedule):
     val = evaluate(run, "validation") if data_input.has_validation else None
     test = evaluate(run, "test")
     ips = seen / max(epoch_time, 1e-9)
-    lr = float(keras.ops.convert_to_numpy(schedule(run.iteration)))
-    run.last = {"epoch": epoch, "iteration": run.iteration, "learning_rate": lr, "loss": epoch_loss,
+    lr = float(keras.ops.convert_to_numpy(schedule(run.state.iteration)))
+    run.state.last = {"epoch": epoch, "iteration": run.state.iteration, "learning_rate": lr, "loss": epoch_loss,
                 "cross_entropy": totals.ce_sum / max(steps, 1), "regularization": totals.reg_sum / max(steps, 1),
                 "accuracy": 1 - epoch_error, "error": epoch_error, "val_loss": val.loss if val else None,
                 "val_error": val.error if val else None, "test_loss": test.loss, "test_error": test.error,
-                "images_per_second": ips, "wall_time_s": run.previous_wall + run.train_time}
+                "images_per_second": ips, "wall_time_s": run.state.previous_wall + run.state.train_time}
     if test.top5_error is not None:  # a column only where top-5 means something (more than 5 classes)
-        run.last.update(val_top5_error=val.top5_error if val else None, test_top5_error=test.top5_error)
+        run.state.last.update(val_top5_error=val.top5_error if val else None, test_top5_error=test.top5_error)
     if run.chief:
         write_epoch_files(run)
     run.backup.save(run.model, epoch)  # after the checkpoints: a backup never runs ahead of log.csv
     faults.site("train.epoch_end")
-    run.callbacks.on_epoch_end(epoch, dict(run.last))
+    run.callbacks.on_epoch_end(epoch, dict(run.state.last))
     if run.verbose:
-        print(epoch_line(run.last, run.run_input.eval_split), flush=True)
+        print(epoch_line(run.state.last, run.run_input.eval_split), flush=True)
 
 
 def write_epoch_files(run):
     """The chief's files of an epoch: latest/best checkpoints, the `log.csv` row, TensorBoard scalars."""
-    last = run.last
+    last = run.state.last
     monitor = last["val_error"] if last["val_error"] is not None else last["test_error"]
     save_model_atomic(run.model, os.path.join(run.model_dir, "checkpoints", "latest.keras"))
     run.best.update(run.model, monitor, "val_error" if last["val_error"] is not None else "test_error",
                     last["iteration"], last["epoch"])
-    run.rows.append({k: ("" if v is None else v) for k, v in last.items()})
+    run.state.rows.append({k: ("" if v is None else v) for k, v in last.items()})
     faults.site("csv.write")
-    rewrite_csv(run.csv_path, run.rows)
+    rewrite_csv(run.csv_path, run.state.rows)
     tensorboard, iteration = run.tensorboard, last["iteration"]
     tensorboard.scalars("train", iteration, {"loss": last["loss"], "cross_entropy": last["cross_entropy"],
                                              "regularization": last["regularization"], "accuracy": last["accuracy"],
@@ -233,8 +233,8 @@ def write_epoch_files(run):
 
 def final_evaluation(run):
     """The test numbers of the last epoch, or of the restored model when nothing was left to train."""
-    if run.last:
-        return run.last
+    if run.state.last:
+        return run.state.last
     run.stepper.sync()  # already finished before this start: evaluate the restored model
     test = evaluate(run, "test")
     return {"test_loss": test.loss, "test_error": test.error, "test_top5_error": test.top5_error}
@@ -242,10 +242,10 @@ def final_evaluation(run):
 
 def finish(run):
     """Evaluates a run that had nothing left to train, writes summary.json and curves.png, exports."""
-    name, output, model_dir, iteration = run.parts.model.name, run.parts.output, run.model_dir, run.iteration
+    name, output, model_dir, iteration = run.parts.model.name, run.parts.output, run.model_dir, run.state.iteration
     last = final_evaluation(run)
-    all_rows = read_csv(run.csv_path) if run.chief else run.rows
-    wall = run.previous_wall + run.train_time if run.train_time else (
+    all_rows = read_csv(run.csv_path) if run.chief else run.state.rows
+    wall = run.state.previous_wall + run.state.train_time if run.state.train_time else (
         float(all_rows[-1]["wall_time_s"]) if all_rows else 0.0)
     ips_all = (iteration * run.run_input.global_batch / wall) if wall else 0.0
     info = run.run_input.info
@@ -290,7 +290,7 @@ def train(config, data=None, callbacks=None):
     schedule = run.recipe.learning_rate_schedule()
     run.callbacks.on_train_begin()
     try:
-        for epoch in range(run.start // run.steps_per_epoch, run.epochs):
+        for epoch in range(run.state.start // run.steps_per_epoch, run.epochs):
             end_epoch(run, train_epoch(run, epoch, schedule), schedule)
             if run.model.stop_training:
                 break
@@ -299,5 +299,5 @@ def train(config, data=None, callbacks=None):
         if problem is None:
             raise
         raise problem from None
-    run.callbacks.on_train_end(dict(run.last))
+    run.callbacks.on_train_end(dict(run.state.last))
     return finish(run)

@@ -95,7 +95,7 @@ def start_lines(run):
     built = run.built
     if built is not None and built.init_report is not None:
         lines += built.init_report.lines()
-    elif model.init_from is not None and run.start:
+    elif model.init_from is not None and run.state.start:
         lines.append(f"[keras_resnet] --init_from={model.init_from} not loaded: the run resumes from its backup.")
     if built is not None and built.frozen:
         lines.append(f"[keras_resnet] --freeze={','.join(model.freeze)}: {len(built.frozen)} layers fixed, their "

@@ -53,11 +53,24 @@ if TYPE_CHECKING:  # the types of `TrainingRun`'s fields, for readers and type c
 
 
 @dataclasses.dataclass
+class LoopState:
+    """The loop's own state, all it changes as it goes: where this process started (`start`, the backup's
+    iteration), the current `iteration`, the `log.csv` rows so far, the wall time of the runs before this one
+    (`previous_wall`) and of this one (`train_time`), and the last epoch's numbers (`last`)."""
+
+    start: int = 0
+    iteration: int = 0
+    rows: list = dataclasses.field(default_factory=list)
+    previous_wall: float = 0.0
+    train_time: float = 0.0
+    last: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
 class TrainingRun:
     """Everything one `train()` call holds between its phases: what `prepare` resolved (the run's `parts`, the
     runtime, precision, input, recipe, epoch length and the built model), the services `resume` opens (backup,
-    callbacks, stepper, best checkpoint, TensorBoard) and the loop's own state (where it started, the current
-    iteration, the `log.csv` rows, the wall time, the last epoch's numbers)."""
+    callbacks, stepper, best checkpoint, TensorBoard) and the loop's `state` (`LoopState`)."""
 
     parts: ResolvedRun
     runtime: Runtime
@@ -74,12 +87,7 @@ class TrainingRun:
     stepper: TFStepper | JaxStepper | None = None
     best: BestCheckpoint | None = None
     tensorboard: TensorBoard | None = None
-    rows: list = dataclasses.field(default_factory=list)
-    previous_wall: float = 0.0
-    start: int = 0
-    iteration: int = 0
-    train_time: float = 0.0
-    last: dict = dataclasses.field(default_factory=dict)
+    state: LoopState = dataclasses.field(default_factory=LoopState)
 
     @property
     def model_dir(self):

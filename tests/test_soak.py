@@ -14,7 +14,8 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import soak  # noqa: E402
 
 # A stand-in trainer: writes one log.csv row per "epoch", then waits until the sampler has recorded it, so the
-# record holds every epoch whatever the machine's speed (no timing in the test).
+# record holds every epoch whatever the machine's speed (no timing in the test). Everything the sampler reads
+# for an epoch (the TensorBoard bytes) is written before the row it waits for, or it could read too early.
 FAKE_TRAINER = r'''
 import csv, os, sys, time
 model_dir, record, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -24,14 +25,14 @@ for epoch in range(epochs):
     hold.append(bytearray(8 << 20))  # 8 MiB more resident memory each epoch
     for i in range(0, len(hold[-1]), 4096):
         hold[-1][i] = 1
+    with open(os.path.join(model_dir, "logs", "events"), "ab") as f:  # before the row the sampler waits for
+        f.write(b"x" * 1000)
     rows.append({"epoch": epoch, "iteration": 10 * (epoch + 1)})
     with open(os.path.join(model_dir, "log.csv.tmp"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["epoch", "iteration"])
         writer.writeheader()
         writer.writerows(rows)
     os.replace(os.path.join(model_dir, "log.csv.tmp"), os.path.join(model_dir, "log.csv"))
-    with open(os.path.join(model_dir, "logs", "events"), "ab") as f:
-        f.write(b"x" * 1000)
     for _ in range(6000):  # at most 10 minutes
         if os.path.exists(record) and sum(1 for _ in open(record)) - 1 >= epoch + 1:
             break

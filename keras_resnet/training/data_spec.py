@@ -313,12 +313,12 @@ def choose_input(spec, backend, runtime, normalization=None, data=None, eval_spl
     return InputPath("memory" if in_memory else "tfdata", reason)
 
 
-def undecodable_image(config, error):
+def undecodable_image(spec, error):
     """A `ConfigError` naming `--data` and the file for an undecodable image that a streamed tf.data split met
     while iterating (`keras_resnet.data.corrupt`), or None for any other error.
 
     Args:
-        config: the run's `DataSpec` (or its `TrainConfig`).
+        spec: the run's `DataSpec`.
         error: the exception raised while training.
     """
     if type(error).__name__ != "InvalidArgumentError":
@@ -326,4 +326,4 @@ def undecodable_image(config, error):
     from keras_resnet.data.corrupt import error_message
 
     message = error_message(error)
-    return None if message is None else data_spec(config, ()).error(ValueError(message))
+    return None if message is None else spec.error(ValueError(message))

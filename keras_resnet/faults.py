@@ -7,10 +7,18 @@ SIGKILL (or raises an injected `OSError`) at the N-th hit of the named site, so 
 moment it means every time, on a fast and on a busy machine, instead of racing a timer.
 
 Syntax of `KERAS_RESNET_FAULT`: `SITE[@N][:ACTION]`, several separated by commas. `N` counts the hits of
-`SITE` in this process, from 1 (default 1). `ACTION` is `kill` (default: SIGKILL, no clean-up runs) or
-`enospc` (raise `OSError(errno.ENOSPC)` as a full disk does). With `KERAS_RESNET_FAULT_LOG=PATH` every hit
-of every site is appended to PATH as one line (`SITE N`), written through before a kill, so a harness can
-check that the sites it lists were reached.
+`SITE` in this process, from 1 (default 1). `ACTION` is one of
+- `kill` (default): SIGKILL, no clean-up runs;
+- `enospc`: raise `OSError(errno.ENOSPC)` as a full disk does;
+- `sigterm` / `sigint`: the process sends itself SIGTERM / SIGINT (as a scheduler or Ctrl-C would) and
+  goes on: what a stop request does is the handler's business (`keras_resnet.training.stop_request`);
+- `wait`: the process blocks at the site until a signal arrives from outside (any of SIGTERM, SIGINT,
+  SIGUSR1), then takes it as if it had arrived there. A test sends the signal once the log below shows the
+  site: the signal lands at that moment exactly, with no race against the process's speed.
+
+With `KERAS_RESNET_FAULT_LOG=PATH` every hit of every site is appended to PATH as one line (`SITE N`),
+written through before the action, so a harness can check that the sites it lists were reached (and knows
+when a waiting process is waiting).
 
 Example:
     >>> from keras_resnet import faults
@@ -24,7 +32,8 @@ import signal
 
 FAULT_ENV = "KERAS_RESNET_FAULT"
 LOG_ENV = "KERAS_RESNET_FAULT_LOG"
-ACTIONS = ("kill", "enospc")
+ACTIONS = ("kill", "enospc", "sigterm", "sigint", "wait")
+WAITED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 _hits = collections.Counter()
 
@@ -68,16 +77,27 @@ def site(name):
         return
     _hits[name] += 1
     count = _hits[name]
+    n, action = parse_spec(spec).get(name, (None, None))
+    action = action if count == n else None
+    if action == "wait":  # blocked before the log line: a signal sent once it is there waits for `sigwait`
+        signal.pthread_sigmask(signal.SIG_BLOCK, WAITED_SIGNALS)
     if log_path:
         with open(log_path, "a") as f:
             f.write(f"{name} {count}\n")
             f.flush()
             os.fsync(f.fileno())
-    n, action = parse_spec(spec).get(name, (None, None))
-    if count != n:
+    if action is None:
         return
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if action in ("sigterm", "sigint"):
+        signal.raise_signal(signal.SIGTERM if action == "sigterm" else signal.SIGINT)
+        return
+    if action == "wait":
+        received = signal.sigwait(WAITED_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WAITED_SIGNALS)
+        signal.raise_signal(received)  # handled here, as if it had arrived at this moment
+        return
     raise OSError(errno.ENOSPC, f"No space left on device (injected by {FAULT_ENV} at {name} hit {count})")
 
 

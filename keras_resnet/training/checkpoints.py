@@ -197,8 +197,16 @@ class BackupCheckpointer:
         print(f"warning: the newest backup cannot be used: {reason}; resuming from the previous backup {previous} "
               f"(iteration {iteration}).", file=sys.stderr, flush=True)
 
-    def save(self, model, epoch):
-        """Writes the backup after epoch `epoch` (0-based): the new weights, then the metadata.
+    def save(self, model, epoch, partial=None):
+        """Writes the backup: the new weights, then the metadata.
+
+        Args:
+            model: the model (its optimizer's iteration count is the backup's iteration).
+            epoch: the epoch (0-based) the backup is written in.
+            partial: None for a backup at the end of epoch `epoch`; for one in its middle (a stop request,
+                `--backup_every`), the epoch's running sums so far (a JSON-ready dict, `EpochTotals.partial`),
+                recorded with the iteration they belong to so that the resumed epoch reports what an
+                uninterrupted one does.
 
         The previous weights file is kept as `latest.weights.h5.bkp`. A failed write (e.g. a full disk)
         removes the temporary file and leaves the backup as it was (`keras_resnet.faults.StorageError`).
@@ -213,8 +221,25 @@ class BackupCheckpointer:
             if os.path.exists(final):
                 keep_previous(final, os.path.join(self.write_dir, PREVIOUS_WEIGHTS_FILE))
             faults.site("backup.rotate")
-        write_json(os.path.join(self.write_dir, METADATA_FILE),
-                   {"epoch": epoch + 1, "batch": 0, "iteration": variable_int(model.optimizer.iterations)})
+        iteration = variable_int(model.optimizer.iterations)
+        metadata = {"epoch": epoch + 1, "batch": 0, "iteration": iteration}
+        if partial is not None:
+            metadata.update(epoch=epoch, batch=int(partial["batches"]), partial_epoch=partial)
+        write_json(os.path.join(self.write_dir, METADATA_FILE), metadata)
+
+    def partial_epoch(self, iteration):
+        """The running sums of the epoch a mid-epoch backup was written in, when the metadata beside the
+        restored weights belongs to them (its `iteration` is theirs), else None: an epoch-end backup, or a
+        kill between the weights and the metadata (the epoch then reports the iterations run after the
+        resume only)."""
+        try:
+            with open(os.path.join(self.backup_dir, METADATA_FILE)) as f:
+                metadata = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(metadata, dict) or metadata.get("iteration") != iteration:
+            return None
+        return metadata.get("partial_epoch")
 
 
 class AtomicBackupAndRestore(keras.callbacks.Callback):

@@ -31,7 +31,7 @@ INIT_NAMED = ("cifar10", "imagenet")  # `--init_from` names: the named sets of `
 
 # Fields that may change between a run and its resumption (they do not change what is computed).
 VOLATILE_FIELDS = ("model_dir", "data_dir", "download", "distribution", "verbose", "export", "export_dir",
-                   "log_every", "sync_every", "input", "steps_per_call")
+                   "log_every", "sync_every", "input", "steps_per_call", "backup_every")
 
 # Fields added after run directories already existed: an old config.json lacks them, which means these values
 # (the behaviour before they existed). A resumed run compares them only when they differ from these.
@@ -115,6 +115,10 @@ class TrainConfig:
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         export: export the trained model for serving at the end (`keras_resnet.export`).
         export_dir: where to export; the export module's default if None.
+        backup_every: also write the backup in the middle of an epoch, every so many iterations ("2000") or
+            every so long ("15min", "30s", "1h"; `backup_cadence`), so that a SIGKILL loses at most that
+            much; resuming from such a backup is exact. None: at every epoch's end only (and on a stop
+            request, `keras_resnet.stop_request`).
     """
 
     model: str = "resnet20"
@@ -154,6 +158,7 @@ class TrainConfig:
     skip_corrupt: bool = False
     init_from: str | None = None
     freeze: tuple | None = None
+    backup_every: str | None = None
 
     def __post_init__(self):
         if self.boundaries is not None:
@@ -190,6 +195,7 @@ class TrainConfig:
         if self.init_from is not None and not self.init_from.strip():
             raise ConfigError(f"--init_from must be a .keras / .weights.h5 file or one of {list(INIT_NAMED)}; "
                               "received an empty value.")
+        backup_cadence(self.backup_every)
         if self.eval_split is not None and not str(self.eval_split).strip():
             raise ConfigError("--eval_split must name a split (train, validation, test); received an empty value.")
 
@@ -226,6 +232,38 @@ class TrainConfig:
             if out[name] is not None:
                 out[name] = list(out[name])
         return out
+
+
+BACKUP_UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def backup_cadence(value):
+    """`--backup_every` as `(iterations, seconds)`, one of them None (both None when `value` is).
+
+    Raises:
+        ConfigError: anything but a positive whole number of iterations or a positive duration with a unit
+            of `BACKUP_UNITS`; the message names the flag.
+
+    Example:
+        >>> backup_cadence("2000"), backup_cadence("15min"), backup_cadence(None)
+        ((2000, None), (None, 900.0), (None, None))
+    """
+    if value is None:
+        return None, None
+    text = str(value).strip().lower()
+    accepted = ("a positive number of iterations (2000) or a duration with a unit of "
+                f"{', '.join(BACKUP_UNITS)} (15min, 30s, 1h)")
+    if text.isdigit() and int(text) > 0:
+        return int(text), None
+    for unit, seconds in BACKUP_UNITS.items():
+        number = text[:-len(unit)] if text.endswith(unit) else ""
+        try:
+            amount = float(number)
+        except ValueError:
+            continue
+        if np.isfinite(amount) and amount > 0 and number.replace(".", "", 1).isdigit():
+            return None, amount * seconds
+    raise ConfigError(f"--backup_every must be {accepted}; received {value!r}.")
 
 
 def freeze_groups(value):

@@ -5,8 +5,9 @@ sections 3.4 / 4.2 is a flag: `--batch_size`, `--train_steps`, `--learning_rate`
 
 One flag per `TrainConfig` field. `run_main(FLAGS)` is a trainer's whole `main`: it builds the config,
 trains, and maps errors to a one-line message on stderr and an exit code: 0 done, 2 bad configuration
-(`ConfigError`, the message names the flag or file), 3 NaN loss (`NaNLossError`), 5 storage error (a full
-disk, `keras_resnet.faults.EXIT_STORAGE`: the path and the cause).
+(`ConfigError`, the message names the flag or file), 3 NaN loss (`NaNLossError`), 4 stopped on request
+(SIGTERM / SIGINT, `keras_resnet.stop_request`: backed up at the iteration reached, the same command
+continues), 5 storage error (a full disk, `keras_resnet.faults.EXIT_STORAGE`: the path and the cause).
 
 Example:
     >>> from absl import flags
@@ -22,6 +23,7 @@ import sys
 
 from keras_resnet import faults
 from keras_resnet import recipes as recipes_lib
+from keras_resnet.stop_request import EXIT_STOPPED, Stopped
 from keras_resnet.training.config import DISTRIBUTIONS, INPUTS, PRECISIONS, RECIPES, ConfigError, NaNLossError, \
     TrainConfig
 from keras_resnet.training.loop import train
@@ -75,6 +77,8 @@ def define_flags(model="resnet20", data="cifar10", recipe="auto"):
                     "checkpoints/best.keras) or cifar10 / imagenet (keras_resnet.weights, with their input "
                     "normalisation). Another classifier width is replaced; a resumed run uses its backup.")
     f.DEFINE_list("freeze", None, "Layer groups kept fixed, BN statistics included: stem,stage1,...")
+    f.DEFINE_string("backup_every", None, "Also back up mid-epoch every N iterations (2000) or every so long "
+                    "(15min, 30s, 1h), so that a kill loses at most that much (default: at epoch ends only).")
 
 
 def config_from_flags(flag_values):
@@ -101,6 +105,9 @@ def run_main(flag_values):
     except NaNLossError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 3
+    except Stopped as e:  # SIGTERM / SIGINT: backed up at the iteration reached; the same command continues
+        print(e, file=sys.stderr, flush=True)
+        return EXIT_STOPPED
     except Exception as e:  # a full disk, a quota, a read-only file system: one line, exit 5
         if not faults.is_storage_error(e):
             raise

@@ -14,6 +14,13 @@ losses every `sync_every` iterations (progress bar, NaN check naming the iterati
 batch callbacks, TensorBoard); at the epoch's end the model is evaluated, `checkpoints/` and `log.csv`
 written, then the backup (never ahead of `log.csv`).
 
+Stop on request (`keras_resnet.stop_request`): during `train()`, SIGTERM and SIGINT no longer end the
+process; at the next read of the host the loop writes the backup at the iteration reached (mid-epoch, with
+the epoch's running sums, so the resumed epoch's `log.csv` row is the uninterrupted one's) and raises
+`Stopped` (the trainers exit 4). `--backup_every` writes the same mid-epoch backup on a clock. With several
+workers, every read is also a tiny all-reduce of "has anyone been asked to stop?", so all workers stop at
+the same iteration. The run directory is locked (`keras_resnet.run_lock`) from its first write to the end.
+
 Fault sites (`keras_resnet.faults`): "train.epoch_middle" (the host has read the middle iteration of an
 epoch), "csv.write" (the epoch's checkpoints written, its `log.csv` row not yet), "train.epoch_end" (the
 epoch's backup written, its callbacks not yet run), "train.summary" (training done, summary.json not yet
@@ -38,6 +45,7 @@ import numpy as np
 import keras
 
 from keras_resnet import faults, run_log
+from keras_resnet.stop_request import StopRequest
 from keras_resnet.run_log import read_csv, rewrite_csv, write_json
 from keras_resnet.training import scoring
 from keras_resnet.training.checkpoints import BackupCheckpointer, BestCheckpoint, save_model_atomic
@@ -58,7 +66,8 @@ def resume(run, callbacks=None):
         model_dir, ".workers", str(run.runtime.worker_index), "backup")
     run.backup = BackupCheckpointer(os.path.join(model_dir, "backup"), write_dir)
     run.callbacks = keras.callbacks.CallbackList(callbacks or [], model=run.model)
-    run.state.start = run.state.iteration = run.backup.restore(run.model)
+    run.state.start = run.state.iteration = run.state.backup_iteration = run.backup.restore(run.model)
+    run.state.partial = run.backup.partial_epoch(run.state.start) if run.state.start % run.steps_per_epoch else None
     # What the killed process wrote after its last backup is dropped: one continuous CSV and TensorBoard history.
     if run.chief:
         run.state.rows = run_log.truncate_history(model_dir, run.state.start, tensorboard=tf_ok)
@@ -78,8 +87,10 @@ def resume(run, callbacks=None):
     run.best = BestCheckpoint(os.path.join(model_dir, "checkpoints"), run.state.start)
     name, recipe = run.parts.model.name, run.recipe
     if run.state.start:
+        done, into = divmod(run.state.start, run.steps_per_epoch)
+        where = f"epoch {done}" if not into else f"epoch {done + 1}, {into} of its {run.steps_per_epoch} iterations done"
         log(verbose, f"Resuming {name} from {os.path.join(model_dir, 'backup')} at iteration {run.state.start} "
-                     f"(epoch {run.state.start // run.steps_per_epoch}).")
+                     f"({where}).")
     log(verbose, f"{name}: {recipe.train_steps} iterations, global batch {run.run_input.global_batch} on "
                  f"{run.runtime.replicas} replica(s) ({run.runtime.distribution}), {run.precision}, "
                  f"lr {recipe.learning_rate:g} ({recipe.schedule}, warm-up {recipe.warmup}), "
@@ -96,7 +107,12 @@ def evaluate(run, role):
 
 @dataclasses.dataclass
 class EpochTotals:
-    """Running sums of one epoch, as the host reads the losses."""
+    """Running sums of one epoch, as the host reads the losses.
+
+    `steps` is the number of iterations this process runs in the epoch and `done` how many it has read;
+    `batches` counts every iteration the sums hold, those of a mid-epoch backup the run resumed from
+    included (`from_partial`), so the epoch's `log.csv` row is what an uninterrupted epoch writes.
+    """
 
     epoch: int
     steps: int
@@ -106,12 +122,32 @@ class EpochTotals:
     reg_sum: float = 0.0
     correct_sum: float = 0.0
     seen: int = 0
+    batches: int = 0
+    done: int = 0
     t0: float = dataclasses.field(default_factory=time.perf_counter)
 
+    SUMS = ("loss_sum", "ce_sum", "reg_sum", "correct_sum", "seen", "batches")
 
-def train_epoch(run, epoch, schedule):
+    def partial(self):
+        """The sums so far as a JSON-ready dict, for a mid-epoch backup (with the epoch's elapsed seconds)."""
+        return {**{name: getattr(self, name) for name in self.SUMS}, "elapsed_s": time.perf_counter() - self.t0}
+
+    def restore(self, partial):
+        """Continues the sums of `partial` (`partial()` of the process that wrote the backup)."""
+        for name in self.SUMS:
+            setattr(self, name, type(getattr(self, name))(partial[name]))
+        self.t0 -= float(partial.get("elapsed_s", 0.0))
+        return self
+
+
+def train_epoch(run, epoch, schedule, stop=None):
     """Dispatches the iterations of epoch `epoch`, `steps_per_call` per compiled call, reading the losses
-    every `sync_every` iterations; returns its `EpochTotals`."""
+    every `sync_every` iterations; returns its `EpochTotals`.
+
+    After each read it writes a mid-epoch backup when `--backup_every` says one is due, and it returns early
+    (`done < steps`) when `stop` (a `keras_resnet.stop_request.StopRequest`) was requested: the iterations
+    already dispatched are read first.
+    """
     host = run.parts.runtime  # how often the host dispatches and reads
     skip = run.state.start % run.steps_per_epoch if epoch == run.state.start // run.steps_per_epoch else 0
     steps = min(run.steps_per_epoch, run.recipe.train_steps - epoch * run.steps_per_epoch) - skip
@@ -119,6 +155,9 @@ def train_epoch(run, epoch, schedule):
     run.callbacks.on_epoch_begin(epoch)
     log(run.verbose, f"Epoch {epoch + 1}/{run.epochs}")
     totals = EpochTotals(epoch, steps, progress_bar(steps, run.verbose))
+    if skip and run.state.partial is not None:
+        totals.restore(run.state.partial)
+    run.state.partial = None
     pending, dispatched, batch = [], 0, 0  # calls dispatched whose losses the host has not read yet
     while batch < steps:
         k = min(host.steps_per_call, steps - batch)
@@ -126,12 +165,34 @@ def train_epoch(run, epoch, schedule):
             run.callbacks.on_train_batch_begin(b)
         pending.append((batch, *run.stepper.run(k)))
         batch, dispatched = batch + k, dispatched + k
-        if dispatched < host.sync_every and batch < steps:
+        if dispatched < host.sync_every and batch < steps and not (stop and stop.requested):
             continue
         # One read of the host per `sync_every` iterations: the device runs ahead in between.
         read_window(run, pending, totals, schedule)
-        pending, dispatched = [], 0
+        pending, dispatched, totals.done = [], 0, batch
+        if batch < steps and run.runtime.any_worker(stop is not None and stop.requested is not None):
+            break
+        if batch < steps and backup_due(run):
+            save_mid_epoch(run, totals)
     return totals
+
+
+def backup_due(run):
+    """Whether `--backup_every` asks for a mid-epoch backup now (iterations or time since the last backup);
+    decided by the chief for every worker."""
+    host, state = run.parts.runtime, run.state
+    due = ((host.backup_iterations is not None and state.iteration - state.backup_iteration >= host.backup_iterations)
+           or (host.backup_seconds is not None and time.monotonic() - state.backup_time >= host.backup_seconds))
+    return run.runtime.any_worker(due and run.chief) if run.runtime.num_workers > 1 else due
+
+
+def save_mid_epoch(run, totals):
+    """Writes the backup at the current iteration, in the middle of `totals.epoch`, with the epoch's sums (the
+    same atomic writer as at an epoch's end); TensorBoard is flushed up to it."""
+    run.stepper.sync()
+    run.tensorboard.flush()
+    run.backup.save(run.model, totals.epoch, partial=totals.partial())
+    run.state.backup_iteration, run.state.backup_time = run.state.iteration, time.monotonic()
 
 
 def read_window(run, pending, totals, schedule):
@@ -158,12 +219,12 @@ def read_window(run, pending, totals, schedule):
                 f"NaN/inf training loss ({loss}) at iteration {run.state.iteration} (epoch {totals.epoch + 1}, learning "
                 f"rate {lr:g}): stopping. The last good checkpoint "
                 f"{os.path.join(run.model_dir, 'checkpoints', 'latest.keras')} and the backup in "
-                f"{os.path.join(run.model_dir, 'backup')} (iteration {totals.epoch * run.steps_per_epoch}) are kept.")
+                f"{os.path.join(run.model_dir, 'backup')} (iteration {run.state.backup_iteration}) are kept.")
         totals.loss_sum, totals.correct_sum = totals.loss_sum + loss, totals.correct_sum + correct
         totals.ce_sum, totals.reg_sum = totals.ce_sum + ce, totals.reg_sum + reg
-        totals.seen += global_batch
+        totals.seen, totals.batches = totals.seen + global_batch, totals.batches + 1
         progress(totals.bar, b + 1, run.state.iteration, run.recipe.train_steps, lr,
-                 {"ce": totals.ce_sum / (b + 1), "l2": totals.reg_sum / (b + 1),
+                 {"ce": totals.ce_sum / totals.batches, "l2": totals.reg_sum / totals.batches,
                   "error": 1 - totals.correct_sum / totals.seen})
         run.callbacks.on_train_batch_end(b, {"loss": loss, "cross_entropy": ce, "regularization": reg,
                                              "learning_rate": lr, "iteration": run.state.iteration})
@@ -178,9 +239,9 @@ def read_window(run, pending, totals, schedule):
 
 def end_epoch(run, totals, schedule):
     """Evaluates, writes the checkpoints, `log.csv`, TensorBoard and the backup of the finished epoch."""
-    epoch, steps, seen = totals.epoch, totals.steps, totals.seen
+    epoch, steps, seen = totals.epoch, totals.batches, totals.seen
     epoch_time = time.perf_counter() - totals.t0
-    run.state.train_time += epoch_time
+    run.state.train_time += epoch_time  # a resumed epoch's time includes its part before the stop
     run.stepper.sync()
     epoch_loss, epoch_error = totals.loss_sum / max(steps, 1), 1 - totals.correct_sum / max(seen, 1)
     if not math.isfinite(epoch_loss):  # pragma: no cover - caught per step
@@ -200,6 +261,7 @@ def end_epoch(run, totals, schedule):
     if run.chief:
         write_epoch_files(run)
     run.backup.save(run.model, epoch)  # after the checkpoints: a backup never runs ahead of log.csv
+    run.state.backup_iteration, run.state.backup_time = run.state.iteration, time.monotonic()
     faults.site("train.epoch_end")
     run.callbacks.on_epoch_end(epoch, dict(run.state.last))
     if run.verbose:
@@ -285,13 +347,31 @@ def train(config, data=None, callbacks=None):
         ConfigError: bad configuration (names the flag), including a `model_dir` holding another run, and an
             undecodable image met while streaming without `--skip_corrupt` (names the file).
         NaNLossError: the loss became NaN or infinite; the last good checkpoint and backup are kept.
+        keras_resnet.stop_request.Stopped: SIGTERM or SIGINT arrived (a scheduler's preemption, Ctrl-C, a
+            notebook's interrupt): the iterations dispatched were finished and backed up, mid-epoch if need
+            be; calling `train` again with the same config continues exactly there.
     """
-    run = resume(prepare(config, data), callbacks)
+    with StopRequest() as stop:  # SIGTERM / SIGINT: stop at the next read of the host, backed up (exit 4)
+        run = prepare(config, data)
+        try:
+            return train_prepared(resume(run, callbacks), stop)
+        finally:
+            run.lock.release()
+
+
+def train_prepared(run, stop):
+    """The epochs of a resumed `run` and its end (`finish`); raises `Stopped` once backed up on a stop request."""
     schedule = run.recipe.learning_rate_schedule()
     run.callbacks.on_train_begin()
     try:
         for epoch in range(run.state.start // run.steps_per_epoch, run.epochs):
-            end_epoch(run, train_epoch(run, epoch, schedule), schedule)
+            if run.runtime.any_worker(stop.requested is not None):
+                raise stop.stopped(run.state.iteration)  # the backup is at this iteration already
+            totals = train_epoch(run, epoch, schedule, stop)
+            if totals.done < totals.steps:
+                save_mid_epoch(run, totals)
+                raise stop.stopped(run.state.iteration)
+            end_epoch(run, totals, schedule)
             if run.model.stop_training:
                 break
     except Exception as error:  # an undecodable image in a streamed split: one line naming it (exit 2)

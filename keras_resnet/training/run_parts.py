@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_resnet.registry import ModelSpec
+from keras_resnet.training.config import backup_cadence
 from keras_resnet.training.data_spec import DataSpec, data_spec
 
 
@@ -76,7 +77,8 @@ class SchedulePart:
 @dataclasses.dataclass(frozen=True)
 class RuntimePart:
     """Where and how the run computes: `distribution`, `precision`, `seed`, `deterministic`, and how often the
-    host reads the device (`sync_every`, `steps_per_call`, `log_every`)."""
+    host reads the device (`sync_every`, `steps_per_call`, `log_every`), and how often it backs up in the
+    middle of an epoch (`backup_iterations` or `backup_seconds`, from `--backup_every`; None: never)."""
 
     distribution: str = "auto"
     precision: str = "auto"
@@ -85,6 +87,8 @@ class RuntimePart:
     sync_every: int = 20
     steps_per_call: int = 1
     log_every: int = 50
+    backup_iterations: int | None = None
+    backup_seconds: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +137,7 @@ def runtime_part(config):
     if isinstance(config, RuntimePart):
         return config
     return RuntimePart(config.distribution, config.precision, config.seed, config.deterministic,
-                       config.sync_every, config.steps_per_call, config.log_every)
+                       config.sync_every, config.steps_per_call, config.log_every, *backup_cadence(config.backup_every))
 
 
 def output_part(config):

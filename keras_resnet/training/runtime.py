@@ -106,6 +106,19 @@ class Runtime:
         """Whether this worker writes the run's files (worker 0)."""
         return self.worker_index == 0
 
+    def any_worker(self, flag):
+        """Whether `flag` holds on any worker: one small all-reduce that every worker calls at the same point
+        of the loop (the same iteration), so all of them take the same decision there; `flag` itself with
+        one worker."""
+        if self.num_workers <= 1:
+            return bool(flag)
+        import tensorflow as tf
+
+        mine = tf.constant(1.0 if flag else 0.0)
+        summed = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(mine)),
+                                      axis=None)
+        return float(summed) > 0
+
     def scope(self):
         """The strategy's scope (variables created inside are mirrored), or a no-op context."""
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()

@@ -23,9 +23,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
+import time
 
 from typing import TYPE_CHECKING
 
+from keras_resnet.run_lock import RunLock, RunLocked
 from keras_resnet.training.checkpoints import WEIGHTS_FILE
 from keras_resnet.training.config import DEFAULTED_FIELDS, ConfigError
 from keras_resnet.training.data_spec import check_data, resolve_eval_split
@@ -56,7 +59,9 @@ if TYPE_CHECKING:  # the types of `TrainingRun`'s fields, for readers and type c
 class LoopState:
     """The loop's own state, all it changes as it goes: where this process started (`start`, the backup's
     iteration), the current `iteration`, the `log.csv` rows so far, the wall time of the runs before this one
-    (`previous_wall`) and of this one (`train_time`), and the last epoch's numbers (`last`)."""
+    (`previous_wall`) and of this one (`train_time`), the last epoch's numbers (`last`), the sums of the epoch
+    a mid-epoch backup was written in (`partial`, consumed by that epoch), and the iteration and monotonic
+    time of the last backup (`backup_iteration`, `backup_time`: what `--backup_every` counts from)."""
 
     start: int = 0
     iteration: int = 0
@@ -64,13 +69,17 @@ class LoopState:
     previous_wall: float = 0.0
     train_time: float = 0.0
     last: dict = dataclasses.field(default_factory=dict)
+    partial: dict | None = None
+    backup_iteration: int = 0
+    backup_time: float = dataclasses.field(default_factory=time.monotonic)
 
 
 @dataclasses.dataclass
 class TrainingRun:
     """Everything one `train()` call holds between its phases: what `prepare` resolved (the run's `parts`, the
     runtime, precision, input, recipe, epoch length and the built model), the services `resume` opens (backup,
-    callbacks, stepper, best checkpoint, TensorBoard) and the loop's `state` (`LoopState`)."""
+    callbacks, stepper, best checkpoint, TensorBoard), the loop's `state` (`LoopState`) and the lock of the
+    directory it writes (`keras_resnet.run_lock.RunLock`, released when `train()` returns or raises)."""
 
     parts: ResolvedRun
     runtime: Runtime
@@ -88,6 +97,7 @@ class TrainingRun:
     best: BestCheckpoint | None = None
     tensorboard: TensorBoard | None = None
     state: LoopState = dataclasses.field(default_factory=LoopState)
+    lock: RunLock | None = None
 
     @property
     def model_dir(self):
@@ -163,7 +173,26 @@ def prepare(config, data=None):
     check_model_dir(model_dir, comparable(resolved, old))
     info = run_input.info
     built = build_run_model(parts.model, recipe, info.num_classes, info.image_shape, runtime, load_init=not resuming)
+    lock = lock_run(model_dir, runtime)  # before the first write: a second writer is refused here
     if runtime.is_chief:
         write_run_files(model_dir, resolved, info)
     return TrainingRun(parts, runtime, precision, verbose, run_input, recipe, steps_per_epoch, epochs, built.model,
-                       built)
+                       built, lock=lock)
+
+
+def lock_run(model_dir, runtime):
+    """Takes the lock of the directory this process writes (`model_dir` for the chief, its own `.workers/<i>`
+    for another worker), saying so when it takes over one left by a process that died.
+
+    Raises:
+        ConfigError: another live process writes there (it is named); nothing was written.
+    """
+    directory = model_dir if runtime.is_chief else os.path.join(model_dir, ".workers", str(runtime.worker_index))
+    try:
+        lock = RunLock(directory, "--model_dir").acquire()
+    except RunLocked as error:
+        raise ConfigError(str(error)) from None
+    if lock.took_over:
+        print(f"warning: took over the lock of --model_dir={directory} from a process that ended without "
+              f"releasing it ({lock.took_over}).", file=sys.stderr, flush=True)
+    return lock

@@ -8,7 +8,10 @@ a user who restarts it would. Each faulty attempt must fire:
 - `kill`: the process died by SIGKILL (-9) at the n-th hit of the site (the log's last line says so);
 - `enospc`: an `OSError(ENOSPC)` raised there made the process exit with `EXIT_STORAGE` (5) and one line
   `error: cannot write <path>: No space left on device (ENOSPC) ...` on stderr, no traceback, the file it
-  names unchanged (or still absent) and no temporary file left under the watched directories.
+  names unchanged (or still absent) and no temporary file left under the watched directories;
+- `sigterm` / `sigint` (the process signals itself there, as a scheduler or Ctrl-C would): it stopped on
+  request, exit `EXIT_STOPPED` (4) with the one line `stopped at iteration N on SIGTERM; rerun the same
+  command to continue` on stderr, no traceback and no temporary file left.
 
 After every attempt the caller's `check(attempt)` verifies its invariants; the last attempt must exit 0.
 A planned fault that was not reached fails the test, naming the sites the process did reach, so a case
@@ -32,11 +35,15 @@ from pathlib import Path
 from conftest import REPO, env
 
 from keras_resnet.faults import EXIT_STORAGE, FAULT_ENV, LOG_ENV
+from keras_resnet.stop_request import EXIT_STOPPED
 
 KILLED = -signal.SIGKILL
 HANG_GUARD_S = 900  # a hung process fails the test instead of the CI job; no assertion depends on time
 ERROR_LINE = re.compile(r"error: cannot write (?P<path>\S+): (?P<cause>[^(]+) \((?P<code>E[A-Z]+)\)")
 TEMPORARY = re.compile(r"(\.tmp$|\.tmp[-.]|^\.tmp-|^tmp\.weights\.h5$)")
+STOP_LINE = re.compile(r"^stopped at iteration (?P<iteration>\d+) on (?P<signal>SIGTERM|SIGINT); rerun the same "
+                       r"command to continue$")
+STOP_ACTIONS = ("sigterm", "sigint")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +60,7 @@ class Fault:
 
     @property
     def expected_returncode(self):
-        return KILLED if self.action == "kill" else EXIT_STORAGE
+        return {"kill": KILLED, "enospc": EXIT_STORAGE}.get(self.action, EXIT_STOPPED)
 
     def __str__(self):
         return self.spec
@@ -67,6 +74,11 @@ def kill(site, n=1):
 def enospc(site, n=1):
     """`Fault(site, n, "enospc")`: a full disk at the n-th hit of `site`."""
     return Fault(site, n, "enospc")
+
+
+def stop(site, n=1, signal_name="sigterm"):
+    """`Fault(site, n, "sigterm")` (or "sigint"): the process asks itself to stop at the n-th hit of `site`."""
+    return Fault(site, n, signal_name)
 
 
 @dataclasses.dataclass
@@ -150,6 +162,22 @@ def check_fired(attempt, watched=()):
         f"attempt {attempt.index}: the process went on after {fault}: {attempt.hits[-3:]}")
     if fault.action == "enospc":
         check_storage_error(attempt, watched)
+    if fault.action in STOP_ACTIONS:
+        check_stopped(attempt, watched)
+
+
+def check_stopped(attempt, watched=()):
+    """Asserts that the attempt stopped on request: exit 4, one line saying where and on which signal, no
+    traceback, no temporary file under `watched`; returns the iteration it names."""
+    assert attempt.returncode == EXIT_STOPPED, f"attempt {attempt.index}: exit {attempt.returncode}\n{attempt.tail()}"
+    lines = [line for line in attempt.stderr.splitlines() if STOP_LINE.match(line)]
+    assert len(lines) == 1 and "Traceback" not in attempt.stderr and "error:" not in attempt.stderr, (
+        f"attempt {attempt.index}: expected the one stop line, got:\n{attempt.stderr[-3000:]}")
+    if attempt.fault is not None and attempt.fault.action in STOP_ACTIONS:
+        assert STOP_LINE.match(lines[0])["signal"] == attempt.fault.action.upper(), lines[0]
+    left = temporaries(*watched)
+    assert not left, f"temporary files left behind by a stop ({attempt.fault}): {left}"
+    return int(STOP_LINE.match(lines[0])["iteration"])
 
 
 def check_storage_error(attempt, watched=(), expected_path=None):

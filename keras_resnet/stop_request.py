@@ -18,7 +18,7 @@ Example:
     ...     os.kill(os.getpid(), signal.SIGTERM)  # what a scheduler sends
     ...     stop.requested
     'SIGTERM'
-    >>> stop.line(211)
+    >>> str(stop.stopped(211))
     'stopped at iteration 211 on SIGTERM; rerun the same command to continue'
 """
 
@@ -93,13 +93,14 @@ class StopRequest:
         else:
             self.repeated += 1
 
-    def line(self, iteration):
-        """The one line a job prints when it has stopped at `iteration` on this request."""
-        return f"stopped at iteration {iteration} on {self.requested}; rerun the same command to continue"
+    def line(self, where):
+        """The one line a job prints when it has stopped on this request; `where` says where ("at iteration
+        211", "between trials")."""
+        return f"stopped {where} on {self.requested}; rerun the same command to continue"
 
-    def stopped(self, iteration):
+    def stopped(self, iteration, where=None):
         """The `Stopped` exception a job raises once its state at `iteration` is saved."""
-        return Stopped(self.line(iteration), iteration, self.requested)
+        return Stopped(self.line(where or f"at iteration {iteration}"), iteration, self.requested)
 
 
 def active():

@@ -27,6 +27,7 @@ from tuning import kt_compat
 
 CHIEF_ONLY_FLAGS = ("--local_workers", "--overwrite", "--nooverwrite", "--export_best", "--noexport_best", "--role")
 DONE = "done"
+STOPPED = "stopped"  # a stop request (SIGTERM / SIGINT, `keras_resnet.stop_request`)
 
 
 def free_port():
@@ -161,7 +162,7 @@ def stop_reason(servicer, workers, worker_timeout):
     return None
 
 
-def serve_oracle(oracle, worker_timeout, workers=(), poll=0.5, log=print):
+def serve_oracle(oracle, worker_timeout, workers=(), poll=0.5, log=print, stop=None):
     """Serves `oracle` to the workers until the search is over, a worker is lost for good, or all are gone.
 
     Args:
@@ -170,9 +171,11 @@ def serve_oracle(oracle, worker_timeout, workers=(), poll=0.5, log=print):
         workers: sequence of `subprocess.Popen` (local workers), optional.
         poll: float, seconds between checks.
         log: callable for the messages.
+        stop: the chief's `keras_resnet.stop_request.StopRequest`, if any.
 
     Returns:
-        "done" when every trial finished, else a one-line reason the search stopped early.
+        "done" when every trial finished, "stopped" on a stop request, else a one-line reason the search
+        stopped early.
     """
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
     server, servicer = start_oracle_server(oracle, address)
@@ -181,6 +184,8 @@ def serve_oracle(oracle, worker_timeout, workers=(), poll=0.5, log=print):
     try:
         while True:
             time.sleep(poll)
+            if stop is not None and stop.requested:
+                return STOPPED
             ongoing, tuner_ids, _ = kt_compat.ongoing_snapshot(oracle)
             if servicer.stop_triggered and not ongoing:
                 stopped_at = stopped_at or time.monotonic()
@@ -216,15 +221,16 @@ def launch_local_workers(n, argv, project_dir):
     return workers
 
 
-def stop_workers(workers, timeout=10.0):
-    """SIGTERM to each live worker, SIGKILL to those still alive after `timeout` seconds."""
+def stop_workers(workers, timeout=10.0, signal_name="SIGTERM"):
+    """Sends `signal_name` to each live worker and waits for them; SIGKILLs those still alive after `timeout`
+    seconds (None: waits for every one, as a stop request does: they back up their trials, then exit)."""
     for w in workers:
         if w.poll() is None:
-            w.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
+            w.send_signal(getattr(signal, signal_name))
+    deadline = None if timeout is None else time.monotonic() + timeout
     for w in workers:
         try:
-            w.wait(max(0.1, deadline - time.monotonic()))
+            w.wait(None if deadline is None else max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             w.kill()
             w.wait()

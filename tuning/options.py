@@ -19,12 +19,13 @@ import dataclasses
 import os
 
 from keras_resnet.training import PRECISIONS
+from keras_resnet.stop_request import EXIT_STOPPED
 
 ROLES = ("auto", "chief", "worker")
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVE = "val_accuracy"
 EXIT_BAD_CONFIG = 2
-EXIT_INCOMPLETE = 4
+EXIT_INCOMPLETE = EXIT_STOPPED  # 4: incomplete (stopped early or on request); the same command continues
 
 
 class SearchError(ValueError):

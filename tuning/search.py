@@ -36,7 +36,8 @@ Serving by `keras_resnet.export` (nothing is retrained), once: `export_best.json
 Modules: `tuning.options` (flags, `SearchOptions`), `tuning.tuner` (oracles, `ResNetTuner`),
 `tuning.distributed` (chief, workers), `tuning.kt_compat` (every keras-tuner private name), `tuning.report`
 (results files). This module wires them: `run(options)` and the absl entry point; exit codes 0, 2 (bad
-flag or state file), 4 (the search stopped early; rerun to continue), 5 (a full disk, quota or read-only file
+flag or state file, or another search holds `--project_dir`), 4 (the search stopped early, or was asked
+to stop by SIGTERM / SIGINT: the running trials back up where they are; rerun to continue), 5 (a full disk, quota or read-only file
 system: the path and the cause; rerun to continue once there is space).
 
 Fault sites: `tuner.results_written` (after the results files), `tuner.exported` (after `--export_best`),
@@ -50,16 +51,19 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 
 from keras_resnet import faults
+from keras_resnet.run_lock import RunLock, RunLocked
+from keras_resnet.stop_request import StopRequest
 from tuning import distributed, kt_compat, report
 from tuning.distributed import free_port, launch_local_workers, serve_oracle, stop_workers, worker_argv
 from tuning.options import (EXIT_BAD_CONFIG, EXIT_INCOMPLETE, OBJECTIVE, ROLES, TUNERS, SearchError, SearchOptions,
                             define_flags, options_from_flags, resolve_role)
-from tuning.tuner import ResNetTuner, make_oracle, make_tuner
+from tuning.tuner import ResNetTuner, TrialStopped, make_oracle, make_tuner
 
 EXPORT_RECORD = "export_best.json"
 
@@ -99,18 +103,24 @@ def prepare_environment(options, role):
         kt_compat.set_client_timeout(options.worker_timeout)  # a gone chief must not keep a worker an hour
 
 
-def run_chief(tuner, options, argv, log=print):
-    """Serves the oracle (starting `--local_workers`) until the search ends; returns "done" or why not."""
+def run_chief(tuner, options, argv, log=print, stop=None):
+    """Serves the oracle (starting `--local_workers`) until the search ends; returns "done", "stopped" (a stop
+    request: passed on to the local workers, whose trials are backed up before they exit) or why not."""
     project_dir = os.path.abspath(options.project_dir)
     tuner.save()
     workers = []
     if options.local_workers:
         workers = launch_local_workers(options.local_workers, argv or [], project_dir)
         log(f"[tuning] chief: started {len(workers)} local workers (logs in {os.path.join(project_dir, 'workers')}).")
+    status = None
     try:
-        return serve_oracle(tuner.oracle, options.worker_timeout, workers, log=log)
+        status = serve_oracle(tuner.oracle, options.worker_timeout, workers, log=log, stop=stop)
+        return status
     finally:
-        stop_workers(workers)
+        if status == distributed.STOPPED:
+            stop_workers(workers, signal_name=stop.requested, timeout=None)  # they back up, then exit 4
+        else:
+            stop_workers(workers)
 
 
 def run(options, data=None, argv=None, log=print):
@@ -123,7 +133,12 @@ def run(options, data=None, argv=None, log=print):
         log: callable for messages.
 
     Returns:
-        0, or `EXIT_INCOMPLETE` when the chief stopped before every trial finished.
+        0, or `EXIT_INCOMPLETE` when the chief stopped before every trial finished, or when the search was
+        asked to stop (SIGTERM / SIGINT: the running trials backed up where they were; the one line says so
+        on stderr).
+
+    Raises:
+        SearchError: a bad option, or another search holds `--project_dir` (named with its holder).
     """
     options.validate()
     role = resolve_role(options)
@@ -133,22 +148,56 @@ def run(options, data=None, argv=None, log=print):
         data = load_data(options)
     if data.validation is None:
         raise SearchError("the objective needs held-out validation images: pass --validation_split > 0.")
+    with StopRequest() as stop, lock_search(project_dir, role):
+        return run_locked(options, data, argv, log, role, project_dir, stop)
+
+
+def lock_search(project_dir, role):
+    """The lock of `--project_dir` for the chief (or a local search); a worker shares its chief's directory and
+    takes none (each trial's `model_dir` is locked by its training)."""
+    if role == "worker":
+        return contextlib.nullcontext()
+    try:
+        lock = RunLock(project_dir, "--project_dir").acquire()
+    except RunLocked as error:
+        raise SearchError(str(error)) from None
+    if lock.took_over:
+        print(f"warning: took over the lock of --project_dir={project_dir} from a process that ended without "
+              f"releasing it ({lock.took_over}).", file=sys.stderr, flush=True)
+    return lock
+
+
+def run_locked(options, data, argv, log, role, project_dir, stop):
+    """The search itself, `--project_dir` locked and stop requests caught (`run`)."""
     tuner = ResNetTuner(options, make_hypermodel(options, data.info), data, role=role)
     verbose = 1 if options.verbose else 0
+    stopped = None
     if role == "worker":
-        tuner.search(verbose=verbose)
+        try:
+            tuner.search(verbose=verbose)
+        except TrialStopped as e:
+            print(e, file=sys.stderr, flush=True)
+            return EXIT_INCOMPLETE
         log(f"[tuning] worker {tuner.tuner_id}: no more trials; exiting.")
         return 0
     tuner.oracle.verbose = verbose
     if role == "local":
-        tuner.search(verbose=verbose)
-        status = distributed.DONE
+        try:
+            tuner.search(verbose=verbose)
+            status = distributed.DONE
+        except TrialStopped as e:
+            status, stopped = distributed.STOPPED, str(e)
     else:
-        status = run_chief(tuner, options, argv, log=log)
+        status = run_chief(tuner, options, argv, log=log, stop=stop)
+        if status == distributed.STOPPED:
+            stopped = stop.line("the search (its workers backed up their trials)")
     rows = report.write_reports(project_dir)
     faults.site("tuner.results_written")
     done = sum(r["status"] == "COMPLETED" for r in rows)
     log(f"[tuning] {done} trials completed; results in {os.path.join(project_dir, 'results.md')}")
+    if stopped:
+        print(stopped, file=sys.stderr, flush=True)
+        return EXIT_INCOMPLETE
     if status != distributed.DONE:
         log(f"[tuning] error: the search stopped early: {status}. {done} of {options.max_trials} trials finished "
             "(results written). Start the workers again, or rerun the same command to continue.")

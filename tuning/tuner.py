@@ -14,7 +14,8 @@ section 3.3; the CIFAR-10 recipe, section 4.2).
 
 A trial that fails for lack of disk space raises `TrialStorageError` (a keras-tuner `FatalError`): the
 search stops (`python -m tuning.search` exits 5) and the trial, never marked failed, runs again when the
-same command is rerun.
+same command is rerun. A stop request (SIGTERM / SIGINT) raises `TrialStopped` the same way (exit 4): the
+trial's training backed up at the iteration reached, and the rerun resumes it there.
 
 Fault sites: `tuner.state_saved` (after the tuner's state file, at the end of each trial) and those of
 `tuning.kt_compat`.
@@ -36,7 +37,8 @@ import time
 import keras
 import keras_tuner
 
-from keras_resnet import faults
+from keras_resnet import faults, stop_request
+from keras_resnet.stop_request import Stopped
 from tuning import kt_compat
 from tuning.distributed import Heartbeat, heartbeat_interval
 from tuning.options import OBJECTIVE
@@ -45,6 +47,11 @@ from tuning.options import OBJECTIVE
 class TrialStorageError(keras_tuner.errors.FatalError):
     """A trial stopped by a full disk (or quota, read-only file system): it ends the search instead of
     marking the trial failed, so the same command runs it again once there is space."""
+
+
+class TrialStopped(keras_tuner.errors.FatalError):
+    """The search was asked to stop (SIGTERM / SIGINT, `keras_resnet.stop_request`): the running trial backed
+    up where it was and is never marked failed; the same command resumes it from that backup."""
 
 
 class RandomSearchOracle(kt_compat.CrashSafeOracleMixin, keras_tuner.oracles.RandomSearchOracle):
@@ -108,6 +115,20 @@ def copytree_atomic(src, dst):
     os.replace(tmp, dst)
 
 
+def clear_project(project_dir):
+    """Removes everything in `project_dir` but its lock file (`--overwrite`: the search starts afresh)."""
+    from keras_resnet.run_lock import LOCK_FILE
+
+    for name in os.listdir(project_dir) if os.path.isdir(project_dir) else []:
+        path = os.path.join(project_dir, name)
+        if name == LOCK_FILE:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
 def diverged_result(model_dir, start):
     """The metrics of a trial whose loss became NaN: a result (too high a learning rate), not a crash."""
     best = os.path.join(model_dir, "checkpoints", "best.json")
@@ -140,11 +161,13 @@ class ResNetTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.waiting_for_trial = False
         project_dir = os.path.abspath(options.project_dir)
         overwrite = options.overwrite and role != "worker"
-        if role != "worker" and not overwrite:
+        if overwrite:  # keras-tuner's own overwrite removes the directory, and with it the search's lock file
+            clear_project(project_dir)
+        elif role != "worker":
             kt_compat.ensure_reload(project_dir, os.environ.get("KERASTUNER_TUNER_ID", "tuner0"))
         super().__init__(oracle=oracle or make_oracle(options), hypermodel=hypermodel,
                          directory=os.path.dirname(project_dir), project_name=os.path.basename(project_dir),
-                         overwrite=overwrite)
+                         overwrite=False)
         if role != "worker":  # a reloaded or rebuilt oracle knows the whole space (idempotent)
             space = self.oracle.get_space()
             hypermodel.declare_hyperparameters(space)
@@ -160,6 +183,9 @@ class ResNetTuner(keras_tuner.engine.base_tuner.BaseTuner):
         faults.site("tuner.state_saved")
 
     def pre_create_trial(self):
+        request = stop_request.active()
+        if request is not None and request.requested:  # asked between two trials: start no new one
+            raise TrialStopped(request.line(f"before trial creation ({self.tuner_id})"))
         if self.waiting_for_trial:  # the last request got no trial (Hyperband waits for a rung)
             time.sleep(0.5)
         self.waiting_for_trial = True
@@ -204,6 +230,9 @@ class ResNetTuner(keras_tuner.engine.base_tuner.BaseTuner):
         try:
             with heartbeat if self.role == "worker" else contextlib.nullcontext():
                 summary = training.train(config, data=self.data, callbacks=callbacks)
+        except Stopped as e:  # not the trial's fault either: backed up, resumed by the same command
+            raise TrialStopped(f"stopped trial {trial.trial_id} at iteration {e.iteration} on {e.signal_name}; rerun "
+                               "the same command to continue") from e
         except training.NaNLossError as e:
             # A diverged run is a result (this learning rate is too high), not a crash to retry.
             print(f"[tuning] trial {trial.trial_id} diverged: {e}", flush=True)

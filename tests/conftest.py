@@ -19,6 +19,19 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR = Path(REPO).parent / "shared" / "datasets" / "cifar10-jpeg"
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def share_cores_between_workers():
+    """Under pytest-xdist, each worker's OpenMP libraries (PyTorch, ONNX Runtime's MLAS) get its share of the
+    cores instead of all of them: two workers each running 2-thread OpenMP kernels on 2 cores wait at every
+    barrier for a thread the other worker has descheduled (the PyTorch differential fixture took 512 s
+    instead of 101 s). Set before any test module imports them; subprocesses keep `QUIET_ENV`'s setting."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+
+
+share_cores_between_workers()
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
              "OMP_NUM_THREADS": "2"}
 

@@ -146,13 +146,33 @@ def judge(rows):
                        "last_epoch": int(seg[-1]["epoch"]) + 1, "last_mib": seg[-1]["vmrss_mib"],
                        "growth_mib": seg[-1]["vmrss_mib"] - base["vmrss_mib"]})
     logs_mib = (rows[-1]["log_csv_bytes"] + rows[-1]["tensorboard_bytes"]) / 2**20
-    return {
+    return {"cpu_segments": segment_cpu(rows, cpu), **{
         "epochs_recorded": len(epochs), "last_epoch": last_epoch + 1, "segments": len(memory),
         "memory": memory, "memory_ok": all(m["growth_mib"] <= 100 for m in memory),
         "cpu_s_per_iteration_epochs_2_11": sum(early) / len(early) if early else None,
         "cpu_s_per_iteration_last_10": sum(late) / len(late) if late else None,
         "cpu_ratio": cpu_ratio, "cpu_ok": cpu_ratio is not None and cpu_ratio <= 1.05,
-        "logs_mib": logs_mib, "logs_ok": logs_mib < 20}
+        "logs_mib": logs_mib, "logs_ok": logs_mib < 20}}
+
+
+def segment_cpu(rows, cpu, window=10):
+    """Per segment of at least `2 * window` timed epochs: CPU seconds per iteration over its first `window`
+    timed epochs and its last `window`, and their ratio.
+
+    One process's own trend: a leak or a slowdown of the trainer shows there whatever the machine does
+    between segments (a resumed segment may run on a busier or slower host than the first, which the
+    run-wide ratio of `judge` cannot tell from a slowdown of the trainer).
+    """
+    out = []
+    for segment in dict.fromkeys(r["segment"] for r in rows):
+        timed = [cpu[int(r["epoch"])] for r in rows if r["segment"] == segment and int(r["epoch"]) in cpu]
+        if len(timed) < 2 * window:
+            continue
+        first, last = sum(timed[:window]) / window, sum(timed[-window:]) / window
+        epochs = [int(r["epoch"]) + 1 for r in rows if r["segment"] == segment]
+        out.append({"segment": segment, "epochs": [epochs[0], epochs[-1]], "first_10": first, "last_10": last,
+                    "ratio": last / first})
+    return out
 
 
 def plot(rows, path):

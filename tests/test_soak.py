@@ -84,3 +84,20 @@ def test_judge_takes_cpu_per_iteration_within_segments_and_memory_per_segment():
     assert [(m["segment"], m["base_epoch"], m["growth_mib"]) for m in verdict["memory"]] == [("a", 5, 0.0),
                                                                                                ("b", 13, 150.0)]
     assert not verdict["memory_ok"] and verdict["logs_ok"]
+
+
+def test_each_long_segment_gets_its_own_cpu_trend():
+    # Segment a: 25 epochs at 1 s per iteration; segment b (resumed on a slower host): 22 epochs at 1.3 s,
+    # rising to 1.4 s over its last 10. The run-wide ratio mixes the hosts; each segment's own trend does not.
+    rows = [row("a", e, 1000.0, 100.0 * (e + 1)) for e in range(25)]
+    cpu, b = 10000.0, []
+    for e in range(25, 47):
+        cpu += 100.0 * (1.4 if e >= 37 else 1.3)
+        b.append(row("b", e, 1000.0, cpu))
+    verdict = soak.judge(rows + b)
+    (a_trend, b_trend) = verdict["cpu_segments"]
+    assert (a_trend["segment"], a_trend["epochs"], a_trend["ratio"]) == ("a", [1, 25], pytest.approx(1.0))
+    assert (b_trend["segment"], b_trend["epochs"]) == ("b", [26, 47])
+    assert b_trend["first_10"] == pytest.approx(1.3) and b_trend["last_10"] == pytest.approx(1.4)
+    assert verdict["cpu_ratio"] == pytest.approx(1.4)  # the run-wide ratio, as the issue states the target
+    assert soak.judge(rows[:15])["cpu_segments"] == []  # too short to have a trend of its own

@@ -235,7 +235,6 @@ def test_cli_bad_pretrained_command_lines_exit_2(tmp_path, monkeypatch, capsys, 
 
 @pytest.mark.parametrize("argv, message", [
     (["--model=resnet8", "--weights=cifar10"], "`weights`='cifar10' does not fit the CIFAR resnet8"),
-    (["--model=resnet20", "--weights=missing.th"], "received 'missing.th' (no such file)"),
     (["--model=resnet20", "--weights=cifar10", "--class_names=names.txt"],
      "`class_names` has 3 names but model 'resnet20' has 10 classes"),
     (["--model=resnet20", "--weights=cifar10", "--class_names=absent.txt"], "`class_names` file 'absent.txt'"),
@@ -251,6 +250,34 @@ def test_cli_failed_pretrained_exports_exit_1_and_write_nothing(offline_weights,
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and message in err, err
     assert sorted(p.name for p in work.iterdir()) == ["names.txt"]
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("missing.th", None, "no such file; accepted: cifar10, imagenet or a weights file"),
+    ("folder.th", "dir", "a directory; accepted: cifar10, imagenet or a weights file"),
+    ("garbage.th", b"garbage" * 100, "not a readable PyTorch file (UnpicklingError: "),
+    ("garbage.keras", b"garbage" * 100, "does not fit resnet20 or is unreadable (BadZipFile: File is not a zip file)"),
+    ("garbage.weights.h5", b"garbage" * 100, "does not fit resnet20 or is unreadable (OSError: "),
+    ("garbage.h5", b"garbage" * 100, "not a readable HDF5 file (OSError: "),
+    ("weights.txt", b"garbage", "unknown weights format; accepted: .weights.h5 or .keras"),
+])
+def test_cli_weights_file_that_cannot_be_used_exits_2_with_one_line_and_writes_nothing(
+        tmp_path, monkeypatch, capsys, name, content, reason):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if content == "dir":
+        (work / name).mkdir()
+    elif content is not None:
+        (work / name).write_bytes(content)
+    before = sorted(p.name for p in work.iterdir())
+    with pytest.raises(SystemExit) as exit_info:
+        export.main(["--model=resnet20", f"--weights={name}", "--export_dir=out"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"python -m keras_resnet.export: error: --weights={name}: {reason}"), line
+    assert sorted(p.name for p in work.iterdir()) == before  # no export directory, nothing else
 
 
 def test_readme_gives_the_pretrained_export_command():

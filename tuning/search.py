@@ -58,6 +58,7 @@ import sys
 
 from keras_resnet import faults
 from keras_resnet.run_lock import RunLock, RunLocked
+from keras_resnet.training.config import ConfigError
 from keras_resnet.stop_request import StopRequest
 from tuning import distributed, kt_compat, report
 from tuning.distributed import free_port, launch_local_workers, serve_oracle, stop_workers, worker_argv
@@ -252,7 +253,7 @@ def main(argv):
 
     try:
         return run(options_from_flags(flags.FLAGS), argv=sys.argv[1:], log=functools.partial(print, flush=True))
-    except (SearchError, kt_compat.CorruptStateError, FileNotFoundError) as e:
+    except (SearchError, ConfigError, kt_compat.CorruptStateError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return EXIT_BAD_CONFIG
     except Exception as e:  # a full disk, a quota, a read-only file system: one line, exit 5

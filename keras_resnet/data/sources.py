@@ -71,6 +71,10 @@ class Source:
         """Whether `load` decodes `split` into memory at once; only small folder images are."""
         return False
 
+    def image_count(self, split):
+        """The number of images of `split` when it is known without reading them, else None."""
+        return None
+
     def open(self, split="train", validation_size=0):
         raise NotImplementedError
 
@@ -110,6 +114,10 @@ class ImageFolder(Source):
 
     def memory_reason(self, splits, max_bytes=sizing.MEMORY_LIMIT_BYTES):
         return sizing.folder_reason(self.name, splits, max_bytes)
+
+    def image_count(self, split):
+        """From the file names (no image is read)."""
+        return sum(folder.class_counts(self.name, split)[1].values())
 
     def first_image_size(self):
         return tuple(folder.peek_image_size(self.name, "train"))

@@ -19,7 +19,8 @@ Flags (absl, like every other entry point; `--flag=value` and `--flag value` bot
 
 Prints the version directory written and exits 0. A bad command line (a missing or unknown flag, a bad
 value, extra arguments, `--model_dir` together with `--model`, `--model` without `--weights`) prints the
-usage and the reason and exits 2; an export that fails (a missing
+usage and the reason and exits 2; so does a `--weights` file that cannot be used (missing, a directory,
+unreadable, another network's: one line `--weights=PATH: why`); an export that fails (a missing
 file, an existing version without `--overwrite`, an unwritable destination) prints the reason and exits
 1, having written nothing; a full disk (or quota, read-only file system) exits 5 with one line naming the
 path and the cause, having written nothing either. `--help` prints the flags and exits 0.
@@ -41,6 +42,7 @@ from absl import flags
 
 from keras_resnet import faults
 from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, export_from_model_dir
+from keras_resnet.weights.formats import WeightsFileError
 
 PROG = "python -m keras_resnet.export"
 USAGE = (f"usage: {PROG} (--model_dir=DIR | --model=NAME --weights=cifar10|imagenet|FILE [--class_names=FILE] "
@@ -130,7 +132,8 @@ def main(argv=None) -> int:
         0 after printing the version directory written.
 
     Raises:
-        SystemExit: code 0 after `--help`, 2 for a bad command line, 1 when the export fails, 5 for a storage
+        SystemExit: code 0 after `--help`, 2 for a bad command line or a `--weights` file that cannot be used
+            (missing, a directory, unreadable, another network's), 1 when the export fails, 5 for a storage
             error (`keras_resnet.faults.EXIT_STORAGE`).
     """
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
@@ -141,6 +144,9 @@ def main(argv=None) -> int:
     fv = parse_flags(args)
     try:
         path = run_export(fv)
+    except WeightsFileError as error:  # a file the user named that cannot be used: exit 2, like every command
+        print(f"{PROG}: error: --weights={error.path}: {error.reason}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     except Exception as error:  # noqa: BLE001 - a full disk (any library's error) exits 5, the others as before
         if faults.is_storage_error(error):
             print(f"{PROG}: error: {faults.describe_storage_error(error, fv.export_dir)}", file=sys.stderr, flush=True)

@@ -66,7 +66,7 @@ def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
         ValueError: a bad name, set or file (naming it). FileNotFoundError: a named set's file is missing.
     """
     from keras_resnet.registry import build, model_spec
-    from keras_resnet.weights import find_set, preprocessing_of
+    from keras_resnet.weights import WeightsFileError, find_set, preprocessing_of
 
     spec = model_spec(model_name)
     family, depth = spec.family, spec.depth
@@ -74,8 +74,11 @@ def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
     is_file = not isinstance(weights, str) or weights not in ("cifar10", "imagenet")
     if is_file:
         if not os.path.isfile(weights):
-            raise ValueError(f"`weights` (--weights) must be 'cifar10', 'imagenet' or a weights file; "
-                             f"received {os.fspath(weights)!r} (no such file).")
+            what = "a directory" if os.path.isdir(weights) else "no such file"
+            reason = (f"{what}; accepted: cifar10, imagenet or a weights file (.weights.h5, .keras, .th, .pth, "
+                      ".h5)")
+            raise WeightsFileError(weights, reason, f"`weights` (--weights) must be 'cifar10', 'imagenet' or a "
+                                                    f"weights file; received {os.fspath(weights)!r} ({what}).")
         classes, file_format = file_details(weights)
         kwargs["classes"] = len(class_names) if class_names is not None else classes
         stride = file_format == "torchvision" if stride_in_3x3 is None else stride_in_3x3

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from keras_resnet.training.config import ConfigError
+
 
 @dataclasses.dataclass
 class ArrayData:
@@ -37,10 +39,18 @@ class ArrayData:
 
 
 def validation_size(split, num_train):
-    """Images held out by `--validation_split` (a fraction of `num_train`, or a count)."""
+    """Images held out by `--validation_split` (a fraction of `num_train`, or a count).
+
+    Raises:
+        ConfigError: naming `--validation_split`, when it would leave no training image.
+    """
     if not split:
         return 0
-    return int(round(split * num_train)) if split < 1 else int(split)
+    size = int(round(split * num_train)) if split < 1 else int(split)
+    if size >= num_train:
+        raise ConfigError(f"--validation_split={split:g} holds out {size} images, but the training split has only "
+                          f"{num_train}; accepted: a fraction in (0, 1) or a count below {num_train}.")
+    return size
 
 
 def load_array_data(source, validation_split=0.0, data_dir=None, download=False, *, eval_split="test",

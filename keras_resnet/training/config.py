@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import numpy as np
 
@@ -176,6 +177,9 @@ class TrainConfig:
             raise ConfigError(f"--model: {e}") from None
         if not self.model_dir:
             raise ConfigError("--model_dir must be set.")
+        if os.path.exists(self.model_dir) and not os.path.isdir(self.model_dir):
+            raise ConfigError(f"--model_dir={self.model_dir} is a file; accepted: a run directory (a new one, or "
+                              "one to resume).")
         if not self.data:
             raise ConfigError("--data must be set.")
         for name in POSITIVE_INTEGERS:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_resnet.training.config import ConfigError
+from keras_resnet.training.arraydata import validation_size
 
 SMALL_IMAGE = 64
 """CIFAR-style images have both sides at most this many pixels (`keras_resnet.data` chooses "cifar")."""
@@ -158,7 +159,8 @@ def check_data(config, eval_split):
 
     Raises:
         ConfigError: naming `--data`: a missing split, a split without class folders, an empty class
-            folder, class folders that differ between the splits.
+            folder, class folders that differ between the splits; naming `--validation_split`: more images
+            held out than the training split has (where its size is known without reading it).
     """
     spec = data_spec(config)
     if not spec.source.local:
@@ -166,8 +168,11 @@ def check_data(config, eval_split):
     splits = ["train"] if eval_split == "train" else ["train", eval_split]
     try:
         spec.source.check_splits(splits)
+        count = spec.source.image_count("train") if spec.validation_split else None
     except (ValueError, FileNotFoundError, OSError) as error:
         raise spec.error(error) from None
+    if count is not None:
+        validation_size(spec.validation_split, count)  # more held out than there is: before any mean is cached
 
 
 def memory_rule(spec, data, backend, eval_split):

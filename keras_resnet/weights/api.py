@@ -24,7 +24,7 @@ from keras_resnet.weights import fetch as fetching
 from keras_resnet.weights.assign import assign, copy_weights, has_classifier, read_metadata, write_weights
 from keras_resnet.normalization import CAFFE, TORCH, Preprocessing
 from keras_resnet.weights.sets import SET_NAMES, find_set
-from keras_resnet.weights.formats import detect_format, read_source
+from keras_resnet.weights.formats import WeightsFileError, detect_format, first_line, read_source
 
 _MODEL = re.compile(r"^(resnet|plain)(\d+)$")
 
@@ -75,7 +75,8 @@ def check_weights(weights, *, family, depth, shortcut, include_top, classes, str
             raise ValueError(f"`weights`={weights!r} needs RGB inputs (3 channels); `input_shape` has {channels}.")
         return WeightsRequest(entry=entry)
     if not os.path.isfile(weights):
-        raise _bad_weights(weights, "not a named set, and no such file")
+        reason = "a directory, not a weights file" if os.path.isdir(weights) else "not a named set, and no such file"
+        raise WeightsFileError(weights, reason, str(_bad_weights(weights, reason)))
     return WeightsRequest(path=weights, file_format=detect_format(weights))
 
 
@@ -138,8 +139,9 @@ def load_keras_file(model, path, factory):
             _load_into_head(model, path, int(record["classes"]), factory)
         else:
             model.load_weights(path)
-    except (ValueError, OSError) as error:
-        raise ValueError(f"`weights`={path!r} does not fit {model.name} or is unreadable: {error}") from None
+    except Exception as error:  # noqa: BLE001 - h5py, zipfile, Keras: any unreadable or foreign file, one line
+        reason = f"does not fit {model.name} or is unreadable ({first_line(error)})"
+        raise WeightsFileError(path, reason, f"`weights`={path!r} {reason}") from None
 
 
 def describe(model, source, source_format, preprocessing, entry=None):

@@ -84,6 +84,22 @@ def _conv_role(key, param):
     return "kernel" if param == "weight" else "bias"
 
 
+class WeightsFileError(ValueError):
+    """A weights file the user named that cannot be used: missing, a directory, unreadable (truncated,
+    garbage, another format) or holding another network. `str()` is one line naming the file; `path` and
+    `reason` let a command line name its own flag (`--weights=PATH: reason`, exit 2)."""
+
+    def __init__(self, path, reason, message=None):
+        super().__init__(message or f"{path}: {reason}")
+        self.path, self.reason = os.fspath(path), reason
+
+
+def first_line(error):
+    """`Type: the first line of its message`: a library's multi-line error in one line."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0].strip() if text else ''}".rstrip(": ")
+
+
 def _bn_role(key, param):
     if param not in _BN_ROLES:
         raise ValueError(f"tensor {key!r}: unexpected batch-normalisation parameter {param!r}.")
@@ -108,13 +124,13 @@ def load_torch_state_dict(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
-        raise ValueError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {error}); it may be "
-                         "truncated or of another format.") from None
+        raise WeightsFileError(path, f"not a readable PyTorch file ({first_line(error)}); it may be truncated or "
+                                     "of another format.") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: expected a state dict (names -> tensors) or {{'state_dict': ...}}; found "
-                         f"{type(obj).__name__}.")
+        raise WeightsFileError(path, "expected a state dict (names -> tensors) or {'state_dict': ...}; found "
+                                     f"{type(obj).__name__}.")
     return {k.removeprefix("module."): v.detach().cpu().float().numpy() for k, v in obj.items()}
 
 
@@ -166,13 +182,14 @@ def read_keras_h5(path):
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
-        raise ValueError(f"{path}: not a readable HDF5 file ({error}); it may be truncated.") from None
+        raise WeightsFileError(path, f"not a readable HDF5 file ({first_line(error)}); it may be truncated.") from None
     table = {}
     with handle:
         group = handle["model_weights"] if "model_weights" in handle else handle
         if "layer_names" not in group.attrs:
-            raise ValueError(f"{path}: no `layer_names` attribute, so not a Keras-2 weights file as "
-                             "keras.applications publishes (a Keras 3 file ends in .weights.h5 and loads as is).")
+            raise WeightsFileError(path, "no `layer_names` attribute, so not a Keras-2 weights file as "
+                                         "keras.applications publishes (a Keras 3 file ends in .weights.h5 and loads "
+                                         "as is).")
         try:
             for layer_name in _decode(group.attrs["layer_names"]):
                 for weight_name in _decode(group[layer_name].attrs.get("weight_names", [])):
@@ -180,7 +197,7 @@ def read_keras_h5(path):
                     array = np.asarray(group[layer_name][weight_name], np.float32)
                     _put(table, keras_layer_name(layer_name), role, array, f"{layer_name}/{weight_name}", path)
         except (KeyError, OSError) as error:
-            raise ValueError(f"{path}: unreadable Keras-2 weights ({error}); it may be truncated.") from None
+            raise WeightsFileError(path, f"unreadable Keras-2 weights ({first_line(error)}); it may be truncated.") from None
     _adjust_bn_epsilon(table, KERAS_APPLICATIONS_BN_EPSILON)
     return fold_conv_biases(table)
 
@@ -233,9 +250,9 @@ def detect_format(path):
         return "keras_applications"
     if name.endswith(TORCH_EXTENSIONS):
         return "torch"
-    raise ValueError(f"{path}: unknown weights format; accepted: .weights.h5 or .keras (Keras 3), "
-                     f"{', '.join(TORCH_EXTENSIONS)} (akamaster / torchvision PyTorch files), "
-                     f"{', '.join(LEGACY_H5_EXTENSIONS)} (keras.applications' Keras-2 files).")
+    raise WeightsFileError(path, "unknown weights format; accepted: .weights.h5 or .keras (Keras 3), "
+                                 f"{', '.join(TORCH_EXTENSIONS)} (akamaster / torchvision PyTorch files), "
+                                 f"{', '.join(LEGACY_H5_EXTENSIONS)} (keras.applications' Keras-2 files).")
 
 
 def read_source(path, source_format):

@@ -48,3 +48,67 @@ def test_the_trainer_process_prints_one_line_and_exits_2(data, tmp_path):
         "error: --validation_split=999999 holds out 999999 images, but the training split has only 96; accepted: "
         "a fraction in (0, 1) or a count below 96."]
     assert not (tmp_path / "run").exists()
+
+
+# The trainers' command line in this process (`keras_resnet.training.trainer_main`, what `python -m
+# trainers.cifar` runs): (arguments, the flag the one line must name, a piece of what it must say).
+TRAINER_MISTAKES = [
+    ([], "--model_dir", "must be set"),
+    (["--data="], "--data", "must be set"),
+    (["--model=resnet9"], "--model", "no valid depth"),
+    (["--batch_size=0"], "--batch_size", "positive integer; received 0"),
+    (["--batch_size=-8"], "--batch_size", "positive integer; received -8"),
+    (["--batch_size=abc"], "--batch_size", "invalid literal"),
+    (["--batch_size=4096"], "--batch_size", "larger than the 96 training images"),
+    (["--train_steps=0"], "--train_steps", "positive integer; received 0"),
+    (["--steps_per_epoch=-1"], "--steps_per_epoch", "positive integer"),
+    (["--learning_rate=nan"], "--learning_rate", "must be positive; received nan"),
+    (["--learning_rate=-0.1"], "--learning_rate", "must be positive"),
+    (["--weight_decay=-1"], "--weight_decay", "must be >= 0"),
+    (["--momentum=1.5"], "--momentum", "must be in [0, 1)"),
+    (["--validation_split=-3"], "--validation_split", "fraction in [0, 1) or a whole number"),
+    (["--validation_split=999999"], "--validation_split", "holds out 999999 images, but the training split has only 96"),
+    (["--image_size=0"], "--image_size", "positive integer"),
+    (["--backup_every=0"], "--backup_every", "positive number of iterations"),
+    (["--backup_every=5m"], "--backup_every", "(15min, 30s, 1h)"),
+    (["--boundaries=10,x"], "--boundaries", "must be integers"),
+    (["--eval_split=nowhere"], "--eval_split", "nowhere"),
+    (["--init_from="], "--init_from", "received an empty value"),
+    (["--init_from=missing.keras"], "--init_from=missing.keras", "no such file"),
+    (["--init_from={FOLDER}"], "--init_from", "FOLDER"),
+    (["--init_from={GARBAGE}"], "--init_from", "GARBAGE"),
+    (["--data={MISSING}"], "--data", "MISSING"),
+    (["--data={PLAINFILE}"], "--data", "PLAINFILE"),
+    (["--model_dir={PLAINFILE}"], "--model_dir", "is a file"),
+    (["--freeze=stage9"], "--freeze", "stage9"),
+    (["--unknown_flag=1"], "unknown_flag", "Unknown command line flag"),
+    (["extra"], "extra", "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("args, flag, says", TRAINER_MISTAKES, ids=[" ".join(a) or "nothing" for a, _, _ in TRAINER_MISTAKES])
+def test_every_trainer_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_path, monkeypatch, capsys, args, flag, says):
+    work = tmp_path / "work"
+    (work / "FOLDER").mkdir(parents=True)
+    (work / "PLAINFILE").write_text("not a data set")
+    (work / "GARBAGE.keras").write_bytes(b"garbage" * 64)
+    for name in ("HOME", "KERAS_HOME", "KERAS_RESNET_CACHE_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    monkeypatch.chdir(work)
+    paths = {"FOLDER": work / "FOLDER", "GARBAGE": work / "GARBAGE.keras", "MISSING": work / "MISSING",
+             "PLAINFILE": work / "PLAINFILE"}
+    args = [a.format(**paths) for a in args]
+    base = {"--model": "--model=resnet8", "--data": f"--data={data}", "--model_dir": "--model_dir=run",
+            "--train_steps": "--train_steps=2", "--batch_size": "--batch_size=16"}
+    given = {a.split("=")[0] for a in args}
+    argv = [value for name, value in base.items() if name not in given and not (name == "--model_dir" and not args)]
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    from keras_resnet.training import trainer_main
+
+    code = trainer_main([*argv, *args], "python -m trainers.cifar")
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert flag.lstrip("-") in lines[0] and says in lines[0], lines[0]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing created

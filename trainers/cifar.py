@@ -12,18 +12,18 @@ see `python -m trainers.cifar --helpfull`. Killed and restarted with the same co
 
 import sys
 
-from absl import app, flags
+from absl import app
 
 from keras_resnet import training
 
-training.define_flags(model="resnet20", data="cifar10", recipe="cifar")
+PROG = "python -m trainers.cifar"
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    sys.exit(training.run_main(flags.FLAGS))
+def main(argv=None):
+    """Runs the command line `argv` (without the program name; default `sys.argv[1:]`); returns the exit code."""
+    return training.trainer_main(sys.argv[1:] if argv is None else [str(a) for a in argv], PROG,
+                                 model="resnet20", data="cifar10", recipe="cifar")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda _: sys.exit(main()), argv=[sys.argv[0]])  # absl's logging set up; the flags are main's own

@@ -15,18 +15,18 @@ line and exit code 2, before anything is written; TensorFlow starts without its 
 
 import sys
 
-from absl import app, flags
+from absl import app
 
 from keras_resnet import training
 
-training.define_flags(model="resnet50", data="imagenet2012", recipe="imagenet")
+PROG = "python -m trainers.imagenet"
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    sys.exit(training.run_main(flags.FLAGS))
+def main(argv=None):
+    """Runs the command line `argv` (without the program name; default `sys.argv[1:]`); returns the exit code."""
+    return training.trainer_main(sys.argv[1:] if argv is None else [str(a) for a in argv], PROG,
+                                 model="resnet50", data="imagenet2012", recipe="imagenet")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda _: sys.exit(main()), argv=[sys.argv[0]])  # absl's logging set up; the flags are main's own

@@ -151,7 +151,9 @@ def resolve_eval_split(config, data=None):
 
 
 def check_data(config, eval_split):
-    """Checks the training and evaluation splits of a local `--data` (`Source.check_splits`).
+    """Checks the training and evaluation splits of a local `--data` (`Source.check_splits`); returns the
+    number of training images left after `--validation_split` where it is known without reading them (else
+    None), so that what depends on it is refused before any file or cached mean is written.
 
     Args:
         config: a `DataSpec` (or the `TrainConfig` it comes from).
@@ -164,15 +166,16 @@ def check_data(config, eval_split):
     """
     spec = data_spec(config)
     if not spec.source.local:
-        return
+        return None
     splits = ["train"] if eval_split == "train" else ["train", eval_split]
     try:
         spec.source.check_splits(splits)
-        count = spec.source.image_count("train") if spec.validation_split else None
+        count = spec.source.image_count("train")
     except (ValueError, FileNotFoundError, OSError) as error:
         raise spec.error(error) from None
-    if count is not None:
-        validation_size(spec.validation_split, count)  # more held out than there is: before any mean is cached
+    if count is None:
+        return None
+    return count - validation_size(spec.validation_split, count)  # more held out than there is: refused here
 
 
 def memory_rule(spec, data, backend, eval_split):

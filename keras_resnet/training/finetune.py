@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import zipfile
 
 import keras
 
@@ -73,6 +74,41 @@ def check_init_file(init_from):
     if not init_from.endswith((".keras", ".weights.h5")):
         raise ConfigError(f"--init_from={init_from}: not a Keras 3 file; accepted: {ACCEPTED} (convert published "
                           "files first: python -m keras_resnet.weights convert --from=... --model=... --output=...).")
+    problem = unreadable(init_from)
+    if problem:
+        raise ConfigError(f"--init_from={init_from}: {problem}; accepted: {ACCEPTED}.")
+
+
+def unreadable(path):
+    """Why the `.keras` / `.weights.h5` file at `path` cannot be read (truncated, garbage), or None; reads its
+    index only (the archive's checksums, the HDF5 superblock), not the weights."""
+    try:
+        if path.endswith(".keras"):
+            with zipfile.ZipFile(path) as archive:
+                broken = archive.testzip()
+                if broken is not None:
+                    return f"a corrupted .keras archive (its member {broken} fails its checksum)"
+                if "config.json" not in archive.namelist():
+                    return "a zip archive without config.json, so not a .keras file"
+            return None
+        import h5py
+
+        with h5py.File(path, "r"):
+            return None
+    except Exception as error:  # noqa: BLE001 - zipfile, h5py: any unreadable file, one line
+        text = str(error).strip().splitlines()
+        return f"not a readable {'.keras archive' if path.endswith('.keras') else 'HDF5 file'} " \
+               f"({type(error).__name__}: {text[0] if text else ''})"
+
+
+def check_freeze(groups, spec):
+    """Raises `ConfigError` when `--freeze` names a group the network of `spec` (a `ModelSpec`) does not have;
+    from the name alone, before any data is read (`freeze` checks the built model the same way)."""
+    accepted = ["stem", *(f"stage{i}" for i in range(1, (3 if spec.family == "cifar" else 4) + 1))]
+    unknown = [g for g in groups or () if g not in accepted]
+    if unknown:
+        raise ConfigError(f"--freeze: {spec.name} has no layer group {unknown[0]!r}; accepted: "
+                          f"{', '.join(accepted)} (comma-separated).")
 
 
 def source_weights(model, network):

@@ -9,16 +9,20 @@ trains, and maps errors to a one-line message on stderr and an exit code: 0 done
 (SIGTERM / SIGINT, `keras_resnet.stop_request`: backed up at the iteration reached, the same command
 continues), 5 storage error (a full disk, `keras_resnet.faults.EXIT_STORAGE`: the path and the cause).
 
+`trainer_main(argv, prog, ...)` is a trainer's whole command line in this process (its own `FlagValues`), so that
+tests and notebooks can run it without a new interpreter.
+
 Example:
-    >>> from absl import flags
     >>> from keras_resnet.training import flags as train_flags
-    >>> train_flags.define_flags(model="resnet20", data="cifar10", recipe="cifar")  # parses the process's flags  # doctest: +SKIP
-    >>> raise SystemExit(train_flags.run_main(flags.FLAGS))  # parses the process's flags  # doctest: +SKIP
+    >>> train_flags.trainer_main(["--model=resnet8", "--model_dir=/tmp/run", "--data=/data/tiny"],
+    ...                  "python -m trainers.cifar")  # trains a network (minutes)  # doctest: +SKIP
+    0
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 
 from keras_resnet import faults
@@ -29,11 +33,25 @@ from keras_resnet.training.config import DISTRIBUTIONS, INPUTS, PRECISIONS, RECI
 from keras_resnet.training.loop import train
 
 
-def define_flags(model="resnet20", data="cifar10", recipe="auto"):
-    """Defines the trainer flags (one per `TrainConfig` field) with the given defaults."""
+class _On:
+    """`flags.DEFINE_*` bound to one `FlagValues`."""
+
+    def __init__(self, flag_values):
+        self.flag_values = flag_values
+
+    def __getattr__(self, name):
+        from absl import flags
+
+        return functools.partial(getattr(flags, name), flag_values=self.flag_values)
+
+
+def define_flags(model="resnet20", data="cifar10", recipe="auto", flag_values=None):
+    """Defines the trainer flags (one per `TrainConfig` field) with the given defaults on `flag_values` (the
+    global `absl.flags.FLAGS` by default); returns it."""
     from absl import flags
 
-    f = flags
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    f = _On(flag_values)
     f.DEFINE_string("model", model, "Network: any name of keras_resnet.MODELS or resnet<depth>/plain<depth>.")
     f.DEFINE_string("data", data, "TFDS name, image-folder directory/archive, or TFRecord shard directory.")
     f.DEFINE_string("model_dir", None, "Run directory (config, checkpoints, logs, backup, summary).")
@@ -79,6 +97,7 @@ def define_flags(model="resnet20", data="cifar10", recipe="auto"):
     f.DEFINE_list("freeze", None, "Layer groups kept fixed, BN statistics included: stem,stage1,...")
     f.DEFINE_string("backup_every", None, "Also back up mid-epoch every N iterations (2000) or every so long "
                     "(15min, 30s, 1h), so that a kill loses at most that much (default: at epoch ends only).")
+    return flag_values
 
 
 def config_from_flags(flag_values):
@@ -93,6 +112,36 @@ def config_from_flags(flag_values):
         except ValueError:
             raise ConfigError(f"--boundaries must be integers; received {values['boundaries']!r}.") from None
     return TrainConfig(**values)
+
+
+HELP_ARGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
+
+
+def trainer_main(argv, prog, model="resnet20", data="cifar10", recipe="auto"):
+    """A trainer's whole command line, in this process: `argv` (without the program name) parsed into fresh
+    flag values (never the global `absl.flags.FLAGS`), then `run_main`. Returns the exit code: a bad command
+    line (an unknown flag, a malformed value, extra arguments) is one line and 2, like every other mistake.
+
+    Example:
+        >>> trainer_main(["--model=resnet9", "--model_dir=/tmp/run"], "python -m trainers.cifar")  # prints one line
+        2
+    """
+    from absl import flags
+
+    flag_values = define_flags(model, data, recipe, flags.FlagValues())
+    if any(arg in HELP_ARGS for arg in argv):
+        print(f"usage: {prog} --model_dir=DIR [--model=NAME] [--data=SOURCE] [flags]\n\nflags:\n"
+              f"{flag_values.get_help(include_special_flags=False)}", flush=True)
+        return 0
+    try:
+        rest = flag_values([prog, *argv])
+    except flags.Error as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    if rest[1:]:
+        print(f"error: unrecognized arguments: {' '.join(rest[1:])}", file=sys.stderr, flush=True)
+        return 2
+    return run_main(flag_values)
 
 
 def run_main(flag_values):

@@ -32,7 +32,7 @@ from keras_resnet.run_lock import RunLock, RunLocked
 from keras_resnet.training.checkpoints import WEIGHTS_FILE
 from keras_resnet.training.config import DEFAULTED_FIELDS, ConfigError
 from keras_resnet.training.data_spec import check_data, resolve_eval_split
-from keras_resnet.training.finetune import check_init_file
+from keras_resnet.training.finetune import check_freeze, check_init_file
 from keras_resnet.training.inputs import open_input
 from keras_resnet.training.model import build_run_model
 from keras_resnet.normalization import InputNormalization
@@ -155,12 +155,14 @@ def prepare(config, data=None):
     old, resuming = old_config(model_dir), has_backup(model_dir)
     if not resuming:
         check_init_file(parts.model.init_from)
+    check_freeze(parts.model.freeze, parts.model.spec)
     eval_split = resolve_eval_split(parts.data, data)
-    if data is None:
-        check_data(parts.data, eval_split)
+    train_images = check_data(parts.data, eval_split) if data is None else None
     normalization = run_normalization(parts.model, old, resuming)
     schedule = parts.schedule
     global_batch = schedule.batch_size or default_batch_size(schedule)
+    if train_images is not None and global_batch > train_images:  # before the input computes (and caches) a mean
+        raise ConfigError(f"--batch_size={global_batch} is larger than the {train_images} training images.")
     run_input = open_input(parts.data, runtime, global_batch, schedule.eval_batch_size, data, eval_split,
                            normalization)
     recipe = resolve_recipe(schedule, run_input.num_train, run_input.global_batch)

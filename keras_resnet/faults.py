@@ -12,9 +12,10 @@ Syntax of `KERAS_RESNET_FAULT`: `SITE[@N][:ACTION]`, several separated by commas
 - `enospc`: raise `OSError(errno.ENOSPC)` as a full disk does;
 - `sigterm` / `sigint`: the process sends itself SIGTERM / SIGINT (as a scheduler or Ctrl-C would) and
   goes on: what a stop request does is the handler's business (`keras_resnet.training.stop_request`);
-- `wait`: the process blocks at the site until a signal arrives from outside (any of SIGTERM, SIGINT,
-  SIGUSR1), then takes it as if it had arrived there. A test sends the signal once the log below shows the
-  site: the signal lands at that moment exactly, with no race against the process's speed.
+- `wait`: the process waits at the site until a signal arrives from outside (any of SIGTERM, SIGINT,
+  SIGUSR1), then hands it to the handler that was there, as if it had arrived at that moment. A test sends
+  the signal once the log below shows the site: it lands at that moment exactly, with no race against the
+  process's speed.
 
 With `KERAS_RESNET_FAULT_LOG=PATH` every hit of every site is appended to PATH as one line (`SITE N`),
 written through before the action, so a harness can check that the sites it lists were reached (and knows
@@ -79,8 +80,7 @@ def site(name):
     count = _hits[name]
     n, action = parse_spec(spec).get(name, (None, None))
     action = action if count == n else None
-    if action == "wait":  # blocked before the log line: a signal sent once it is there waits for `sigwait`
-        signal.pthread_sigmask(signal.SIG_BLOCK, WAITED_SIGNALS)
+    waiting = _SignalWait() if action == "wait" else None  # listening before the log line says it waits
     if log_path:
         with open(log_path, "a") as f:
             f.write(f"{name} {count}\n")
@@ -90,15 +90,45 @@ def site(name):
         return
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    if action in ("sigterm", "sigint"):
-        signal.raise_signal(signal.SIGTERM if action == "sigterm" else signal.SIGINT)
+    if action in ("sigterm", "sigint"):  # to the process, as a scheduler sends it (any thread may receive it)
+        os.kill(os.getpid(), signal.SIGTERM if action == "sigterm" else signal.SIGINT)
         return
     if action == "wait":
-        received = signal.sigwait(WAITED_SIGNALS)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, WAITED_SIGNALS)
-        signal.raise_signal(received)  # handled here, as if it had arrived at this moment
+        waiting.wait()
         return
     raise OSError(errno.ENOSPC, f"No space left on device (injected by {FAULT_ENV} at {name} hit {count})")
+
+
+class _SignalWait:
+    """The `wait` action: until one of `WAITED_SIGNALS` has been handled, then passes it on to the handler
+    that was there (e.g. a stop request's), as if it had arrived at this moment.
+
+    It polls a flag its own handlers set rather than blocking in `sigwait`: a signal sent to the process may
+    be delivered to any of its threads (TensorFlow's, gRPC's), and Python runs the handler in the main thread
+    at its next bytecode, which a 10 ms sleep reaches.
+    """
+
+    def __init__(self):
+        self.received = None
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in WAITED_SIGNALS}
+
+    def _handle(self, signum, frame):
+        if self.received is None:
+            self.received = (signum, frame)
+
+    def wait(self):
+        import time
+
+        while self.received is None:
+            time.sleep(0.01)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        signum, frame = self.received
+        handler = self.previous[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)  # ends the process as the signal would have
 
 
 # ------------------------------------------------------------------------------------------------------

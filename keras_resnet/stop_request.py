@@ -87,6 +87,16 @@ class StopRequest:
         StopRequest._active = None
         return False
 
+    def rearm(self):
+        """Installs the handlers again (main thread only), over any a library put in their place since:
+        TensorFlow's coordination service registers its own SIGTERM handler (its preemption notifier) when
+        a `MultiWorkerMirroredStrategy` starts, at the C level, where Python does not see it."""
+        if self._outer is not None:
+            self._outer.rearm()
+        elif self._previous and threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self._handle)
+
     def _handle(self, signum, frame):  # runs between two Python bytecodes: set a flag, nothing else
         if self.requested is None:
             self.requested = signal.Signals(signum).name

@@ -353,6 +353,7 @@ def train(config, data=None, callbacks=None):
     """
     with StopRequest() as stop:  # SIGTERM / SIGINT: stop at the next read of the host, backed up (exit 4)
         run = prepare(config, data)
+        stop.rearm()  # over the SIGTERM handler a multi-worker strategy's coordination service installs
         try:
             return train_prepared(resume(run, callbacks), stop)
         finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -114,14 +115,24 @@ class Runtime:
             return bool(flag)
         import tensorflow as tf
 
-        mine = tf.constant(1.0 if flag else 0.0)
-        summed = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(mine)),
-                                      axis=None)
-        return float(summed) > 0
+        return float(workers_sum(self.strategy)(tf.constant(1.0 if flag else 0.0))) > 0
 
     def scope(self):
         """The strategy's scope (variables created inside are mirrored), or a no-op context."""
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+
+@functools.lru_cache(maxsize=None)
+def workers_sum(strategy):
+    """A compiled sum over every replica of `strategy` of a scalar each contributes (`Runtime.any_worker`);
+    compiled once per strategy, as a collective run eagerly is slow and warns at every call."""
+    import tensorflow as tf
+
+    @tf.function
+    def total(value):
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)), axis=None)
+
+    return total
 
 
 def tf_config_role():

@@ -188,7 +188,7 @@ def broken_copies(photos, root):
     return copies
 
 
-def test_user_errors_exit_2_with_one_line_before_anything_is_written(photos, reference, tmp_path):
+def test_user_errors_exit_2_with_one_line_before_anything_is_written(photos, reference, tmp_path, capsys):
     copies = broken_copies(photos, tmp_path)
     other = tmp_path / "resnet8.keras"
     import keras_resnet
@@ -203,12 +203,21 @@ def test_user_errors_exit_2_with_one_line_before_anything_is_written(photos, ref
         ([f"--data={photos}", f"--init_from={other}"], ["--init_from=", "another architecture than resnet18",
                                                          "first mismatching layer 'stem_conv'"]),
     ]
-    for args, wanted in cases:
+    from keras_resnet.training import trainer_main
+
+    for index, (args, wanted) in enumerate(cases):
         run = tmp_path / "run"
-        out = cli([*COMMON, *args, f"--model_dir={run}"])
-        assert out.returncode == 2, (args, out.stderr[-2000:])
-        lines = out.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), (args, out.stderr)  # no traceback, no noise
+        argv = [*COMMON, *args, f"--model_dir={run}"]
+        if index == 0:  # the real process once: no traceback, no TensorFlow noise, the exit code itself
+            out = cli(argv)
+            code, err = out.returncode, out.stderr
+        else:  # the same command line in this process (`python -m trainers.imagenet` runs exactly this)
+            code = trainer_main(argv, "python -m trainers.imagenet", model="resnet50", data="imagenet2012",
+                                recipe="imagenet")
+            err = capsys.readouterr().err
+        assert code == 2, (args, err[-2000:])
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, err)  # no traceback, no noise
         for text in wanted:
             assert text in lines[0], (text, lines[0])
         assert not run.exists(), args  # nothing written

@@ -32,6 +32,7 @@ import datetime
 import fcntl
 import os
 import socket
+import sys
 
 LOCK_FILE = ".lock"
 
@@ -101,6 +102,20 @@ class RunLock:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+def take(directory, flag="--model_dir"):
+    """Acquires the lock of `directory` for this process and returns it; says on stderr (one line) when it
+    takes over the lock of a process that ended without releasing it.
+
+    Raises:
+        RunLocked: another live process holds it (nothing was written).
+    """
+    lock = RunLock(directory, flag).acquire()
+    if lock.took_over:
+        print(f"warning: took over the lock of {flag}={lock.directory} from a process that ended without releasing "
+              f"it ({lock.took_over}).", file=sys.stderr, flush=True)
+    return lock
 
 
 def read_record(fd):

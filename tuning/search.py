@@ -57,7 +57,7 @@ import os
 import sys
 
 from keras_resnet import faults
-from keras_resnet.run_lock import RunLock, RunLocked
+from keras_resnet import run_lock
 from keras_resnet.training.config import ConfigError
 from keras_resnet.stop_request import StopRequest
 from tuning import distributed, kt_compat, report
@@ -159,13 +159,9 @@ def lock_search(project_dir, role):
     if role == "worker":
         return contextlib.nullcontext()
     try:
-        lock = RunLock(project_dir, "--project_dir").acquire()
-    except RunLocked as error:
+        return run_lock.take(project_dir, "--project_dir")
+    except run_lock.RunLocked as error:
         raise SearchError(str(error)) from None
-    if lock.took_over:
-        print(f"warning: took over the lock of --project_dir={project_dir} from a process that ended without "
-              f"releasing it ({lock.took_over}).", file=sys.stderr, flush=True)
-    return lock
 
 
 def run_locked(options, data, argv, log, role, project_dir, stop):

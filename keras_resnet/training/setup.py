@@ -23,12 +23,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
 
 from typing import TYPE_CHECKING
 
-from keras_resnet.run_lock import RunLock, RunLocked
+from keras_resnet import run_lock
 from keras_resnet.training.checkpoints import WEIGHTS_FILE
 from keras_resnet.training.config import DEFAULTED_FIELDS, ConfigError
 from keras_resnet.training.data_spec import check_data, resolve_eval_split
@@ -97,7 +96,7 @@ class TrainingRun:
     best: BestCheckpoint | None = None
     tensorboard: TensorBoard | None = None
     state: LoopState = dataclasses.field(default_factory=LoopState)
-    lock: RunLock | None = None
+    lock: run_lock.RunLock | None = None
 
     @property
     def model_dir(self):
@@ -191,10 +190,6 @@ def lock_run(model_dir, runtime):
     """
     directory = model_dir if runtime.is_chief else os.path.join(model_dir, ".workers", str(runtime.worker_index))
     try:
-        lock = RunLock(directory, "--model_dir").acquire()
-    except RunLocked as error:
+        return run_lock.take(directory, "--model_dir")
+    except run_lock.RunLocked as error:
         raise ConfigError(str(error)) from None
-    if lock.took_over:
-        print(f"warning: took over the lock of --model_dir={directory} from a process that ended without "
-              f"releasing it ({lock.took_over}).", file=sys.stderr, flush=True)
-    return lock

@@ -112,3 +112,49 @@ def test_every_trainer_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_pat
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert flag.lstrip("-") in lines[0] and says in lines[0], lines[0]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing created
+
+
+# `python -m tuning.search` in this process (`tuning.search.main`): (arguments, flag, a piece of the line).
+SEARCH_MISTAKES = [
+    (["--project_dir="], "--project_dir", "must be set"),
+    (["--project_dir={PLAINFILE}"], "--project_dir", "is a file"),
+    (["--tuner=grid"], "--tuner", "grid"),
+    (["--max_trials=0"], "--max_trials", "positive integer; received 0"),
+    (["--budget_iterations=1"], "--budget_iterations", "must be >= 2"),
+    (["--batch_size=-16"], "--batch_size", "positive integer"),
+    (["--validation_split=0"], "--validation_split", "must be > 0"),
+    (["--validation_split=999999"], "--validation_split", "holds out 999999 images, but the training split has only 96"),
+    (["--model=plain20"], "--model", "residual network"),
+    (["--tune_depth", "--depths=20,x"], "--depths", "must be integers"),
+    (["--worker_timeout=nan"], "--worker_timeout", "must be positive"),
+    (["--local_workers=-1"], "--local_workers", "must be >= 0"),
+    (["--data={MISSING}"], "--data", "MISSING"),
+    (["--max_trials=two"], "--max_trials", "invalid literal"),
+    (["--bogus=1"], "bogus", "Unknown command line flag"),
+    (["extra"], "extra", "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("args, flag, says", SEARCH_MISTAKES, ids=[" ".join(a) for a, _, _ in SEARCH_MISTAKES])
+def test_every_search_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_path, monkeypatch, capsys, args, flag, says):
+    from tuning import search
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "PLAINFILE").write_text("not a directory")
+    for name in ("HOME", "KERAS_HOME", "KERAS_RESNET_CACHE_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    monkeypatch.chdir(work)
+    args = [a.format(PLAINFILE=work / "PLAINFILE", MISSING=work / "MISSING") for a in args]
+    base = {"--project_dir": "--project_dir=search", "--data": f"--data={data}", "--model": "--model=resnet8",
+            "--validation_split": "--validation_split=24", "--budget_iterations": "--budget_iterations=4"}
+    given = {a.split("=")[0] for a in args}
+    argv = [value for name, value in base.items() if name not in given]
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    code = search.main([*argv, *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert flag.lstrip("-") in lines[0] and says in lines[0], lines[0]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing created

@@ -66,6 +66,9 @@ class SearchOptions:
         """Raises `SearchError` naming the flag of the first bad value (cheap; before any work)."""
         if not self.project_dir:
             raise SearchError("--project_dir must be set.")
+        if os.path.exists(self.project_dir) and not os.path.isdir(self.project_dir):
+            raise SearchError(f"--project_dir={self.project_dir} is a file; accepted: a search directory (a new "
+                              "one, or one to continue).")
         for flag, value, accepted in (("tuner", self.tuner, TUNERS), ("precision", self.precision, PRECISIONS),
                                       ("role", self.role, ROLES)):
             if value not in accepted:
@@ -149,9 +152,15 @@ def resolve_role(options, environ=None):
     return options.role
 
 
-def define_flags():
-    """Defines the absl flags of `python -m tuning.search` (once per process)."""
-    from absl import flags as f
+def define_flags(flag_values=None):
+    """Defines the absl flags of `python -m tuning.search` on `flag_values` (the global `absl.flags.FLAGS` by
+    default, once per process); returns it."""
+    from absl import flags
+
+    from keras_resnet.cli_flags import flags_on
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    f = flags_on(flag_values)
 
     f.DEFINE_enum("tuner", "random", list(TUNERS), "Search algorithm (keras-tuner oracle).")
     f.DEFINE_string("model", "resnet20", "Residual network (keras_resnet.build name); the depth when not tuned.")
@@ -180,6 +189,7 @@ def define_flags():
     f.DEFINE_enum("precision", "auto", list(PRECISIONS), "Trainer --precision of every trial (auto: mixed on "
                                                          "capable GPUs).")
     f.DEFINE_integer("verbose", 1, "0: one line per trial; 1: also trial tables and one line per evaluation.")
+    return flag_values
 
 
 def options_from_flags(flag_values):

@@ -78,7 +78,13 @@ def load_data(options):
     """The training images in memory with `--validation_split` held out (stratified): `training.ArrayData`."""
     from keras_resnet import training
 
-    return training.load_array_data(options.data, options.validation_split, options.data_dir)
+    try:
+        return training.load_array_data(options.data, options.validation_split, options.data_dir)
+    except training.ConfigError:
+        raise
+    except (ValueError, FileNotFoundError) as error:  # the data package's own words, naming the flag
+        text = str(error).strip().splitlines()
+        raise SearchError(f"--data={options.data}: {text[0] if text else type(error).__name__}") from None
 
 
 def make_hypermodel(options, info):
@@ -243,12 +249,29 @@ def export_best(project_dir, export_dir=None, log=print):
     return path
 
 
-def main(argv):
-    """The absl main: runs the search of the parsed flags; 2 for a bad flag or state file, 5 for a full disk."""
+PROG = "python -m tuning.search"
+
+
+def main(argv=None):
+    """Runs the command line `argv` (without the program name; default `sys.argv[1:]`) in this process, on
+    its own flag values; returns the exit code: 0, 2 for a bad flag or state file (one line), 4 incomplete,
+    5 for a full disk."""
     from absl import flags
 
+    from keras_resnet.cli_flags import parse, wants_help
+
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    flag_values = define_flags(flags.FlagValues())
+    if wants_help(args):
+        print(f"usage: {PROG} --project_dir=DIR [--tuner=random|bayesian|hyperband] [--data=SOURCE] [flags]\n\n"
+              f"flags:\n{flag_values.get_help(include_special_flags=False)}", flush=True)
+        return 0
+    malformed = parse(flag_values, PROG, args)
+    if malformed:
+        print(f"error: {malformed}", file=sys.stderr, flush=True)
+        return EXIT_BAD_CONFIG
     try:
-        return run(options_from_flags(flags.FLAGS), argv=sys.argv[1:], log=functools.partial(print, flush=True))
+        return run(options_from_flags(flag_values), argv=args, log=functools.partial(print, flush=True))
     except (SearchError, ConfigError, kt_compat.CorruptStateError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return EXIT_BAD_CONFIG
@@ -262,5 +285,4 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda _: sys.exit(main()), argv=[sys.argv[0]])  # absl's logging set up; the flags are main's own

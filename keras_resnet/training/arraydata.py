@@ -68,7 +68,11 @@ def load_array_data(source, validation_split=0.0, data_dir=None, download=False,
         mean: the mean to normalise with (None: the training split's).
     """
     from keras_resnet.data import load_arrays
+    from keras_resnet.data.sources import resolve
 
+    known = resolve(source, data_dir=data_dir, download=download).image_count("train") if validation_split else None
+    if known is not None:  # too many held out: refused before anything is read (or a mean cached)
+        validation_size(validation_split, known)
     kwargs = {k: v for k, v in (("data_dir", data_dir), ("download", download)) if v}
     kwargs.update(skip_corrupt=skip_corrupt, mean=mean)
     train_x, train_y, info = load_arrays(source, "train", **kwargs)

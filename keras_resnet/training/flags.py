@@ -22,27 +22,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 
 from keras_resnet import faults
+from keras_resnet.cli_flags import flags_on, parse, wants_help
 from keras_resnet import recipes as recipes_lib
 from keras_resnet.stop_request import EXIT_STOPPED, Stopped
 from keras_resnet.training.config import DISTRIBUTIONS, INPUTS, PRECISIONS, RECIPES, ConfigError, NaNLossError, \
     TrainConfig
 from keras_resnet.training.loop import train
-
-
-class _On:
-    """`flags.DEFINE_*` bound to one `FlagValues`."""
-
-    def __init__(self, flag_values):
-        self.flag_values = flag_values
-
-    def __getattr__(self, name):
-        from absl import flags
-
-        return functools.partial(getattr(flags, name), flag_values=self.flag_values)
 
 
 def define_flags(model="resnet20", data="cifar10", recipe="auto", flag_values=None):
@@ -51,7 +39,7 @@ def define_flags(model="resnet20", data="cifar10", recipe="auto", flag_values=No
     from absl import flags
 
     flag_values = flags.FLAGS if flag_values is None else flag_values
-    f = _On(flag_values)
+    f = flags_on(flag_values)
     f.DEFINE_string("model", model, "Network: any name of keras_resnet.MODELS or resnet<depth>/plain<depth>.")
     f.DEFINE_string("data", data, "TFDS name, image-folder directory/archive, or TFRecord shard directory.")
     f.DEFINE_string("model_dir", None, "Run directory (config, checkpoints, logs, backup, summary).")
@@ -114,9 +102,6 @@ def config_from_flags(flag_values):
     return TrainConfig(**values)
 
 
-HELP_ARGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
-
-
 def trainer_main(argv, prog, model="resnet20", data="cifar10", recipe="auto"):
     """A trainer's whole command line, in this process: `argv` (without the program name) parsed into fresh
     flag values (never the global `absl.flags.FLAGS`), then `run_main`. Returns the exit code: a bad command
@@ -129,17 +114,13 @@ def trainer_main(argv, prog, model="resnet20", data="cifar10", recipe="auto"):
     from absl import flags
 
     flag_values = define_flags(model, data, recipe, flags.FlagValues())
-    if any(arg in HELP_ARGS for arg in argv):
+    if wants_help(argv):
         print(f"usage: {prog} --model_dir=DIR [--model=NAME] [--data=SOURCE] [flags]\n\nflags:\n"
               f"{flag_values.get_help(include_special_flags=False)}", flush=True)
         return 0
-    try:
-        rest = flag_values([prog, *argv])
-    except flags.Error as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 2
-    if rest[1:]:
-        print(f"error: unrecognized arguments: {' '.join(rest[1:])}", file=sys.stderr, flush=True)
+    malformed = parse(flag_values, prog, argv)
+    if malformed:
+        print(f"error: {malformed}", file=sys.stderr, flush=True)
         return 2
     return run_main(flag_values)
 

@@ -158,3 +158,49 @@ def test_every_search_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_path
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert flag.lstrip("-") in lines[0] and says in lines[0], lines[0]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing created
+
+
+# `python -m keras_resnet.weights convert` in this process: (arguments, a piece of the one line).
+CONVERT_MISTAKES = [
+    ([], "expected the command convert"),
+    (["convert", "--model=resnet20", "--output=out.weights.h5"], "--from is required"),
+    (["convert", "--from={GARBAGE_TH}", "--output=out.weights.h5"], "--model is required"),
+    (["convert", "--from={GARBAGE_TH}", "--model=resnet20"], "--output is required"),
+    (["convert", "--from={GARBAGE_TH}", "--model=resnet9", "--output=out.weights.h5"], "--model=resnet9: "),
+    (["convert", "--from={MISSING}", "--model=resnet20", "--output=out.weights.h5"], "--from={MISSING}: no such file"),
+    (["convert", "--from={FOLDER}", "--model=resnet20", "--output=out.weights.h5"], "--from={FOLDER}: a directory"),
+    (["convert", "--from={GARBAGE_TH}", "--model=resnet20", "--output=out.weights.h5"],
+     "--from={GARBAGE_TH}: not a readable PyTorch file"),
+    (["convert", "--from={GARBAGE_H5}", "--model=resnet20", "--output=out.weights.h5"],
+     "--from={GARBAGE_H5}: not a readable HDF5 file"),
+    (["convert", "--from={TEXT}", "--model=resnet20", "--output=out.weights.h5"], "unknown weights format"),
+    (["convert", "--from={KERAS3}", "--model=resnet20", "--output=out.weights.h5"], "is a Keras 3 file already"),
+    (["convert", "--from={GARBAGE_TH}", "--model=resnet20", "--output=out.h5"], "--output=out.h5: the file must end"),
+    (["convert", "--from={GARBAGE_TH}", "--model=resnet20", "--output={FOLDER_H5}"], "is a directory"),
+    (["convert", "--from={GARBAGE_TH}", "--model=resnet20", "--output=o.weights.h5", "--format=onnx"], "--format"),
+    (["convert", "--bogus"], "Unknown command line flag 'bogus'"),
+]
+
+
+@pytest.mark.parametrize("args, says", CONVERT_MISTAKES, ids=[" ".join(a) or "nothing" for a, _ in CONVERT_MISTAKES])
+def test_every_convert_mistake_is_one_line_exit_2_and_nothing_made(tmp_path, monkeypatch, capsys, args, says):
+    from keras_resnet.weights.__main__ import main
+
+    work = tmp_path / "work"
+    (work / "folder").mkdir(parents=True)
+    (work / "folder.weights.h5").mkdir()
+    paths = {"FOLDER": work / "folder", "FOLDER_H5": work / "folder.weights.h5", "MISSING": work / "missing.th",
+             "GARBAGE_TH": work / "garbage.th", "GARBAGE_H5": work / "garbage.h5", "TEXT": work / "notes.txt",
+             "KERAS3": work / "model.weights.h5"}
+    for name in ("GARBAGE_TH", "GARBAGE_H5", "TEXT", "KERAS3"):
+        paths[name].write_bytes(b"garbage" * 64)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.chdir(work)
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    code = main([a.format(**paths) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert says.format(**paths) in lines[0], lines[0]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # no output written

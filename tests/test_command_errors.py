@@ -204,3 +204,41 @@ def test_every_convert_mistake_is_one_line_exit_2_and_nothing_made(tmp_path, mon
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert says.format(**paths) in lines[0], lines[0]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # no output written
+
+
+# `python -m keras_resnet.data.convert` in this process: (arguments, a piece of the one line).
+DATA_CONVERT_MISTAKES = [
+    (["--output=out", "--shards=2"], "the following arguments are required: --input"),
+    (["--input={DATA}", "--output=out", "--shards=0"], "`shards` (--shards) must be a positive integer; received 0"),
+    (["--input={DATA}", "--output=out", "--shards=two"], "argument --shards: invalid int value: 'two'"),
+    (["--input={MISSING}", "--output=out", "--shards=2"], "--input '{MISSING}' does not exist"),
+    (["--input={PLAINFILE}", "--output=out", "--shards=2"], "{PLAINFILE}"),
+    (["--input={DATA}", "--output={PLAINFILE}", "--shards=2"], "--output '{PLAINFILE}' is a file"),
+    (["--input={DATA}", "--output=out", "--shards=2", "--splits=train,nosuch"], "nosuch"),
+    (["--input={DIFFERING}", "--output=out", "--shards=2"], "every split needs the same class folders"),
+]
+
+
+@pytest.mark.parametrize("args, says", DATA_CONVERT_MISTAKES, ids=[" ".join(a) for a, _ in DATA_CONVERT_MISTAKES])
+def test_every_data_convert_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_path, monkeypatch, capsys, args,
+                                                                       says):
+    import shutil
+
+    from keras_resnet.data.convert import main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "PLAINFILE").write_text("not images")
+    differing = work / "differing"
+    shutil.copytree(data, differing)
+    shutil.rmtree(differing / "test" / "class2")
+    paths = {"DATA": data, "MISSING": work / "missing", "PLAINFILE": work / "PLAINFILE", "DIFFERING": differing}
+    monkeypatch.chdir(work)
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    code = main([a.format(**paths) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert says.format(**paths) in lines[0], lines[0]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # no shards, no directory

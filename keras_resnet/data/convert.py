@@ -71,28 +71,31 @@ def convert(input, output, shards: int, splits=None, seed: int = 0, progress: bo
     from keras_resnet.data.shards import METADATA
     from keras_resnet.data.tfrecord import make_example, shard_name
 
-    if not isinstance(shards, int) or shards < 1:
-        raise ValueError(f"`shards` must be a positive int; received {shards!r}.")
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"`shards` (--shards) must be a positive integer; received {shards!r}.")
     src = Path(input)
     if not src.exists():
         raise FileNotFoundError(f"--input {str(input)!r} does not exist; expected an image folder or archive.")
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {str(output)!r} is a file; expected a directory for the shards.")
     if splits is None:
         splits = available_splits(src)  # canonical names: a val/ folder becomes validation-* shards
     if not splits:
         raise ValueError(f"No splits found in --input {str(input)!r}; expected <split>/<class>/<image>.")
-    out = Path(output)
+    listed = {split: read_split(src, split, read_bytes=False) for split in splits}  # every mistake before a write
+    for split, fs in listed.items():
+        if fs.class_names != listed[splits[0]].class_names:
+            raise ValueError(
+                f"Split {split!r} of {str(src)!r} has classes {fs.class_names[:5]}..., other splits have "
+                f"{listed[splits[0]].class_names[:5]}...; every split needs the same class folders."
+            )
     out.mkdir(parents=True, exist_ok=True)
     meta = {"class_names": None, "num_examples": {}, "image_shape": None, "source": str(src), "label_offset": 0}
     shapes = set()
     for split in splits:
-        fs = read_split(src, split, read_bytes=False)
-        if meta["class_names"] is None:
-            meta["class_names"] = fs.class_names
-        elif meta["class_names"] != fs.class_names:
-            raise ValueError(
-                f"Split {split!r} of {str(src)!r} has classes {fs.class_names[:5]}..., other splits have "
-                f"{meta['class_names'][:5]}...; every split needs the same class folders."
-            )
+        fs = listed[split]
+        meta["class_names"] = fs.class_names
         n = len(fs.names)
         order = np.random.RandomState(seed).permutation(n)
 
@@ -126,9 +129,19 @@ def convert(input, output, shards: int, splits=None, seed: int = 0, progress: bo
     return meta
 
 
+class _Usage(Exception):
+    """A malformed command line (argparse's complaint), printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _Usage(message)
+
+
 def main(argv=None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(
+    """Command-line entry point: runs `argv` (default `sys.argv[1:]`) in this process; returns 0, or 2 with one
+    line on stderr for a bad command line or input (nothing is written then)."""
+    parser = _Parser(
         prog="python -m keras_resnet.data.convert",
         description="Convert an image folder (<split>/<class>/<image>) or .tar/.tar.gz archive to TFRecord shards.",
     )
@@ -138,12 +151,16 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", default=None, help="comma-separated splits (default: all found)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the example order")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _Usage as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
     splits = args.splits.split(",") if args.splits else None
     try:
         meta = convert(args.input, args.output, args.shards, splits, args.seed, not args.no_progress)
     except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {str(e).strip().splitlines()[0]}", file=sys.stderr, flush=True)
         return 2
     print(json.dumps(meta["num_examples"]))
     return 0

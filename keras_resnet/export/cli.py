@@ -78,8 +78,8 @@ def define_flags(flag_values=None) -> flags.FlagValues:
 
 
 def usage_error(message):
-    """Prints the usage and `message` to stderr and exits with code 2 (a bad command line)."""
-    print(f"{USAGE}\n{PROG}: error: {message}", file=sys.stderr, flush=True)
+    """Prints `message` and the usage on one line to stderr and exits with code 2 (a bad command line)."""
+    print(f"{PROG}: error: {message} ({USAGE})", file=sys.stderr, flush=True)
     raise SystemExit(2)
 
 

@@ -59,3 +59,18 @@ def parse(flag_values, prog, argv):
     if rest[1:]:
         return f"unrecognized arguments: {' '.join(rest[1:])}"
     return None
+
+
+def read_command_line(flag_values, prog, argv, usage):
+    """`--help` (prints `usage` and the flags: returns 0) or `parse` (a malformed line: prints it as one
+    `error:` line, returns 2); None when `flag_values` hold a well-formed command line to run."""
+    import sys
+
+    if wants_help(argv):
+        print(f"{usage}\n\nflags:\n{flag_values.get_help(include_special_flags=False)}", flush=True)
+        return 0
+    malformed = parse(flag_values, prog, argv)
+    if malformed:
+        print(f"error: {malformed}", file=sys.stderr, flush=True)
+        return 2
+    return None

@@ -12,6 +12,19 @@ from conftest import make_image_folder, run_cli
 from keras_resnet.training import ConfigError, TrainConfig, train
 
 
+def files_under(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def assert_one_line_and_nothing_made(code, err, says, root, before):
+    """Exit 2, exactly one `error:` line holding `says`, no traceback, and the files under `root` unchanged."""
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert all(piece in lines[0] for piece in says), lines[0]
+    assert files_under(root) == before  # nothing created
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("data"), train=96, test=24)
@@ -102,16 +115,11 @@ def test_every_trainer_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_pat
             "--train_steps": "--train_steps=2", "--batch_size": "--batch_size=16"}
     given = {a.split("=")[0] for a in args}
     argv = [value for name, value in base.items() if name not in given and not (name == "--model_dir" and not args)]
-    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    before = files_under(tmp_path)
     from keras_resnet.training import trainer_main
 
     code = trainer_main([*argv, *args], "python -m trainers.cifar")
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    assert flag.lstrip("-") in lines[0] and says in lines[0], lines[0]
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing created
+    assert_one_line_and_nothing_made(code, capsys.readouterr().err, (flag.lstrip("-"), says), tmp_path, before)
 
 
 # `python -m tuning.search` in this process (`tuning.search.main`): (arguments, flag, a piece of the line).
@@ -150,14 +158,9 @@ def test_every_search_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_path
             "--validation_split": "--validation_split=24", "--budget_iterations": "--budget_iterations=4"}
     given = {a.split("=")[0] for a in args}
     argv = [value for name, value in base.items() if name not in given]
-    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    before = files_under(tmp_path)
     code = search.main([*argv, *args])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    assert flag.lstrip("-") in lines[0] and says in lines[0], lines[0]
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing created
+    assert_one_line_and_nothing_made(code, capsys.readouterr().err, (flag.lstrip("-"), says), tmp_path, before)
 
 
 # `python -m keras_resnet.weights convert` in this process: (arguments, a piece of the one line).
@@ -196,14 +199,9 @@ def test_every_convert_mistake_is_one_line_exit_2_and_nothing_made(tmp_path, mon
         paths[name].write_bytes(b"garbage" * 64)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.chdir(work)
-    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    before = files_under(tmp_path)
     code = main([a.format(**paths) for a in args])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    assert says.format(**paths) in lines[0], lines[0]
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # no output written
+    assert_one_line_and_nothing_made(code, capsys.readouterr().err, (says.format(**paths),), tmp_path, before)
 
 
 # `python -m keras_resnet.data.convert` in this process: (arguments, a piece of the one line).
@@ -234,11 +232,6 @@ def test_every_data_convert_mistake_is_one_line_exit_2_and_nothing_made(data, tm
     shutil.rmtree(differing / "test" / "class2")
     paths = {"DATA": data, "MISSING": work / "missing", "PLAINFILE": work / "PLAINFILE", "DIFFERING": differing}
     monkeypatch.chdir(work)
-    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    before = files_under(tmp_path)
     code = main([a.format(**paths) for a in args])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    assert says.format(**paths) in lines[0], lines[0]
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # no shards, no directory
+    assert_one_line_and_nothing_made(code, capsys.readouterr().err, (says.format(**paths),), tmp_path, before)

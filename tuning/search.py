@@ -258,18 +258,14 @@ def main(argv=None):
     5 for a full disk."""
     from absl import flags
 
-    from keras_resnet.cli_flags import parse, wants_help
+    from keras_resnet.cli_flags import read_command_line
 
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     flag_values = define_flags(flags.FlagValues())
-    if wants_help(args):
-        print(f"usage: {PROG} --project_dir=DIR [--tuner=random|bayesian|hyperband] [--data=SOURCE] [flags]\n\n"
-              f"flags:\n{flag_values.get_help(include_special_flags=False)}", flush=True)
-        return 0
-    malformed = parse(flag_values, PROG, args)
-    if malformed:
-        print(f"error: {malformed}", file=sys.stderr, flush=True)
-        return EXIT_BAD_CONFIG
+    code = read_command_line(flag_values, PROG, args,
+                             f"usage: {PROG} --project_dir=DIR [--tuner=random|bayesian|hyperband] [--data=SOURCE] [flags]")
+    if code is not None:
+        return code
     try:
         return run(options_from_flags(flag_values), argv=args, log=functools.partial(print, flush=True))
     except (SearchError, ConfigError, kt_compat.CorruptStateError, FileNotFoundError) as e:

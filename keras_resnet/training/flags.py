@@ -25,7 +25,7 @@ import dataclasses
 import sys
 
 from keras_resnet import faults
-from keras_resnet.cli_flags import flags_on, parse, wants_help
+from keras_resnet.cli_flags import flags_on, read_command_line
 from keras_resnet import recipes as recipes_lib
 from keras_resnet.stop_request import EXIT_STOPPED, Stopped
 from keras_resnet.training.config import DISTRIBUTIONS, INPUTS, PRECISIONS, RECIPES, ConfigError, NaNLossError, \
@@ -114,15 +114,9 @@ def trainer_main(argv, prog, model="resnet20", data="cifar10", recipe="auto"):
     from absl import flags
 
     flag_values = define_flags(model, data, recipe, flags.FlagValues())
-    if wants_help(argv):
-        print(f"usage: {prog} --model_dir=DIR [--model=NAME] [--data=SOURCE] [flags]\n\nflags:\n"
-              f"{flag_values.get_help(include_special_flags=False)}", flush=True)
-        return 0
-    malformed = parse(flag_values, prog, argv)
-    if malformed:
-        print(f"error: {malformed}", file=sys.stderr, flush=True)
-        return 2
-    return run_main(flag_values)
+    code = read_command_line(flag_values, prog, argv,
+                             f"usage: {prog} --model_dir=DIR [--model=NAME] [--data=SOURCE] [flags]")
+    return run_main(flag_values) if code is None else code
 
 
 def run_main(flag_values):

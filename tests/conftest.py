@@ -199,65 +199,19 @@ TORCH_MEAN, TORCH_STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0
 
 @functools.lru_cache(maxsize=None)
 def akamaster_torch_classes():
-    """`(AkamasterBlock, AkamasterResNet)`: PyTorch modules of akamaster's resnet.py (option A), defined once.
-
-    `AkamasterResNet(depth, classes=10, residual=True)`: 3x3 stem (16), three stages of (depth - 2) / 6 basic
-    blocks (16/32/64 planes), the first block of stages 2 and 3 striding 2 with the option-A shortcut
-    (subsample, zero-pad planes // 4 channels on each side), global average pooling, a linear classifier;
-    state-dict names as in the published files (without their `module.` prefix). `residual=False` is the
-    paper's plain network: the same layers without the shortcut additions. Skips the test when PyTorch is
-    absent.
+    """`(AkamasterBlock, AkamasterResNet)`: akamaster's resnet.py in PyTorch (option A), defined once in
+    `benchmarks/akamaster.py` (which `benchmarks/torch_cifar_recipe.py` trains); `residual=False` is the paper's
+    plain network. Skips the test when PyTorch is absent.
     """
     import pytest
 
     torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 'keras-resnet[torch]')")
-    import torch.nn.functional as F
-    from torch import nn
-
-    class AkamasterBlock(nn.Module):
-        """akamaster's BasicBlock with option A: subsample and zero-pad planes // 4 on each side."""
-
-        def __init__(self, in_planes, planes, stride, residual=True):
-            super().__init__()
-            self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.pad = planes // 4 if stride != 1 or in_planes != planes else None
-            self.residual = residual
-
-        def forward(self, x):
-            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-            if not self.residual:
-                return F.relu(out)
-            short = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-            return F.relu(out + short)
-
-    class AkamasterResNet(nn.Module):
-        """akamaster's resnet.py: 3x3 stem (16), three stages of n blocks (16/32/64), average pool, linear."""
-
-        def __init__(self, depth, classes=10, residual=True):
-            super().__init__()
-            n = (depth - 2) // 6
-            self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(16)
-            in_planes = 16
-            for stage, planes in enumerate((16, 32, 64), start=1):
-                blocks = []
-                for block in range(n):
-                    blocks.append(AkamasterBlock(in_planes, planes, 2 if stage > 1 and block == 0 else 1, residual))
-                    in_planes = planes
-                setattr(self, f"layer{stage}", nn.Sequential(*blocks))
-            self.linear = nn.Linear(64, classes)
-
-        def forward(self, x):
-            out = F.relu(self.bn1(self.conv1(x)))
-            out = self.layer3(self.layer2(self.layer1(out)))
-            out = F.avg_pool2d(out, out.size()[3])
-            return self.linear(out.view(out.size(0), -1))
+    if os.path.join(REPO, "benchmarks") not in sys.path:
+        sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    from akamaster import akamaster_classes
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    return AkamasterBlock, AkamasterResNet
+    return akamaster_classes()
 
 
 def akamaster_published(depth):

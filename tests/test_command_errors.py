@@ -16,11 +16,11 @@ def files_under(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-def assert_one_line_and_nothing_made(code, err, says, root, before):
+def assert_one_line_and_nothing_made(code, err, says, root, before, prefix="error: "):
     """Exit 2, exactly one `error:` line holding `says`, no traceback, and the files under `root` unchanged."""
     assert code == 2, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith(prefix) and "Traceback" not in err, err
     assert all(piece in lines[0] for piece in says), lines[0]
     assert files_under(root) == before  # nothing created
 
@@ -235,3 +235,125 @@ def test_every_data_convert_mistake_is_one_line_exit_2_and_nothing_made(data, tm
     before = files_under(tmp_path)
     code = main([a.format(**paths) for a in args])
     assert_one_line_and_nothing_made(code, capsys.readouterr().err, (says.format(**paths),), tmp_path, before)
+
+
+def fake_run(root, checkpoint=b"garbage" * 64, dataset=None, config=b'{"model": "resnet8"}', mean=True):
+    """A run directory (docs/CONTRACTS.md layout) whose files are what the case needs; `None` leaves one out."""
+    import numpy as np
+
+    root.mkdir(parents=True)
+    if dataset is None:
+        dataset = b'{"class_names": ["class0", "class1", "class2"], "image_shape": [8, 8, 3]}'
+    for name, content in (("checkpoints/best.keras", checkpoint), ("dataset.json", dataset),
+                          ("config.json", config)):
+        if content is not None:
+            (root / name).parent.mkdir(exist_ok=True)
+            (root / name).write_bytes(content)
+    if mean:
+        np.save(root / "mean_image.npy", np.zeros((8, 8, 3), np.float32))
+    return root
+
+
+def mistake_workspace(tmp_path, monkeypatch):
+    """`tmp_path/work` with the files the cases name, as `{NAME: path}`; HOME and caches inside `tmp_path`."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "PLAINFILE").write_text("not a directory")
+    (work / "EMPTYFILE").write_text("\n\n")
+    (work / "FOLDER").mkdir()
+    paths = {"PLAINFILE": work / "PLAINFILE", "EMPTYFILE": work / "EMPTYFILE", "FOLDER": work / "FOLDER",
+             "MISSING": work / "MISSING",
+             "NO_CHECKPOINT": fake_run(work / "no_checkpoint", checkpoint=None),
+             "NO_DATASET": fake_run(work / "no_dataset"),
+             "BAD_JSON": fake_run(work / "bad_json", dataset=b"{not json"),
+             "NO_MEAN": fake_run(work / "no_mean", mean=False),
+             "GARBAGE_CHECKPOINT": fake_run(work / "garbage_checkpoint")}
+    (paths["NO_DATASET"] / "dataset.json").unlink()
+    for name in ("HOME", "KERAS_HOME", "KERAS_RESNET_CACHE_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    monkeypatch.chdir(work)
+    return paths
+
+
+# `python -m keras_resnet.export` in this process (`keras_resnet.export.cli.main`): (arguments, a piece of the one
+# line). The `--weights` files are in tests/test_export_pretrained.py.
+EXPORT_MISTAKES = [
+    ([], "the following flags are required: --model_dir, --export_dir"),
+    (["--model_dir={NO_CHECKPOINT}"], "the following flags are required: --export_dir"),
+    (["--model_dir={MISSING}", "--export_dir=out"], "--model_dir={MISSING}: no such directory"),
+    (["--model_dir={PLAINFILE}", "--export_dir=out"], "--model_dir={PLAINFILE}: is a file"),
+    (["--model_dir={FOLDER}", "--export_dir=out"], "--model_dir={FOLDER}: no checkpoint checkpoints/best.keras"),
+    (["--model_dir={NO_CHECKPOINT}", "--export_dir=out"], "no checkpoint checkpoints/best.keras (found: none)"),
+    (["--model_dir={NO_CHECKPOINT}", "--export_dir=out", "--checkpoint=latest"], "checkpoints/latest.keras"),
+    (["--model_dir={NO_DATASET}", "--export_dir=out"], "--model_dir={NO_DATASET}: has no dataset.json"),
+    (["--model_dir={BAD_JSON}", "--export_dir=out"], "--model_dir={BAD_JSON}: dataset.json is not valid JSON"),
+    (["--model_dir={NO_MEAN}", "--export_dir=out"], "--model_dir={NO_MEAN}: has no mean_image.npy"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--export_dir=out"],
+     "--model_dir={GARBAGE_CHECKPOINT}: checkpoints/best.keras cannot be loaded"),
+    (["--model_dir={NO_CHECKPOINT}", "--export_dir=out", "--checkpoint=middle"], "--checkpoint"),
+    (["--model_dir={NO_CHECKPOINT}", "--export_dir=out", "--format=tflite"], "--format"),
+    (["--model_dir={NO_CHECKPOINT}", "--export_dir=out", "--version=two"], "--version"),
+    (["--model=resnet20", "--weights=cifar10", "--export_dir=out", "--class_names={MISSING}"],
+     "--class_names={MISSING}: cannot be read"),
+    (["--model=resnet20", "--weights=cifar10", "--export_dir=out", "--class_names={FOLDER}"],
+     "--class_names={FOLDER}: cannot be read"),
+    (["--model=resnet20", "--weights=cifar10", "--export_dir=out", "--class_names={EMPTYFILE}"],
+     "--class_names={EMPTYFILE}: holds no names"),
+    (["--model=resnet20", "--export_dir=out"], "--model=resnet20 needs --weights"),
+    (["--model_dir={NO_CHECKPOINT}", "--export_dir=out", "extra"], "unrecognized arguments: extra"),
+]
+
+
+@pytest.mark.parametrize("args, says", EXPORT_MISTAKES, ids=[" ".join(a) or "nothing" for a, _ in EXPORT_MISTAKES])
+def test_every_export_mistake_is_one_line_exit_2_and_nothing_made(tmp_path, monkeypatch, capsys, args, says):
+    from keras_resnet.export.cli import main
+
+    paths = mistake_workspace(tmp_path, monkeypatch)
+    before = files_under(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([a.format(**paths) for a in args])
+    assert_one_line_and_nothing_made(exit_info.value.code, capsys.readouterr().err, (says.format(**paths),),
+                                     tmp_path, before, prefix="python -m keras_resnet.export: error: ")
+
+
+# `python -m keras_resnet.evaluate` in this process (`keras_resnet.evaluate.cli.main`): (arguments, a piece of
+# the one line); `--data={DATA}` is added unless the case names `--data`.
+EVALUATE_MISTAKES = [
+    ([], "pass either --model_dir (a training run) or --model with --weights"),
+    (["--model_dir={MISSING}"], "--model_dir={MISSING}: no such directory"),
+    (["--model_dir={PLAINFILE}"], "--model_dir={PLAINFILE}: is a file"),
+    (["--model_dir={NO_CHECKPOINT}"], "is not a finished training run"),
+    (["--model_dir={BAD_JSON}"], "--model_dir={BAD_JSON}: dataset.json cannot be read (JSONDecodeError"),
+    (["--model_dir={GARBAGE_CHECKPOINT}"], "--model_dir={GARBAGE_CHECKPOINT}: checkpoints/best.keras cannot be loaded"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--data={MISSING}"], "--data={MISSING}"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--data="], "--data is required"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--data={PLAINFILE}"], "--data={PLAINFILE}"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--split=nosuch"], "nosuch"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--batch_size=0"], "--batch_size must be a positive integer; received 0"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--batch_size=x"], "--batch_size"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--output={FOLDER}"], "--output={FOLDER}: a directory"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--output={MISSING}/r.json"], "--output={MISSING}/r.json: its directory"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--checkpoint=middle"], "--checkpoint"),
+    (["--model=resnet20"], "--model=resnet20 needs --weights"),
+    (["--model=resnet20", "--weights={MISSING}"], "--weights={MISSING}"),
+    (["--model=resnet20", "--weights={PLAINFILE}"], "--weights={PLAINFILE}"),
+    (["--model=resnet9", "--weights=cifar10"], "--model"),
+    (["--model=resnet20", "--weights=cifar10", "--image_size=0"], "--image_size must be a positive integer"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "--weights=cifar10"], "apply to --model only"),
+    (["--model_dir={GARBAGE_CHECKPOINT}", "extra"], "unrecognized arguments: extra"),
+]
+
+
+@pytest.mark.parametrize("args, says", EVALUATE_MISTAKES, ids=[" ".join(a) or "nothing" for a, _ in EVALUATE_MISTAKES])
+def test_every_evaluate_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_path, monkeypatch, capsys, args, says):
+    from keras_resnet.evaluate.cli import main
+
+    paths = dict(mistake_workspace(tmp_path, monkeypatch), DATA=data)
+    argv = [a.format(**paths) for a in args]
+    if args and not any(a.startswith("--data") for a in args):
+        argv.append(f"--data={data}")
+    before = files_under(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert_one_line_and_nothing_made(exit_info.value.code, capsys.readouterr().err, (says.format(**paths),),
+                                     tmp_path, before, prefix="python -m keras_resnet.evaluate: error: ")

@@ -319,9 +319,9 @@ def test_fails_before_writing_without_checkpoint_or_writable_destination(run, tm
     for name in ("dataset.json", "mean_image.npy", "config.json"):
         (empty / name).write_bytes((run["model_dir"] / name).read_bytes())
     dest = tmp_path / "out" / "resnet8"
-    with pytest.raises(FileNotFoundError, match="best.keras"):
+    with pytest.raises(export.ExportInputError, match="no checkpoint checkpoints/best.keras"):
         export.export_from_model_dir(empty, dest)
-    with pytest.raises(FileNotFoundError, match="latest.keras"):
+    with pytest.raises(export.ExportInputError, match="latest.keras"):
         export.export_from_model_dir(empty, dest, checkpoint="latest")
     assert not (tmp_path / "out").exists()
 
@@ -530,7 +530,7 @@ def test_cli_imagenet_geometry_any_size(tmp_path, capsys):
     # Command-line errors exit non-zero with the reason and write nothing.
     with pytest.raises(SystemExit) as exit_info:
         export.main([f"--model_dir={tmp_path / 'missing'}", f"--export_dir={tmp_path / 'x'}"])
-    assert exit_info.value.code == 1 and "missing" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "missing: no such directory" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         export.main([f"--model_dir={model_dir}", f"--export_dir={dest}", "--version", "1"])
     assert exit_info.value.code == 1 and "--overwrite" in capsys.readouterr().err
@@ -572,7 +572,7 @@ def test_cli_flags_stay_out_of_absl_global_flags(capsys):
 
 def test_python_m_export_beside_the_trainer_flags(tmp_path):
     """`python -m keras_resnet.export` (its `__main__`) in a process that already holds the trainers'
-    absl flags (`--model_dir`, ...): no duplicate flag, exit 1 for a failed export, 2 for a bad command."""
+    absl flags (`--model_dir`, ...): no duplicate flag, exit 2 for a missing --model_dir and for a bad command."""
     script = textwrap.dedent(f"""
         import runpy, sys
         import trainers.cifar  # noqa: F401  (defines --model_dir, ... in absl's global FLAGS)
@@ -587,8 +587,8 @@ def test_python_m_export_beside_the_trainer_flags(tmp_path):
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240,
                             cwd=REPO, env=dict(os.environ, **QUIET_ENV))
-    assert "codes [1, 2]" in result.stdout, result.stderr[-3000:]
-    assert "is not a directory" in result.stderr and "required: --model_dir, --export_dir" in result.stderr
+    assert "codes [2, 2]" in result.stdout, result.stderr[-3000:]
+    assert "missing: no such directory" in result.stderr and "required: --model_dir, --export_dir" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -237,7 +237,6 @@ def test_cli_bad_pretrained_command_lines_exit_2(tmp_path, monkeypatch, capsys, 
     (["--model=resnet8", "--weights=cifar10"], "`weights`='cifar10' does not fit the CIFAR resnet8"),
     (["--model=resnet20", "--weights=cifar10", "--class_names=names.txt"],
      "`class_names` has 3 names but model 'resnet20' has 10 classes"),
-    (["--model=resnet20", "--weights=cifar10", "--class_names=absent.txt"], "`class_names` file 'absent.txt'"),
 ])
 def test_cli_failed_pretrained_exports_exit_1_and_write_nothing(offline_weights, tmp_path, monkeypatch, capsys,
                                                                argv, message):

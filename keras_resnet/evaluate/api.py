@@ -36,9 +36,18 @@ class EvaluationError(ValueError):
     """A bad argument, file or data source; the message names the flag or file (the CLI exits with 2)."""
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
+def read_run_file(model_dir, path):
+    """The content of a run's `config.json`, `dataset.json` (JSON) or `mean_image.npy`; an `EvaluationError`
+    naming `--model_dir` and the file when it cannot be read."""
+    try:
+        if path.endswith(".npy"):
+            return np.load(path, allow_pickle=False)
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise EvaluationError(f"--model_dir={model_dir}: {os.path.basename(path)} cannot be read "
+                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                              "accepted: a finished training run's directory (docs/CONTRACTS.md).") from None
 
 
 def run_files(model_dir, checkpoint):
@@ -46,14 +55,15 @@ def run_files(model_dir, checkpoint):
     if checkpoint not in CHECKPOINTS:
         raise EvaluationError(f"--checkpoint must be one of {list(CHECKPOINTS)}; received {checkpoint!r}.")
     if not os.path.isdir(model_dir):
-        raise EvaluationError(f"--model_dir={model_dir}: no such directory.")
+        what = "is a file" if os.path.exists(model_dir) else "no such directory"
+        raise EvaluationError(f"--model_dir={model_dir}: {what}; accepted: a finished training run's directory.")
     paths = {name: os.path.join(model_dir, name) for name in ("config.json", "dataset.json", "mean_image.npy")}
     paths["checkpoint"] = os.path.join(model_dir, "checkpoints", f"{checkpoint}.keras")
     missing = [p for p in paths.values() if not os.path.isfile(p)]
     if missing:
         raise EvaluationError(f"--model_dir={model_dir} is not a finished training run: {missing[0]} is missing.")
-    return (read_json(paths["config.json"]), read_json(paths["dataset.json"]),
-            np.load(paths["mean_image.npy"], allow_pickle=False), paths["checkpoint"])
+    return (read_run_file(model_dir, paths["config.json"]), read_run_file(model_dir, paths["dataset.json"]),
+            read_run_file(model_dir, paths["mean_image.npy"]), paths["checkpoint"])
 
 
 def default_split(data, split, data_dir=None):
@@ -145,7 +155,12 @@ def evaluate_model_dir(model_dir, data, split=None, ten_crop=False, checkpoint="
     if list(info.class_names) != list(dataset.get("class_names", info.class_names)):
         raise EvaluationError(f"--data={data}: its classes {info.class_names[:10]} are not the run's "
                               f"{dataset['class_names'][:10]} (--model_dir={model_dir}); labels would not match.")
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - any reader's error: a truncated, foreign or garbage file
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        raise EvaluationError(f"--model_dir={model_dir}: checkpoints/{os.path.basename(path)} cannot be loaded "
+                              f"({type(error).__name__}: {first}).") from None
     result = measure(model, ds, len(info.class_names))
     return result_dict(result, model=config.get("model", model.name), model_dir=str(model_dir),
                        checkpoint=checkpoint, data=str(data), split=split, crops=10 if ten_crop else 1,

@@ -78,7 +78,21 @@ def parse_flags(args):
         fail("--data is required")
     if fv.batch_size < 1:
         fail(f"--batch_size must be a positive integer; received {fv.batch_size}")
+    if fv["image_size"].present and fv.image_size < 1:
+        fail(f"--image_size must be a positive integer; received {fv.image_size}")
+    if fv.output is not None:
+        check_output(fv.output)
     return fv
+
+
+def check_output(path):
+    """`--output` before anything is evaluated: a file name in an existing directory, not a directory."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not path or os.path.isdir(path):
+        fail(f"--output={path}: {'empty' if not path else 'a directory'}; accepted: a JSON file to write")
+    if not os.path.isdir(folder):
+        fail(f"--output={path}: its directory {folder} does not exist; accepted: a JSON file in an existing "
+             "directory")
 
 
 def run(fv):
@@ -100,11 +114,15 @@ def summary_line(result):
 
 
 def write_json(path, result):
-    """Writes `result` to `path` atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, path)
+    """Writes `result` to `path` atomically (a temporary name of this process's own, then a rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def main(argv=None):

@@ -67,12 +67,14 @@ from keras_resnet.export.contract import OUTPUT_KEYS, SIGNATURES
 from keras_resnet.export.serving_inputs import NORMALIZATION_KEY, PREPROCESSING_KINDS
 from keras_resnet.export.onnx_export import export_onnx
 from keras_resnet.export.pretrained import CIFAR10_CLASS_NAMES, export_pretrained
-from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, export_from_model_dir, export_saved_model
+from keras_resnet.export.saved_model import (CHECKPOINTS, FORMATS, ExportInputError, export_from_model_dir,
+                                             export_saved_model)
 from keras_resnet.export.versions import existing_versions, next_version
 
 __all__ = [
     "CHECKPOINTS",
     "CIFAR10_CLASS_NAMES",
+    "ExportInputError",
     "FORMATS",
     "NORMALIZATION_KEY",
     "OUTPUT_KEYS",
@@ -95,7 +97,8 @@ def main(argv=None):
         argv: the arguments after the program name (default `sys.argv[1:]`).
 
     Returns:
-        0. Raises `SystemExit` 2 for a bad command line, 1 when the export fails (see `cli`).
+        0. Raises `SystemExit` 2 for a bad command line or a named file that cannot be used, 1 when the
+        export fails otherwise (see `cli`).
 
     Example:
         >>> main(["--model_dir=runs/resnet20", "--export_dir=saved_models/resnet20"])  # writes or reads an export on disk  # doctest: +SKIP

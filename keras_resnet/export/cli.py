@@ -19,10 +19,12 @@ Flags (absl, like every other entry point; `--flag=value` and `--flag value` bot
 
 Prints the version directory written and exits 0. A bad command line (a missing or unknown flag, a bad
 value, extra arguments, `--model_dir` together with `--model`, `--model` without `--weights`) prints the
-usage and the reason and exits 2; so does a `--weights` file that cannot be used (missing, a directory,
-unreadable, another network's: one line `--weights=PATH: why`); an export that fails (a missing
-file, an existing version without `--overwrite`, an unwritable destination) prints the reason and exits
-1, having written nothing; a full disk (or quota, read-only file system) exits 5 with one line naming the
+usage and the reason and exits 2; so does a file the user named that cannot be used, in one line
+`--flag=PATH: why`: a `--weights` file (missing, a directory, unreadable, another network's), a
+`--model_dir` (missing, a file, without its checkpoint, `dataset.json` or mean, a file in it that is not
+JSON or a checkpoint that does not load) or a `--class_names` file (unreadable, empty); an export that
+fails otherwise (an existing version without `--overwrite`, an unwritable destination, class names that
+do not fit the network) prints the reason and exits 1, having written nothing; a full disk (or quota, read-only file system) exits 5 with one line naming the
 path and the cause, having written nothing either. `--help` prints the flags and exits 0.
 
 The flags live in their own `absl.flags.FlagValues`, made afresh for each call, never in the global
@@ -41,7 +43,7 @@ import sys
 from absl import flags
 
 from keras_resnet import faults
-from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, export_from_model_dir
+from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, ExportInputError, export_from_model_dir
 from keras_resnet.weights.formats import WeightsFileError
 
 PROG = "python -m keras_resnet.export"
@@ -132,8 +134,8 @@ def main(argv=None) -> int:
         0 after printing the version directory written.
 
     Raises:
-        SystemExit: code 0 after `--help`, 2 for a bad command line or a `--weights` file that cannot be used
-            (missing, a directory, unreadable, another network's), 1 when the export fails, 5 for a storage
+        SystemExit: code 0 after `--help`, 2 for a bad command line or a `--weights`, `--model_dir` or
+            `--class_names` the user named that cannot be used, 1 when the export fails otherwise, 5 for a storage
             error (`keras_resnet.faults.EXIT_STORAGE`).
     """
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
@@ -146,6 +148,9 @@ def main(argv=None) -> int:
         path = run_export(fv)
     except WeightsFileError as error:  # a file the user named that cannot be used: exit 2, like every command
         print(f"{PROG}: error: --weights={error.path}: {error.reason}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except ExportInputError as error:  # --model_dir or --class_names that cannot be used: exit 2 as well
+        print(f"{PROG}: error: {error.flag_line()}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     except Exception as error:  # noqa: BLE001 - a full disk (any library's error) exits 5, the others as before
         if faults.is_storage_error(error):

@@ -24,14 +24,22 @@ CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "
 
 
 def read_class_names(path):
-    """The class names of a text file, one per line (blank lines ignored); a `ValueError` naming the file."""
+    """The class names of a text file, one per line (blank lines ignored).
+
+    Raises:
+        ExportInputError: naming `class_names` and the file, when it cannot be read or holds no names.
+    """
+    from keras_resnet.export.saved_model import ExportInputError
+
+    accepted = "accepted: a UTF-8 text file, one class name per line"
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ValueError(f"`class_names` file {str(path)!r} cannot be read: {error.strerror or error}.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        why = getattr(error, "strerror", None) or str(error)
+        raise ExportInputError("class_names", path, f"cannot be read ({why}); {accepted}") from None
     names = [line.strip() for line in lines if line.strip()]
     if not names:
-        raise ValueError(f"`class_names` file {str(path)!r} holds no names (one class name per line).")
+        raise ExportInputError("class_names", path, f"holds no names; {accepted}")
     return names
 
 

@@ -131,11 +131,31 @@ def write_version(staging, model, dataset, inputs, extra, overwrite) -> Path:
     return staging.publish(overwrite, before_rename=lambda version: card_lib.write_card(assets, card, version))
 
 
-def read_json(path):
-    """The JSON content of `path`; a `ValueError` naming the file when it is not valid JSON."""
+class ExportInputError(ValueError):
+    """A file or directory the user named that cannot be exported from: a `model_dir` that is missing, a file,
+    without its checkpoint, `dataset.json` or mean, with a file that is not JSON or a checkpoint that does not
+    load; a `class_names` file that cannot be read or does not fit. `argument` is the parameter (and flag)
+    name, `value` what was given, `reason` why; the command line prints `--argument=value: reason` and exits 2.
+    """
+
+    def __init__(self, argument, value, reason):
+        super().__init__(f"`{argument}` {str(value)!r}: {reason}")
+        self.argument, self.value, self.reason = argument, str(value), reason
+
+    def flag_line(self):
+        """The command line's one line: `--model_dir=runs/x: has no dataset.json (...)`."""
+        return f"--{self.argument}={self.value}: {self.reason}"
+
+
+def read_json(path, model_dir=None):
+    """The JSON content of `path`; a `ValueError` naming the file when it is not valid JSON (an
+    `ExportInputError` naming `model_dir` when the file is one of a run's)."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        if model_dir is not None:
+            raise ExportInputError("model_dir", model_dir, f"{Path(path).name} is not valid JSON ({error}); "
+                                   "accepted: a training run's directory (docs/CONTRACTS.md)") from None
         raise ValueError(f"{str(path)!r} is not valid JSON: {error}.") from None
 
 
@@ -143,17 +163,17 @@ def checkpoint_path(model_dir, checkpoint) -> Path:
     """`<model_dir>/checkpoints/<checkpoint>.keras`, checked to exist (naming what was found otherwise)."""
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"`checkpoint` must be one of {CHECKPOINTS}; received {checkpoint!r}.")
-    model_dir = Path(model_dir)
+    given, model_dir = model_dir, Path(model_dir)
     if not model_dir.is_dir():
-        raise FileNotFoundError(f"`model_dir` {str(model_dir)!r} is not a directory.")
+        what = "is a file" if model_dir.exists() else "no such directory"
+        raise ExportInputError("model_dir", given, f"{what}; accepted: a training run's directory (docs/CONTRACTS.md)")
     weights = model_dir / "checkpoints" / f"{checkpoint}.keras"
     if not weights.is_file():
         folder = model_dir / "checkpoints"
         found = sorted(p.name for p in folder.glob("*.keras")) if folder.is_dir() else []
-        raise FileNotFoundError(
-            f"No checkpoint {str(weights)!r} in `model_dir` (found: {found or 'none'}); train first or pass "
-            f"--checkpoint={'latest' if checkpoint == 'best' else 'best'}."
-        )
+        raise ExportInputError("model_dir", given, f"no checkpoint checkpoints/{checkpoint}.keras (found: "
+                               f"{found or 'none'}); train first or pass "
+                               f"--checkpoint={'latest' if checkpoint == 'best' else 'best'}")
     return weights
 
 
@@ -164,19 +184,24 @@ def read_model_dir(model_dir):
     `input_normalization` of the pretrained weights the run started from.
 
     Raises:
-        FileNotFoundError: `dataset.json` or `mean_image.npy` is missing. ValueError: a file is not JSON.
+        ExportInputError: `dataset.json` or `mean_image.npy` is missing or unreadable, a file is not JSON.
     """
-    model_dir = Path(model_dir)
+    given, model_dir = model_dir, Path(model_dir)
     if not (model_dir / "dataset.json").is_file():
-        raise FileNotFoundError(f"`model_dir` {str(model_dir)!r} has no dataset.json (see docs/CONTRACTS.md).")
-    dataset = read_json(model_dir / "dataset.json")
-    config = read_json(model_dir / "config.json") if (model_dir / "config.json").is_file() else {}
-    summary = read_json(model_dir / "summary.json") if (model_dir / "summary.json").is_file() else {}
+        raise ExportInputError("model_dir", given, "has no dataset.json; accepted: a training run's directory "
+                               "(docs/CONTRACTS.md)")
+    dataset = read_json(model_dir / "dataset.json", given)
+    config = read_json(model_dir / "config.json", given) if (model_dir / "config.json").is_file() else {}
+    summary = read_json(model_dir / "summary.json", given) if (model_dir / "summary.json").is_file() else {}
     mean = None
     if (model_dir / "mean_image.npy").is_file():
-        mean = np.load(model_dir / "mean_image.npy", allow_pickle=False)
+        try:
+            mean = np.load(model_dir / "mean_image.npy", allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ExportInputError("model_dir", given, f"mean_image.npy cannot be read ({error})") from None
     elif dataset.get(NORMALIZATION_KEY) is None and config.get(NORMALIZATION_KEY) is None:
-        raise FileNotFoundError(f"`model_dir` {str(model_dir)!r} has no mean_image.npy (see docs/CONTRACTS.md).")
+        raise ExportInputError("model_dir", given, "has no mean_image.npy; accepted: a training run's directory "
+                               "(docs/CONTRACTS.md)")
     return dataset, mean, config, summary
 
 
@@ -211,7 +236,8 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         `pathlib.Path` of the version directory written.
 
     Raises:
-        FileNotFoundError: `model_dir`, the checkpoint, `dataset.json` or `mean_image.npy` is missing.
+        ExportInputError: `model_dir` is missing or a file; its checkpoint, `dataset.json` or `mean_image.npy`
+            is missing or cannot be read.
         ValueError / FileExistsError / PermissionError: as `export_saved_model`.
 
     Example:
@@ -251,8 +277,15 @@ def export_checkpoint(staging, weights, dataset, mean, config, summary, model_ca
 
     import keras_resnet  # noqa: F401  (registers the serializable layers)
 
-    model = keras.saving.load_model(weights, compile=False, safe_mode=True)
     model_dir = weights.parent.parent
+    try:
+        model = keras.saving.load_model(weights, compile=False, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - any reader's error: a truncated, foreign or garbage file
+        if faults.is_storage_error(error):
+            raise
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise ExportInputError("model_dir", model_dir, f"checkpoints/{weights.name} cannot be loaded "
+                               f"({type(error).__name__}: {first[:300]})") from None
     extra = {
         "source": {"model_dir": str(model_dir.absolute()), "checkpoint": str(weights.relative_to(model_dir))},
         "test_accuracy": summary.get("test_accuracy"),

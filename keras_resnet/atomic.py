@@ -15,8 +15,8 @@ Example:
     >>> target = os.path.join(tempfile.mkdtemp(), "a.txt")
     >>> with replacing(target) as tmp:
     ...     _ = open(tmp, "w").write("done")
-    >>> open(target).read(), os.path.exists(target + ".tmp")
-    ('done', False)
+    >>> open(target).read(), os.listdir(os.path.dirname(target))
+    ('done', ['a.txt'])
 """
 
 import contextlib
@@ -47,6 +47,29 @@ def discard(path):
         pass
 
 
+def temporary_name(path, keep_suffix=False):
+    """A temporary path for writing `path`, in its directory and unique to this process (its pid).
+
+    Two writers of one file never share a temporary (a run or search directory is also locked:
+    `keras_resnet.run_lock`, so the temporaries a killed writer left are stale and removed at the next start).
+
+    Args:
+        path: the final path.
+        keep_suffix: end like `path` (`<dir>/.tmp-<pid>-<name>`), for writers that choose the format by the
+            file name (Keras' `.keras` / `.weights.h5`, matplotlib's `.png`); else `<path>.tmp-<pid>`.
+
+    Example:
+        >>> temporary_name("run/log.csv", ) == f"run/log.csv.tmp-{os.getpid()}"
+        True
+        >>> temporary_name("run/checkpoints/latest.keras", keep_suffix=True) == f"run/checkpoints/.tmp-{os.getpid()}-latest.keras"
+        True
+    """
+    path = os.fspath(path)
+    if keep_suffix:
+        return os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    return f"{path}.tmp-{os.getpid()}"
+
+
 @contextlib.contextmanager
 def replacing(path, tmp=None, moment=None):
     """Writes `path` atomically: yields a temporary path to fill, then renames it over `path`.
@@ -57,7 +80,8 @@ def replacing(path, tmp=None, moment=None):
 
     Args:
         path: the final path.
-        tmp: the temporary path (default `<path>.tmp`, in the same directory so that the rename is atomic).
+        tmp: the temporary path (default `temporary_name(path)`: `<path>.tmp-<pid>`, in the same directory so
+            that the rename is atomic).
         moment: the fault site marked between the complete temporary file and the rename.
 
     Example:
@@ -69,7 +93,7 @@ def replacing(path, tmp=None, moment=None):
         'done'
     """
     path = os.fspath(path)
-    tmp = os.fspath(tmp) if tmp is not None else f"{path}.tmp"
+    tmp = os.fspath(tmp) if tmp is not None else temporary_name(path)
     try:
         yield tmp
         if moment:

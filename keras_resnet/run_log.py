@@ -158,7 +158,7 @@ def truncate_event_files(log_dir, last_step):
     import tensorflow as tf
 
     dropped = 0
-    for pattern in (TRUNCATING, "events.out.tfevents.*.tmp"):  # rewrites killed before their rename
+    for pattern in (f"{TRUNCATING}*", "events.out.tfevents.*.tmp"):  # rewrites killed before their rename
         for path in glob.glob(os.path.join(glob.escape(log_dir), "**", pattern), recursive=True):
             atomic.discard(path)  # the original is intact
     for path in sorted(glob.glob(os.path.join(glob.escape(log_dir), "**", "events.out.tfevents.*"), recursive=True)):
@@ -171,7 +171,7 @@ def truncate_event_files(log_dir, last_step):
         if not any(event.HasField("summary") for _, event in kept):
             os.remove(path)
             continue
-        tmp = os.path.join(os.path.dirname(path), TRUNCATING)  # no "tfevents" in it: TensorBoard never reads it
+        tmp = atomic.temporary_name(os.path.join(os.path.dirname(path), TRUNCATING))  # no "tfevents": never read
         with atomic.replacing(path, tmp, moment="tensorboard.truncate"):
             with tf.io.TFRecordWriter(tmp) as writer:
                 for raw, _ in kept:
@@ -240,7 +240,7 @@ def plot_curves(csv_path, png_path, title=""):
     ax.legend()
     fig.tight_layout()
     try:
-        with atomic.replacing(png_path, png_path + ".tmp.png") as tmp:
+        with atomic.replacing(png_path, atomic.temporary_name(png_path, keep_suffix=True)) as tmp:
             fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)

@@ -4,6 +4,7 @@ checks (`keras_resnet.training.rundir`), and the pretrained-weights cache under 
 
 import errno
 import json
+import os
 import subprocess
 import sys
 
@@ -19,7 +20,7 @@ def test_replacing_publishes_atomically_and_a_failure_leaves_the_old_file_and_no
     target = tmp_path / "log.csv"
     target.write_text("old")
     with atomic.replacing(target, moment="csv.replace") as tmp:
-        assert tmp == f"{target}.tmp"
+        assert tmp == f"{target}.tmp-{os.getpid()}"  # unique to the writer
         open(tmp, "w").write("new")
     assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]
     monkeypatch.setenv(faults.FAULT_ENV, "test.replacing:enospc")  # a site of its own: its first hit
@@ -119,3 +120,27 @@ def test_weights_cache_never_holds_a_truncated_file_under_its_final_name(tmp_pat
                            capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert read_metadata(path) == {"written": "third"}
+
+
+def test_temporaries_are_the_writers_own_and_a_killed_writers_are_removed_at_the_next_start(tmp_path):
+    from keras_resnet.training.rundir import remove_stale_temporaries
+
+    run = tmp_path / "run"
+    finals = ["log.csv", "config.json", "curves.png", "checkpoints/latest.keras", "backup/latest.weights.h5",
+              "backup/latest.weights.h5.bkp", "logs/train/events.out.tfevents.1.host"]
+    for name in finals:
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("kept")
+    mine = {name: atomic.temporary_name(run / name, keep_suffix=name.endswith((".keras", ".h5", ".png")))
+            for name in finals}
+    assert len(set(mine.values())) == len(finals) and all(f"tmp-{os.getpid()}" in path for path in mine.values())
+    assert mine["checkpoints/latest.keras"].endswith("latest.keras")  # Keras chooses the format by the suffix
+    dead = 2 ** 22 + 1  # the temporaries of a killed writer (another pid), old and new names
+    left = [path.replace(f"-{os.getpid()}", f"-{dead}") for name, path in mine.items() if not name.startswith("logs")]
+    left += [str(run / "log.csv.tmp"), str(run / "curves.png.tmp.png"), str(run / "backup" / "tmp.weights.h5"),
+             str(run / "checkpoints" / ".tmp-latest.keras"), str(run / "logs" / "train" / ".truncating.tmp"),
+             str(run / "logs" / "train" / f".truncating.tmp-{dead}")]
+    for path in left:
+        open(path, "w").write("partial")
+    assert sorted(remove_stale_temporaries(str(run))) == sorted(left)
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()) == sorted(finals)

@@ -53,7 +53,7 @@ def test_resume_cuts_csv_and_tensorboard_back_to_the_backup(tmp_path):
     steps = scalar_steps(tmp_path / "logs" / "train", "loss")
     assert [s for s, _ in steps] == list(range(1, 9))  # continuous: no gap, no repeated step
     assert [v for _, v in steps] == [11.0, 12.0, 13.0, 14.0, 25.0, 26.0, 27.0, 28.0]
-    assert not glob.glob(str(tmp_path / "logs" / "**" / "*.tmp"), recursive=True)
+    assert not glob.glob(str(tmp_path / "logs" / "**" / "*.tmp*"), recursive=True)
 
 
 def test_truncating_at_the_last_step_changes_nothing(tmp_path):

@@ -168,7 +168,7 @@ def plot(rows, png_path):
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     try:
-        with atomic.replacing(png_path, png_path + ".tmp.png") as tmp:
+        with atomic.replacing(png_path, atomic.temporary_name(png_path, keep_suffix=True)) as tmp:
             fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)

@@ -23,7 +23,7 @@ import re
 
 import numpy as np
 
-from keras_resnet import faults
+from keras_resnet import atomic
 
 
 def _pyplot():
@@ -39,11 +39,9 @@ def _save(fig, path, dpi):
     """Saves at a fixed pixel size (figsize * dpi; no tight bounding box) via a temporary file."""
     plt = _pyplot()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    faults.site("analysis.figure")  # the PNG is written under its temporary name, not yet published
-    os.replace(tmp, path)
+    with atomic.replacing(path, atomic.temporary_name(path, keep_suffix=True), moment="analysis.figure") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")  # published only whole: a kill before the rename leaves the old
+        plt.close(fig)
     return path
 
 

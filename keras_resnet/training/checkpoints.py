@@ -72,7 +72,7 @@ def save_model_atomic(model, path):
     backend can load. A failed save (e.g. a full disk) removes the temporary file and leaves `path` as it
     was; a storage error is raised as `keras_resnet.faults.StorageError` naming `path`.
     """
-    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}")
+    tmp = atomic.temporary_name(path, keep_suffix=True)
     synchronized = [layer for layer in batch_norm_layers(model) if layer.synchronized]
     with atomic.replacing(path, tmp, moment="checkpoint.write"):
         for layer in synchronized:  # `synchronized=True` cannot be loaded on other backends
@@ -87,7 +87,7 @@ def save_model_atomic(model, path):
 
 def keep_previous(final, previous):
     """Makes `previous` a copy of `final` (a hard link; a rename where links are not supported)."""
-    link = f"{previous}.tmp"
+    link = atomic.temporary_name(previous)
     atomic.discard(link)
     try:
         os.link(final, link)
@@ -214,7 +214,7 @@ class BackupCheckpointer:
         os.makedirs(self.write_dir, exist_ok=True)
         final = os.path.join(self.write_dir, WEIGHTS_FILE)
         check_free_space(final, backup_size(model, final))
-        with atomic.replacing(final, os.path.join(self.write_dir, "tmp.weights.h5")) as tmp:
+        with atomic.replacing(final, atomic.temporary_name(final, keep_suffix=True)) as tmp:
             model.save_weights(tmp, overwrite=True)
             compat.keep_saving_skipsets()
             faults.site("backup.write")

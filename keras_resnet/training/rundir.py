@@ -37,9 +37,14 @@ from keras_resnet.training.progress import log
 IGNORED_FIELDS = ("started", "replicas", "backend", "keras_version")
 CHECKPOINT_FILES = ("latest.keras", "best.keras")
 EXPORT_RECORD = "export.json"
-STALE_TEMPORARIES = ("*.tmp", "*.tmp.png", os.path.join("checkpoints", ".tmp-*"), os.path.join("checkpoints", "*.tmp"),
-                     os.path.join("backup", "tmp.weights.h5"), os.path.join("backup", "*.tmp"),
-                     os.path.join("logs", "*", "*.tmp"), os.path.join("logs", "*", ".*.tmp"))
+STALE_TEMPORARIES = tuple(os.path.join(*parts) for parts in (
+    ("*.tmp-*",), (".tmp-*",), ("checkpoints", ".tmp-*"), ("checkpoints", "*.tmp-*"), ("backup", ".tmp-*"),
+    ("backup", "*.tmp-*"), ("logs", "*", "*.tmp"), ("logs", "*", ".*.tmp-*"),
+    # the names written before `keras_resnet.atomic.temporary_name` (2026-12-02), left by runs killed then
+    ("*.tmp",), ("*.tmp.png",), ("checkpoints", "*.tmp"), ("backup", "tmp.weights.h5"), ("backup", "*.tmp"),
+    ("logs", "*", ".*.tmp")))
+"""Temporary files a killed run may leave (`keras_resnet.atomic.temporary_name`); removed at the next start,
+which holds the run's lock, so none of them belongs to a live writer."""
 
 
 def read_config(path):

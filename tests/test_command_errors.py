@@ -357,3 +357,74 @@ def test_every_evaluate_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_pa
         main(argv)
     assert_one_line_and_nothing_made(exit_info.value.code, capsys.readouterr().err, (says.format(**paths),),
                                      tmp_path, before, prefix="python -m keras_resnet.evaluate: error: ")
+
+
+# The analysis trainers in this process (`trainers.degradation.main`, ...): (module, arguments, a piece of the
+# one line). `--output_dir=out` (and for the training ones a small `--data`, steps and batch) are added unless
+# the case names them.
+ANALYSIS_MISTAKES = [
+    ("degradation", ["--output_dir="], "--output_dir must be set"),
+    ("degradation", ["--output_dir={PLAINFILE}"], "--output_dir={PLAINFILE} is a file"),
+    ("degradation", ["--depths=20,x"], "--depths must be integers"),
+    ("degradation", ["--depths=21"], "21"),
+    ("degradation", ["--train_steps=0"], "--train_steps"),
+    ("degradation", ["--batch_size=-1"], "--batch_size"),
+    ("degradation", ["--learning_rate=nan"], "--learning_rate"),
+    ("degradation", ["--validation_split=999999"], "--validation_split"),
+    ("degradation", ["--data={MISSING}"], "--data"),
+    ("degradation", ["--bogus=1"], "Unknown command line flag 'bogus'"),
+    ("degradation", ["extra"], "unrecognized arguments: extra"),
+    ("gradient_flow", ["--grad_batch_size=0"], "--grad_batch_size must be a positive integer; received 0"),
+    ("gradient_flow", ["--output_dir={WITH_RUN}"], "already holds a run of plain20"),
+    ("gradient_flow", ["--depths=20,x"], "--depths must be integers"),
+    ("gradient_flow", ["--grad_batch_size=x"], "--grad_batch_size"),
+    ("layer_responses", ["--output_dir=out"], "--model_dirs and --output_dir must be set"),
+    ("layer_responses", ["--model_dirs={MISSING}"], "does not exist"),
+    ("layer_responses", ["--model_dirs={PLAINFILE}"], "is a file"),
+    ("layer_responses", ["--model_dirs={FOLDER}"], "has no config.json"),
+    ("layer_responses", ["--model_dirs={NO_CHECKPOINT}"], "has no checkpoints/best.keras"),
+    ("layer_responses", ["--model_dirs={BAD_CONFIG}"], "JSONDecodeError"),
+    ("layer_responses", ["--model_dirs={NO_CHECKPOINT}", "--num_images=0"], "--num_images must be a positive"),
+    ("layer_responses", ["--model_dirs={NO_CHECKPOINT}", "--output_dir={PLAINFILE}"], "is a file"),
+    ("layer_responses", ["--model_dirs={NO_CHECKPOINT}", "--checkpoint=middle"], "--checkpoint"),
+]
+
+
+@pytest.mark.parametrize("module, args, says", ANALYSIS_MISTAKES,
+                         ids=[f"{m} {' '.join(a)}" for m, a, _ in ANALYSIS_MISTAKES])
+def test_every_analysis_trainer_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_path, monkeypatch, capsys,
+                                                                             module, args, says):
+    import importlib
+
+    main = importlib.import_module(f"trainers.{module}").main
+    paths = dict(mistake_workspace(tmp_path, monkeypatch), DATA=data)
+    paths["BAD_CONFIG"] = fake_run(paths["FOLDER"].parent / "bad_config", config=b"{not json")
+    paths["WITH_RUN"] = paths["FOLDER"].parent / "with_run"
+    fake_run(paths["WITH_RUN"] / "plain20")
+    argv = [a.format(**paths) for a in args]
+    given = {a.split("=")[0] for a in argv}
+    defaults = (("output_dir", "out"),) if module == "layer_responses" else (
+        ("data", data), ("output_dir", "out"), ("train_steps", 2), ("batch_size", 16))
+    argv += [f"--{name}={value}" for name, value in defaults if f"--{name}" not in given]
+    before = files_under(tmp_path)
+    code = main(argv)
+    assert_one_line_and_nothing_made(code, capsys.readouterr().err, (says.format(**paths),), tmp_path, before)
+
+
+# One real process per command whose matrix above runs in-process and that no other test starts with a mistake.
+PROCESS_MISTAKES = [
+    ("keras_resnet.evaluate", ["--model_dir={MISSING}", "--data={MISSING}"],
+     "python -m keras_resnet.evaluate: error: --model_dir={MISSING}: no such directory"),
+    ("keras_resnet.data.convert", ["--input={MISSING}", "--output={OUT}", "--shards=2"], "{MISSING}"),
+    ("trainers.degradation", ["--output_dir={OUT}", "--depths=20,x"], "error: --depths must be integers"),
+]
+
+
+@pytest.mark.parametrize("module, args, says", PROCESS_MISTAKES, ids=[m for m, _, _ in PROCESS_MISTAKES])
+def test_the_command_process_prints_one_line_and_exits_2(tmp_path, module, args, says):
+    paths = {"MISSING": tmp_path / "missing", "OUT": tmp_path / "out"}
+    out = run_cli([a.format(**paths) for a in args], module=module)
+    assert out.returncode == 2, out.stderr[-3000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and says.format(**paths) in lines[0], out.stderr
+    assert list(tmp_path.iterdir()) == []

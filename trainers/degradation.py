@@ -20,11 +20,19 @@ import sys
 from absl import app, flags
 
 from keras_resnet import analysis, training
+from keras_resnet.cli_flags import flags_on, read_command_line
 
-training.define_flags(model="resnet20", data="cifar10", recipe="cifar")
-flags.DEFINE_list("depths", ["20", "56"], "CIFAR depths (6n+2); plain<d> and resnet<d> are trained for each.")
-flags.DEFINE_string("output_dir", None, "Where the runs, degradation.png and degradation.md go.")
-FLAGS = flags.FLAGS
+PROG = "python -m trainers.degradation"
+USAGE = f"usage: {PROG} --output_dir=DIR [--depths=20,56] [--data=SOURCE] [trainer flags]"
+
+
+def define_flags(depths=("20", "56")):
+    """The trainer flags (every `TrainConfig` field) and `--depths`, `--output_dir`, on a fresh `FlagValues`."""
+    fv = training.define_flags(model="resnet20", data="cifar10", recipe="cifar", flag_values=flags.FlagValues())
+    flags_on(fv).DEFINE_list("depths", list(depths), "CIFAR depths (6n+2); plain<d> and resnet<d> are trained "
+                             "for each.")
+    flags_on(fv).DEFINE_string("output_dir", None, "Where the runs and the figure and report go.")
+    return fv
 
 
 def base_config(flag_values, model):
@@ -50,34 +58,45 @@ def parse_depths(depths):
     return out
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        if not FLAGS.output_dir:
-            raise training.ConfigError("--output_dir must be set.")
-        depths = parse_depths(FLAGS.depths)
-        models = [f"{kind}{d}" for kind in ("plain", "resnet") for d in depths]
-        config = base_config(FLAGS, models[0])
-        for name in models:  # validates every depth before any training
-            config.replace(model=name)
-        results = analysis.train_runs(config, models, FLAGS.output_dir)
-    except training.ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    except training.NaNLossError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(3)
+def experiment_config(fv, order):
+    """`(base TrainConfig, model names)` of the flags, every network's config checked before any training:
+    `order` "kind" gives plain<d> for every depth, then resnet<d>; "depth" interleaves them."""
+    if not fv.output_dir:
+        raise training.ConfigError("--output_dir must be set.")
+    if os.path.isfile(fv.output_dir):
+        raise training.ConfigError(f"--output_dir={fv.output_dir} is a file; accepted: a directory (new, or "
+                                   "one to continue).")
+    depths = parse_depths(fv.depths)
+    pairs = [(kind, d) for kind in ("plain", "resnet") for d in depths] if order == "kind" else \
+        [(kind, d) for d in depths for kind in ("plain", "resnet")]
+    models = [f"{kind}{d}" for kind, d in pairs]
+    config = base_config(fv, models[0])
+    for name in models:  # validates every depth before any training
+        config.replace(model=name)
+    return config, models
+
+
+def run(fv):
+    """Trains the networks and writes degradation.png and degradation.md."""
+    config, models = experiment_config(fv, "kind")
+    results = analysis.train_runs(config, models, fv.output_dir)
     png = analysis.plot_degradation({m: r["curves"] for m, r in results.items()},
-                                    os.path.join(FLAGS.output_dir, "degradation.png"),
+                                    os.path.join(fv.output_dir, "degradation.png"),
                                     title=f"CIFAR-10 ({config.data}), {results[models[0]]['iterations']} iterations")
     table = analysis.degradation_table(results)
     losses = analysis.loss_table({m: r["curves"] for m, r in results.items()})
-    analysis.write_report(os.path.join(FLAGS.output_dir, "degradation.md"),
+    analysis.write_report(os.path.join(fv.output_dir, "degradation.md"),
                           f"{table}\nWhat the training loss is made of (first epochs and the last):\n\n{losses}")
     print(table)
-    print(f"Wrote {png} and {os.path.join(FLAGS.output_dir, 'degradation.md')}", flush=True)
+    print(f"Wrote {png} and {os.path.join(fv.output_dir, 'degradation.md')}", flush=True)
+
+
+def main(argv=None):
+    """Runs the command line `argv` (without the program name; default `sys.argv[1:]`); returns the exit code."""
+    fv = define_flags()
+    code = read_command_line(fv, PROG, sys.argv[1:] if argv is None else [str(a) for a in argv], USAGE)
+    return training.exit_code(lambda: run(fv)) if code is None else code
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda _: sys.exit(main()), argv=[sys.argv[0]])  # absl's logging set up; the flags are main's own

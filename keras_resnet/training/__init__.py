@@ -7,7 +7,7 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 module:
 
 - `config`: `TrainConfig`, `ConfigError`, `NaNLossError` and the accepted values (`PRECISIONS`, ...);
-- `flags`: the absl flags of the trainers, `config_from_flags`, `run_main` (exit codes 0 / 2 / 3 / 4 / 5),
+- `flags`: the absl flags of the trainers, `config_from_flags`, `run_main` and `exit_code` (exit codes 0 / 2 / 3 / 4 / 5),
   `trainer_main` (a trainer's whole command line in this process);
 - `runtime`: backend, `tf.distribute` strategy or JAX data parallelism (`Runtime`, `make_runtime`),
   precision (`select_precision`, `set_precision`), seeding and determinism;
@@ -68,7 +68,7 @@ from keras_resnet.training.data_spec import check_data, input_choice, resolve_ev
 from keras_resnet.training.scoring import EvalResult, topk_errors
 from keras_resnet.training.scoring import evaluate as evaluate_batches
 from keras_resnet.training.finetune import InitReport, load_initial_weights
-from keras_resnet.training.flags import config_from_flags, define_flags, run_main, trainer_main
+from keras_resnet.training.flags import config_from_flags, define_flags, exit_code, run_main, trainer_main
 from keras_resnet.training.inputs import (
     ArrayData,
     MemoryInput,
@@ -102,7 +102,7 @@ __all__ = [
     "topk_errors",
     "ArrayData", "AtomicBackupAndRestore", "BackupCheckpointer", "BestCheckpoint", "ConfigError", "JaxStepper",
     "MemoryInput", "NaNLossError", "Runtime", "TFDataInput", "TFStepper", "TrainConfig",
-    "build_model", "check_model_dir", "config_from_flags", "default_batch_size", "define_flags", "export_run",
+    "build_model", "check_model_dir", "config_from_flags", "default_batch_size", "define_flags", "exit_code", "export_run",
     "has_tensorflow", "iter_layers", "load_array_data", "logger", "make_runtime", "make_stepper",
     "prepare_backend", "resolve_recipe", "run_main", "save_model_atomic", "select_precision", "set_precision",
     "train", "trainer_main", "uses_device_input", "uses_memory_input", "validation_size", "variable_int",

@@ -121,8 +121,19 @@ def trainer_main(argv, prog, model="resnet20", data="cifar10", recipe="auto"):
 
 def run_main(flag_values):
     """The body of a trainer's `main`: build the config, train, map errors to a one-line message + exit code."""
+    return exit_code(lambda: train(config_from_flags(flag_values)))
+
+
+def exit_code(body):
+    """Runs `body()` (a command's work) and maps its errors to one line on stderr and the exit code: 0 done,
+    2 `ConfigError`, 3 `NaNLossError`, 4 stopped on request, 5 storage error; anything else propagates.
+
+    Example:
+        >>> exit_code(lambda: None)
+        0
+    """
     try:
-        train(config_from_flags(flag_values))
+        body()
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -169,6 +169,68 @@ def parse(argv):
     return args
 
 
+def read_data(args):
+    """`(train images, train labels, held-out images, held-out labels, test images, test labels, mean, classes)`."""
+    started = time.perf_counter()
+    images, labels, classes = read_split(args.data, "train")
+    test_images, test_labels, test_classes = read_split(args.data, "test")
+    if test_classes != classes:
+        raise SystemExit(f"--data={args.data}: the train and test splits have different classes")
+    if not 0 <= args.validation_split < len(labels):
+        raise SystemExit(f"--validation_split={args.validation_split}: accepted 0 to {len(labels) - 1} "
+                         f"(the training split has {len(labels)} images)")
+    train_idx, val_idx = package_split_rule()(labels, args.validation_split)
+    mean = images[train_idx].astype(np.float64).mean(axis=0).astype(np.float32)
+    print(f"{len(train_idx)} training, {len(val_idx)} held-out and {len(test_images)} test images of "
+          f"{args.data} read in {time.perf_counter() - started:.1f} s", flush=True)
+    return (images[train_idx], labels[train_idx], images[val_idx], labels[val_idx], test_images, test_labels,
+            mean, classes)
+
+
+def paper_sgd(net, args):
+    """SGD with momentum, weight decay coupled into the convolution and linear kernels only (as the package)."""
+    import torch
+
+    decayed = [name.endswith("weight") and p.dim() > 1 for name, p in net.named_parameters()]
+    params = [p for _, p in net.named_parameters()]
+    return torch.optim.SGD([{"params": [p for p, d in zip(params, decayed) if d], "weight_decay": args.weight_decay},
+                            {"params": [p for p, d in zip(params, decayed) if not d], "weight_decay": 0.0}],
+                           lr=args.learning_rate, momentum=args.momentum)
+
+
+def train_epoch(net, optimizer, args, images, labels, mean, rng, iteration):
+    """One epoch (or what is left of `--train_steps`); returns `(iteration, cross-entropy, error, seconds)`."""
+    import torch
+
+    net.train()
+    order = rng.permutation(len(images))
+    ce_sum = wrong = seen = 0
+    start = time.perf_counter()
+    for b in range(min(len(images) // args.batch_size, args.train_steps - iteration)):
+        idx = order[b * args.batch_size:(b + 1) * args.batch_size]
+        x, y = to_tensor(crop_flip(images[idx], rng), mean), torch.from_numpy(labels[idx])
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(args, iteration)
+        logits = net(x)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        iteration += 1
+        ce_sum += float(loss.detach()) * len(idx)
+        wrong += int((logits.detach().argmax(1) != y).sum())
+        seen += len(idx)
+    return iteration, ce_sum / seen, wrong / seen, time.perf_counter() - start
+
+
+def write_log(output, rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomically(output / "log.csv", buffer.getvalue())
+
+
 def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
     import torch
@@ -181,72 +243,31 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-
     started = time.perf_counter()
-    images, labels, classes = read_split(args.data, "train")
-    test_images, test_labels, test_classes = read_split(args.data, "test")
-    if test_classes != classes:
-        raise SystemExit(f"--data={args.data}: the train and test splits have different classes")
-    if not 0 <= args.validation_split < len(labels):
-        raise SystemExit(f"--validation_split={args.validation_split}: accepted 0 to {len(labels) - 1} "
-                         f"(the training split has {len(labels)} images)")
-    train_idx, val_idx = package_split_rule()(labels, args.validation_split)
-    train_images, train_labels = images[train_idx], labels[train_idx]
-    mean = train_images.astype(np.float64).mean(axis=0).astype(np.float32)
-    print(f"{len(train_images)} training, {len(val_idx)} held-out and {len(test_images)} test images of "
-          f"{args.data} read in {time.perf_counter() - started:.1f} s", flush=True)
-
-    _, AkamasterResNet = akamaster_classes()
-    net = AkamasterResNet(args.depth, classes=len(classes), residual=not args.plain)
-    kernels = [p for name, p in net.named_parameters() if name.endswith("weight") and p.dim() > 1]
-    others = [p for name, p in net.named_parameters() if not (name.endswith("weight") and p.dim() > 1)]
-    optimizer = torch.optim.SGD([{"params": kernels, "weight_decay": args.weight_decay},
-                                 {"params": others, "weight_decay": 0.0}],
-                                lr=args.learning_rate, momentum=args.momentum)
+    train_images, train_labels, val_images, val_labels, test_images, test_labels, mean, classes = read_data(args)
+    net = akamaster_classes()[1](args.depth, classes=len(classes), residual=not args.plain)
+    optimizer = paper_sgd(net, args)
     per_epoch = len(train_images) // args.batch_size
     epochs = -(-args.train_steps // per_epoch)
     name = f"{'plain' if args.plain else 'resnet'}{args.depth}"
     print(f"{name} (akamaster, PyTorch {torch.__version__}, {args.threads} threads): {args.train_steps} iterations "
           f"of batch {args.batch_size}, {per_epoch} per epoch, {epochs} epochs", flush=True)
-
     rows, iteration, train_seconds = [], 0, 0.0
     for epoch in range(epochs):
-        net.train()
-        order = rng.permutation(len(train_images))
-        ce_sum = wrong = seen = 0
-        epoch_start = time.perf_counter()
-        for b in range(min(per_epoch, args.train_steps - iteration)):
-            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
-            x = to_tensor(crop_flip(train_images[idx], rng), mean)
-            y = torch.from_numpy(train_labels[idx])
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(args, iteration)
-            logits = net(x)
-            loss = torch.nn.functional.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            iteration += 1
-            ce_sum += float(loss.detach()) * len(idx)
-            wrong += int((logits.detach().argmax(1) != y).sum())
-            seen += len(idx)
-        seconds = time.perf_counter() - epoch_start
+        iteration, ce, error, seconds = train_epoch(net, optimizer, args, train_images, train_labels, mean, rng,
+                                                    iteration)
         train_seconds += seconds
         test_error, test_top5 = errors(net, test_images, test_labels, mean, args.eval_batch_size)
+        done = (iteration - 1) % per_epoch + 1
         rows.append({"epoch": epoch, "iteration": iteration, "learning_rate": learning_rate(args, iteration - 1),
-                     "cross_entropy": ce_sum / seen, "error": wrong / seen, "test_error": test_error,
-                     "test_top5_error": test_top5, "images_per_second": seen / seconds,
+                     "cross_entropy": ce, "error": error, "test_error": test_error, "test_top5_error": test_top5,
+                     "images_per_second": done * args.batch_size / seconds,
                      "wall_time_s": time.perf_counter() - started})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-        write_atomically(output / "log.csv", buffer.getvalue())
-        print(f"epoch {epoch + 1}/{epochs} - iteration {iteration} - cross-entropy {ce_sum / seen:.4f} - error "
-              f"{100 * wrong / seen:.2f}% - test_error {100 * test_error:.2f}% (top-5 {100 * test_top5:.2f}%) - "
-              f"{seen / seconds:.0f} images/s", flush=True)
-
-    val_error = errors(net, images[val_idx], labels[val_idx], mean, args.eval_batch_size) if len(val_idx) else None
+        write_log(output, rows)
+        print(f"epoch {epoch + 1}/{epochs} - iteration {iteration} - cross-entropy {ce:.4f} - error "
+              f"{100 * error:.2f}% - test_error {100 * test_error:.2f}% (top-5 {100 * test_top5:.2f}%) - "
+              f"{rows[-1]['images_per_second']:.0f} images/s", flush=True)
+    val_error = errors(net, val_images, val_labels, mean, args.eval_batch_size) if len(val_labels) else None
     last = rows[-1]
     summary = {
         "model": f"akamaster {name} (PyTorch)", "data": str(args.data), "train_steps": args.train_steps,

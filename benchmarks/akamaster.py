@@ -11,7 +11,7 @@ layers without the shortcut additions (He et al. 2015, section 4.2, Fig. 6).
 
 Example:
     >>> AkamasterBlock, AkamasterResNet = akamaster_classes()  # needs PyTorch  # doctest: +SKIP
-    >>> sum(p.numel() for p in AkamasterResNet(20).parameters())  # doctest: +SKIP
+    >>> sum(p.numel() for p in AkamasterResNet(20).parameters())  # needs PyTorch  # doctest: +SKIP
     269722
 """
 

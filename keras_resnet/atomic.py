@@ -59,7 +59,7 @@ def temporary_name(path, keep_suffix=False):
             file name (Keras' `.keras` / `.weights.h5`, matplotlib's `.png`); else `<path>.tmp-<pid>`.
 
     Example:
-        >>> temporary_name("run/log.csv", ) == f"run/log.csv.tmp-{os.getpid()}"
+        >>> temporary_name("run/log.csv") == f"run/log.csv.tmp-{os.getpid()}"
         True
         >>> temporary_name("run/checkpoints/latest.keras", keep_suffix=True) == f"run/checkpoints/.tmp-{os.getpid()}-latest.keras"
         True

@@ -237,6 +237,14 @@ def test_every_data_convert_mistake_is_one_line_exit_2_and_nothing_made(data, tm
     assert_one_line_and_nothing_made(code, capsys.readouterr().err, (says.format(**paths),), tmp_path, before)
 
 
+def exit_code_of(main, argv):
+    """The exit code of a command's `main(argv)`, whether it returns it or raises `SystemExit` with it."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
 def fake_run(root, checkpoint=b"garbage" * 64, dataset=None, config=b'{"model": "resnet8"}', mean=True):
     """A run directory (docs/CONTRACTS.md layout) whose files are what the case needs; `None` leaves one out."""
     import numpy as np
@@ -310,10 +318,9 @@ def test_every_export_mistake_is_one_line_exit_2_and_nothing_made(tmp_path, monk
 
     paths = mistake_workspace(tmp_path, monkeypatch)
     before = files_under(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main([a.format(**paths) for a in args])
-    assert_one_line_and_nothing_made(exit_info.value.code, capsys.readouterr().err, (says.format(**paths),),
-                                     tmp_path, before, prefix="python -m keras_resnet.export: error: ")
+    code = exit_code_of(main, [a.format(**paths) for a in args])
+    assert_one_line_and_nothing_made(code, capsys.readouterr().err, (says.format(**paths),), tmp_path, before,
+                                     prefix="python -m keras_resnet.export: error: ")
 
 
 # `python -m keras_resnet.evaluate` in this process (`keras_resnet.evaluate.cli.main`): (arguments, a piece of
@@ -353,10 +360,9 @@ def test_every_evaluate_mistake_is_one_line_exit_2_and_nothing_made(data, tmp_pa
     if args and not any(a.startswith("--data") for a in args):
         argv.append(f"--data={data}")
     before = files_under(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert_one_line_and_nothing_made(exit_info.value.code, capsys.readouterr().err, (says.format(**paths),),
-                                     tmp_path, before, prefix="python -m keras_resnet.evaluate: error: ")
+    code = exit_code_of(main, argv)
+    assert_one_line_and_nothing_made(code, capsys.readouterr().err, (says.format(**paths),), tmp_path, before,
+                                     prefix="python -m keras_resnet.evaluate: error: ")
 
 
 # The analysis trainers in this process (`trainers.degradation.main`, ...): (module, arguments, a piece of the

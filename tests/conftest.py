@@ -34,6 +34,11 @@ def share_cores_between_workers():
 share_cores_between_workers()
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
              "OMP_NUM_THREADS": "2"}
+# Optional packages TensorFlow / Keras import at start-up when installed, absent from a user's install of the
+# package; `env()` starts its processes without them (tests/cli_site/sitecustomize.py), JAX kept for the JAX
+# backend.
+ABSENT_IN_PROCESSES = ("jax", "IPython", "sklearn")
+CLI_SITE = os.path.join(REPO, "tests", "cli_site")
 
 
 def toy_arrays(n, size=8, classes=3, seed=0):
@@ -73,9 +78,14 @@ def array_data(train=256, test=64, size=8, classes=3, validation=0):
 
 
 def env(**extra):
+    """The environment of a process the suite starts: quiet, CPU only, the repository on `PYTHONPATH`, without
+    the optional packages of `ABSENT_IN_PROCESSES` (JAX kept when `KERAS_BACKEND=jax`), and `extra`."""
     out = dict(os.environ)
     out.update(QUIET_ENV)
     out.update({k: str(v) for k, v in extra.items()})
+    absent = [name for name in ABSENT_IN_PROCESSES if not (name == "jax" and out.get("KERAS_BACKEND") == "jax")]
+    out["KERAS_RESNET_TESTS_ABSENT"] = ",".join(absent)
+    out["PYTHONPATH"] = os.pathsep.join([CLI_SITE, *filter(None, [out.get("PYTHONPATH")])])
     return out
 
 

@@ -38,6 +38,18 @@ def train(data, model_dir, *extra, **env_extra):
                    **env_extra)
 
 
+def train_here(capsys, data, model_dir, *extra):
+    """The same command line in this process (`python -m trainers.imagenet` runs exactly this), without
+    `--deterministic` (TensorFlow's op determinism is process-wide): `(exit code, stdout, stderr)`."""
+    from keras_resnet.training import trainer_main
+
+    argv = [a for a in COMMON if a != "--deterministic"] + [f"--data={data}", f"--model_dir={model_dir}", *extra]
+    capsys.readouterr()
+    code = trainer_main(argv, "python -m trainers.imagenet", model="resnet50", data="imagenet2012", recipe="imagenet")
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.fixture(scope="module")
 def reference(photos, tmp_path_factory):
     """The uninterrupted run on the photo folder."""
@@ -145,15 +157,15 @@ def test_the_trained_run_exports_and_serves_every_file_as_its_evaluation_path(re
     assert serving["class_names"] == [class_names[i] for i in served["batch"].argmax(1)]
 
 
-def test_the_same_run_from_tfrecord_shards(reference, photos, tmp_path):
+def test_the_same_run_from_tfrecord_shards(reference, photos, tmp_path, capsys):
     from keras_resnet.data.convert import convert
 
     shards = tmp_path / "shards"
     convert(str(photos), str(shards), shards=2, progress=False)
     run = tmp_path / "run"
-    out = train(shards, run)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "input: tf.data" in out.stdout and "streaming: " in out.stdout
+    code, stdout, stderr = train_here(capsys, shards, run)
+    assert code == 0, stderr[-3000:]
+    assert "input: tf.data" in stdout and "streaming: " in stdout
     summary = read_json(run / "summary.json")
     assert (summary["eval_split"], summary["iterations"]) == ("validation", 6)
     assert read_json(run / "dataset.json")["class_names"] == read_json(reference[0] / "dataset.json")["class_names"]
@@ -249,22 +261,22 @@ def test_the_same_run_from_a_tfds_mock(tmp_path):
     assert read_json(tmp_path / "run" / "config.json")["eval_split"] == "validation"
 
 
-def test_undecodable_images_are_named_or_skipped_and_counted(photos, tmp_path):
+def test_undecodable_images_are_named_or_skipped_and_counted(photos, tmp_path, capsys):
     import shutil
 
     data = tmp_path / "data"
     shutil.copytree(photos, data)
     (data / "train" / "n04" / "broken.jpg").write_bytes((data / "train" / "n04" / "001.jpg").read_bytes()[:300])
     (data / "val" / "n01" / "bad.jpg").write_bytes(b"not an image")
-    refused = train(data, tmp_path / "refused")
-    assert refused.returncode == 2 and not (tmp_path / "refused").exists()
-    assert "broken.jpg" in refused.stderr and "--skip_corrupt" in refused.stderr
-    out = train(data, tmp_path / "run", "--skip_corrupt")
-    assert out.returncode == 0, out.stderr[-3000:]
+    code, _, stderr = train_here(capsys, data, tmp_path / "refused")
+    assert code == 2 and not (tmp_path / "refused").exists()
+    assert "broken.jpg" in stderr and "--skip_corrupt" in stderr
+    code, stdout, stderr = train_here(capsys, data, tmp_path / "run", "--skip_corrupt")
+    assert code == 0, stderr[-3000:]
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["skipped_images"] == {"train": 1, "validation": 1}
-    assert "2 undecodable image(s) skipped" in out.stdout
+    assert "2 undecodable image(s) skipped" in stdout
     (data / "train" / "n04" / "broken.jpg").unlink()  # only the val/ one: met while streaming, after epoch 1
-    late = train(data, tmp_path / "late")
-    assert late.returncode == 2 and "Traceback" not in late.stderr, late.stderr[-3000:]
-    assert "bad.jpg" in late.stderr.strip().splitlines()[-1] and "--skip_corrupt" in late.stderr
+    code, _, stderr = train_here(capsys, data, tmp_path / "late")
+    assert code == 2 and "Traceback" not in stderr, stderr[-3000:]
+    assert "bad.jpg" in stderr.strip().splitlines()[-1] and "--skip_corrupt" in stderr

@@ -73,11 +73,14 @@ def test_end_to_end_resnet8_run_leaves_every_artifact(data, tmp_path):
     assert again.returncode == 2 and "--batch_size" in again.stderr and "different configuration" in again.stderr
 
 
-def test_bad_flags_fail_fast_naming_the_flag(tmp_path):
-    out = run_cli(["--model=resnet9", f"--model_dir={tmp_path}"])
-    assert out.returncode == 2 and "--model" in out.stderr and "resnet9" in out.stderr
-    out = run_cli(["--model=resnet8", f"--model_dir={tmp_path}", "--train_steps=-3"])
-    assert out.returncode == 2 and "--train_steps" in out.stderr
+def test_bad_flags_fail_fast_naming_the_flag(tmp_path, capsys):
+    from trainers.cifar import main  # the command line in this process (the real process: test_command_errors)
+
+    assert main(["--model=resnet9", f"--model_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "--model" in err and "resnet9" in err
+    assert main(["--model=resnet8", f"--model_dir={tmp_path}", "--train_steps=-3"]) == 2
+    assert "--train_steps" in capsys.readouterr().err
     assert not (tmp_path / "config.json").exists()
 
 

@@ -215,18 +215,13 @@ def test_user_errors_exit_2_with_one_line_before_anything_is_written(photos, ref
         ([f"--data={photos}", f"--init_from={other}"], ["--init_from=", "another architecture than resnet18",
                                                          "first mismatching layer 'stem_conv'"]),
     ]
-    from keras_resnet.training import trainer_main
-
     for index, (args, wanted) in enumerate(cases):
         run = tmp_path / "run"
-        argv = [*COMMON, *args, f"--model_dir={run}"]
         if index == 0:  # the real process once: no traceback, no TensorFlow noise, the exit code itself
-            out = cli(argv)
+            out = cli([*COMMON, *args, f"--model_dir={run}"])
             code, err = out.returncode, out.stderr
         else:  # the same command line in this process (`python -m trainers.imagenet` runs exactly this)
-            code = trainer_main(argv, "python -m trainers.imagenet", model="resnet50", data="imagenet2012",
-                                recipe="imagenet")
-            err = capsys.readouterr().err
+            code, _, err = train_here(capsys, args[0].removeprefix("--data="), run, *args[1:])
         assert code == 2, (args, err[-2000:])
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, err)  # no traceback, no noise

@@ -59,13 +59,23 @@ def test_readme_and_reproduction_show_the_committed_numbers_of_the_paper_run():
         assert f"{summary['wall_time_s'] / 3600:.1f} h" in row and f"{summary['images_per_second']:.0f}" in row, row
 
 
-@pytest.mark.parametrize("label, run, key", [
-    ("keras-resnet, 4,800 iterations", "resnet20-4800", "test_error"),
-])
-def test_reproduction_shows_the_like_for_like_comparison(label, run, key):
+PACKAGE_KEYS = ("test_error", "test_top5_error", "val_error", "train_error", "wall_time_s", "images_per_second")
+TORCH_KEYS = ("final_test_error", "final_test_top5_error", "final_val_error", "final_train_error",
+              "train_wall_time_s", "images_per_second")
+
+
+@pytest.mark.parametrize("label, run, keys", [
+    ("keras-resnet, 4,800 iterations", "resnet20-4800", PACKAGE_KEYS),
+    ("PyTorch (akamaster's ResNet-20), 4,800 iterations", "torch-resnet20-4800", TORCH_KEYS),
+], ids=["keras-resnet", "pytorch"])
+def test_reproduction_shows_the_like_for_like_comparison(label, run, keys):
+    """Both sides of the comparison: top-1, top-5, validation and last-epoch training error, training wall
+    time and images/s, as their committed summaries say, after the same 4,800 iterations."""
     summary = read(run, "summary.json")
     row = table_row(REPRODUCTION, label)
-    assert row[1] == percent(summary[key]), row
+    *errors, seconds, speed = (summary[key] for key in keys)
+    assert row[1:5] == [percent(error) for error in errors], row
+    assert row[5:] == [f"{seconds / 60:.0f} min", f"{speed:.0f}"], row
     iterations = summary.get("iterations", summary.get("train_steps"))
     assert iterations == 4800, summary
 

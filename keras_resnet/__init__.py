@@ -21,6 +21,7 @@ from keras_resnet.batch_norm import BatchNormalization
 from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottleneck_block
 from keras_resnet.cifar import cifar_resnet
 from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
+from keras_resnet.preactivation import preact_cifar_resnet
 from keras_resnet.registry import MODELS, build
 from keras_resnet import weights  # pretrained weights: named sets, converters (python -m keras_resnet.weights)
 from keras_resnet.weights import preprocess_input
@@ -67,6 +68,7 @@ __all__ = [
     "build",
     "cifar_resnet",
     "imagenet_resnet",
+    "preact_cifar_resnet",
     "preprocess_input",
     "profile",
     "recipes",

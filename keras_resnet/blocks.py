@@ -129,8 +129,45 @@ class ZeroPadShortcut(layers.Layer):
         return config
 
 
+def conv(x, filters, kernel_size, strides, name, kernel_regularizer=None):
+    """A convolution without bias (`{name}_conv`), padded symmetrically: Keras' "same" at stride 1 (symmetric
+    for odd kernels), an explicit `{name}_pad` and a "valid" convolution at stride 2, as the reference models.
+
+    Example:
+        >>> conv(keras.Input((8, 8, 3)), 16, 3, 2, "stem").shape
+        (None, 4, 4, 16)
+    """
+    pad = (kernel_size - 1) // 2
+    if strides == 1:
+        padding = "same"
+    else:
+        if pad:
+            x = layers.ZeroPadding2D(padding=pad, name=f"{name}_pad")(x)
+        padding = "valid"
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer=kernel_initializer(),
+        kernel_regularizer=kernel_regularizer,
+        name=f"{name}_conv",
+    )(x)
+
+
+def batch_norm(name, zero_gamma=False):
+    """The BN layer of every block (`{name}_bn`): PyTorch's momentum 0.1 and epsilon 1e-5, the fused kernel."""
+    return BatchNormalization(
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        name=f"{name}_bn",
+    )
+
+
 def conv_bn(x, filters, kernel_size, strides, name, kernel_regularizer=None, zero_gamma=False):
-    """Convolution (no bias, symmetric padding) followed by batch normalisation.
+    """Convolution (no bias, symmetric padding: `conv`) followed by batch normalisation.
 
     Args:
         x: the input tensor, channels last.
@@ -145,30 +182,7 @@ def conv_bn(x, filters, kernel_size, strides, name, kernel_regularizer=None, zer
     Returns:
         The normalised tensor (no activation).
     """
-    pad = (kernel_size - 1) // 2
-    if strides == 1:
-        # At stride 1 Keras' "same" padding is symmetric for odd kernels: identical to the reference models.
-        padding = "same"
-    else:
-        if pad:
-            x = layers.ZeroPadding2D(padding=pad, name=f"{name}_pad")(x)
-        padding = "valid"
-    x = layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding=padding,
-        use_bias=False,
-        kernel_initializer=kernel_initializer(),
-        kernel_regularizer=kernel_regularizer,
-        name=f"{name}_conv",
-    )(x)
-    return BatchNormalization(
-        momentum=BN_MOMENTUM,
-        epsilon=BN_EPSILON,
-        gamma_initializer="zeros" if zero_gamma else "ones",
-        name=f"{name}_bn",
-    )(x)
+    return batch_norm(name, zero_gamma)(conv(x, filters, kernel_size, strides, name, kernel_regularizer))
 
 
 def shortcut_branch(x, filters, strides, shortcut, name, kernel_regularizer=None):

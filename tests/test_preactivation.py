@@ -1,0 +1,91 @@
+"""The pre-activation CIFAR networks of He et al. (2016b), "Identity Mappings in Deep Residual Networks" (issue 25,
+first part): exact parameter counts, the unit's structure, a clean identity path, errors and safe-mode loading."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import keras  # noqa: E402
+
+from keras_resnet import preact_cifar_resnet  # noqa: E402
+from keras_resnet.preactivation import preact_depth_units  # noqa: E402
+
+
+def trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+@pytest.mark.parametrize("depth, block, shortcut, count", [
+    (110, "basic", None, 1_727_962),      # the paper's 1.7M: option A, as the first paper's CIFAR ResNet-110
+    (110, "basic", "B", 1_730_522),       # 1x1 projections where the width grows: 2,560 more
+    (164, "bottleneck", None, 1_703_258),  # the paper's 1.7M
+    pytest.param(1001, "bottleneck", None, 10_327_706, marks=pytest.mark.slow),  # the paper's 10.2M
+])
+def test_exact_parameter_counts(depth, block, shortcut, count):
+    model = preact_cifar_resnet(depth, block=block, shortcut=shortcut)
+    assert trainable(model) == count and model.name == f"preact_resnet{depth}"
+    assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("block, depth", [("basic", 14), ("bottleneck", 11)])
+def test_every_unit_starts_with_bn_relu_and_nothing_follows_the_addition(block, depth):
+    model = preact_cifar_resnet(depth, block=block)
+    names = [layer.name for layer in model.layers]
+    units = [name[:-len("_out")] for name in names if name.endswith("_out")]
+    assert len(units) == 3 * preact_depth_units(depth, block)
+
+    def consumers(tensor):
+        return [layer.name for layer in model.layers[1:]
+                if any(t is tensor for t in (layer.input if isinstance(layer.input, list) else [layer.input]))]
+
+    for unit, following in zip(units, units[1:] + ["post"]):
+        assert names.index(f"{unit}_preact_bn") + 1 == names.index(f"{unit}_preact_relu")
+        # the sum goes on as it is: into the next unit's BN and its shortcut (or the final BN), no ReLU
+        outputs = set(consumers(model.get_layer(f"{unit}_out").output))
+        assert f"{following}_preact_bn" in outputs or following == "post" and outputs == {"post_bn"}, outputs
+        assert not any(isinstance(model.get_layer(n), keras.layers.ReLU) for n in outputs), outputs
+    # the stem is a bare convolution; the last addition goes through BN-ReLU before pooling
+    assert names[1:3] == ["stem_conv", "stage1_block1_preact_bn"]
+    assert names[-4:] == ["post_bn", "post_relu", "avg_pool", "predictions"]
+    assert not any(isinstance(layer, keras.layers.Conv2D) and layer.use_bias for layer in model.layers)
+
+
+def test_the_identity_path_is_clean_from_the_stem_to_the_last_unit():
+    """With every unit's last convolution at zero, each unit is its shortcut: ResNet-20's pre-activation form
+    then hands the stem's output, subsampled and zero-padded by the option-A shortcuts only, to `post_bn`."""
+    model = preact_cifar_resnet(20)
+    for layer in model.layers:
+        if layer.name.endswith("_2_conv"):
+            layer.kernel.assign(np.zeros(layer.kernel.shape, "float32"))
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    stem = keras.Model(model.input, model.get_layer("stem_conv").output)(x)
+    last = keras.Model(model.input, model.get_layer("stage3_block3_out").output)(x)
+    expected = np.pad(np.asarray(stem)[:, ::4, ::4, :], [(0, 0), (0, 0), (0, 0), (24, 24)])
+    np.testing.assert_allclose(np.asarray(last), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(depth=21), "with basic units must be 6n+2 (20, 56, 110, ...); received 21"),
+    (dict(depth=23, block="bottleneck"), "with bottleneck units must be 9n+2 (29, 164, 1001, ...); received 23"),
+    (dict(depth=20, block="wide"), "`block` must be 'basic' or 'bottleneck'; received 'wide'"),
+    (dict(depth=164, block="bottleneck", shortcut="A"), "must be None (the paper's: 'B') or one of ['B']"),
+    (dict(depth=20, shortcut="D"), "received 'D'"),
+    (dict(depth=20, weights="cifar10"), "no published set for the pre-activation CIFAR networks"),
+])
+def test_mistakes_name_the_argument(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        preact_cifar_resnet(**kwargs)
+    assert message in str(error.value), str(error.value)
+
+
+def test_saves_and_loads_in_safe_mode_with_the_same_outputs(tmp_path):
+    model = preact_cifar_resnet(11, block="bottleneck", input_shape=(16, 16, 3), classes=3)
+    x = np.random.default_rng(1).uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    model.save_weights(tmp_path / "m.weights.h5")
+    again = preact_cifar_resnet(11, block="bottleneck", input_shape=(16, 16, 3), classes=3,
+                                weights=str(tmp_path / "m.weights.h5"))
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(model(x)))

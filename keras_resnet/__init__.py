@@ -56,6 +56,9 @@ ResNet101 = MODELS["resnet101"]
 ResNet152 = MODELS["resnet152"]
 PlainNet18 = MODELS["plain18"]
 PlainNet34 = MODELS["plain34"]
+PreActResNet110 = MODELS["preact_resnet110"]
+PreActResNet164 = MODELS["preact_resnet164"]
+PreActResNet1001 = MODELS["preact_resnet1001"]
 
 __all__ = [
     "BatchNormalization",
@@ -73,5 +76,5 @@ __all__ = [
     "profile",
     "recipes",
     "weights",
-    *[name for name in dir() if name.startswith(("ResNet", "PlainNet"))],
+    *[name for name in dir() if name.startswith(("ResNet", "PlainNet", "PreActResNet"))],
 ]

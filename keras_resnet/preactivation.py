@@ -35,6 +35,8 @@ from keras_resnet.common import check_arguments, classifier_head, model_input
 from keras_resnet.weights.api import check_weights, load_weights
 
 PREACT_BLOCKS = ("basic", "bottleneck")
+PREACT_BOTTLENECK_DEPTHS = (164, 1001)
+"""The paper's bottleneck networks; 164 is also of the basic form 6n+2, so a depth alone does not say."""
 PREACT_SHORTCUTS = ("A", "B", "C")
 PREACT_WIDTHS = (16, 32, 64)
 PREACT_INPUT_SHAPE = (32, 32, 3)
@@ -59,6 +61,29 @@ def preact_depth_units(depth, block):
         raise ValueError(f"`depth` of a pre-activation CIFAR network with {block} units must be {form}; "
                          f"received {depth!r}.")
     return (depth - 2) // (3 * layers_per_unit)
+
+
+def preact_block_of(depth):
+    """The unit of the pre-activation network named by its depth: "bottleneck" for the paper's 164 and 1001 and
+    any 9n+2 depth that is not 6n+2, "basic" for the other 6n+2 depths (ResNet-110 among them).
+
+    Raises:
+        ValueError: `depth` is of neither form.
+
+    Example:
+        >>> preact_block_of(110), preact_block_of(164), preact_block_of(29)
+        ('basic', 'bottleneck', 'bottleneck')
+    """
+    if depth in PREACT_BOTTLENECK_DEPTHS:
+        return "bottleneck"
+    for block in PREACT_BLOCKS:
+        try:
+            preact_depth_units(depth, block)
+            return block
+        except ValueError:
+            pass
+    raise ValueError(f"`depth` of a pre-activation CIFAR network must be 6n+2 (basic units: 20, 56, 110, ...) or "
+                     f"9n+2 (bottleneck units: 29, 164, 1001, ...); received {depth!r}.")
 
 
 def bn_relu(x, name):
@@ -118,9 +143,9 @@ def check_preact_weights(weights, depth, shortcut, include_top, classes, channel
                          classes=classes, stride_in_3x3=False, channels=channels)
 
 
-def preact_cifar_resnet(depth, block="basic", shortcut=None, include_top=True, input_shape=None, pooling=None,
-                        classes=10, classifier_activation="softmax", kernel_regularizer=None, name=None,
-                        weights=None, input_tensor=None):
+def preact_cifar_resnet(depth, block=None, shortcut=None, include_top=True, input_shape=None, pooling=None,
+                        classes=10, classifier_activation="softmax", zero_init_residual=False,
+                        kernel_regularizer=None, name=None, weights=None, input_tensor=None):
     """Builds a pre-activation CIFAR ResNet (He et al. 2016b): ResNet-110 (basic), ResNet-164 / ResNet-1001
     (bottleneck) and any other depth of those forms.
 
@@ -129,13 +154,16 @@ def preact_cifar_resnet(depth, block="basic", shortcut=None, include_top=True, i
 
     Args:
         depth: int, 6n+2 for `block="basic"`, 9n+2 for `block="bottleneck"`.
-        block: "basic" (two 3x3 convolutions per unit) or "bottleneck" (1x1, 3x3, 1x1 with 4x outputs).
+        block: "basic" (two 3x3 convolutions per unit), "bottleneck" (1x1, 3x3, 1x1 with 4x outputs), or
+            `None`: the unit the depth names (`preact_block_of`: bottleneck for 164 and 1001).
         shortcut: `None` for the paper's choice ("A" for basic units, "B" for bottleneck units); for basic
             units "A" (identity, zero-padded channels, as the first paper's CIFAR networks), "B" (1x1
             projections where the width grows) or "C" (projections everywhere); bottleneck units accept "B"
             only (pre-activated 1x1 projections where the dimensions change, the paper's appendix).
         include_top, input_shape, pooling, classes, classifier_activation, kernel_regularizer, name,
             input_tensor: as for `keras_resnet.cifar_resnet`.
+        zero_init_residual: `False` only: it zeroes the BN that ends a residual branch, and a pre-activation
+            unit ends with a convolution (the argument is here because every network takes it).
         weights: `None` or the path of a weights file (`.weights.h5`, `.keras`) of the same network.
 
     Returns:
@@ -143,11 +171,15 @@ def preact_cifar_resnet(depth, block="basic", shortcut=None, include_top=True, i
 
     Example:
         >>> import numpy as np
-        >>> model = preact_cifar_resnet(164, block="bottleneck")
+        >>> model = preact_cifar_resnet(164)
         >>> model.name, sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         ('preact_resnet164', 1703258)
     """
+    block = preact_block_of(depth) if block is None else block
     units = preact_depth_units(depth, block)
+    if zero_init_residual:
+        raise ValueError("`zero_init_residual=True` zeroes the BN that ends a residual branch; a pre-activation "
+                         "unit ends with a convolution, so it has none. Use zero_init_residual=False.")
     accepted = PREACT_SHORTCUTS if block == "basic" else ("B",)
     if shortcut is None:
         shortcut = accepted[0]

@@ -14,13 +14,16 @@ import re
 
 from keras_resnet.cifar import cifar_blocks_per_stage, cifar_resnet
 from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
+from keras_resnet.preactivation import preact_block_of, preact_cifar_resnet
 
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
 CIFAR_PLAIN_DEPTHS = (20, 32, 44, 56, 110)
 IMAGENET_DEPTHS = tuple(IMAGENET_SPECS)
 IMAGENET_PLAIN_DEPTHS = (18, 34)
+PREACT_DEPTHS = (110, 164, 1001)
+"""The pre-activation CIFAR networks of He et al. (2016b): ResNet-110 (basic units), 164 and 1001 (bottleneck)."""
 
-_NAME = re.compile(r"^(resnet|plain)(\d+)$")
+_NAME = re.compile(r"^(resnet|plain|preact_resnet)(\d+)$")
 
 
 APPLICATIONS_ORDER = (
@@ -46,7 +49,7 @@ def constructor_signature(builder, depth, plain):
     builder_parameters = dict(inspect.signature(builder).parameters)
     del builder_parameters["depth"]
     defaults = {key: parameter.default for key, parameter in builder_parameters.items()}
-    defaults["name"] = f"{'plain' if plain else 'resnet'}{depth}"
+    defaults["name"] = model_label(builder, depth, plain)[1]
     if plain:
         defaults["shortcut"] = None
     order = [key for key in APPLICATIONS_ORDER if key in defaults]
@@ -61,8 +64,8 @@ def make_constructor(builder, depth, plain):
     The constructor has an explicit signature (`inspect.signature`, `help()` and notebook tooltips show every
     argument with its default); an argument it does not list is a `TypeError`, as for any function.
     """
-    family = "CIFAR" if builder is cifar_resnet else "ImageNet"
-    label = f"{'PlainNet' if plain else 'ResNet'}{depth}"
+    family = "ImageNet" if builder is imagenet_resnet else "CIFAR"
+    label, model_name = model_label(builder, depth, plain)
     signature = constructor_signature(builder, depth, plain)
 
     def constructor(*args, **kwargs):
@@ -76,23 +79,35 @@ def make_constructor(builder, depth, plain):
     constructor.__name__ = constructor.__qualname__ = label
     constructor.__signature__ = signature
     kind = "plain counterpart (no shortcuts) of the " if plain else ""
-    pretrained = "" if plain else _pretrained_note(family, depth)
-    constructor.__doc__ = f"""The {kind}{family} ResNet-{depth} of He et al. (2015).
+    pretrained = "" if plain or builder is preact_cifar_resnet else _pretrained_note(family, depth)
+    preact = builder is preact_cifar_resnet
+    reference = ('He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016' if preact
+                 else 'He et al., "Deep Residual Learning for Image Recognition", CVPR 2016')
+    constructor.__doc__ = f"""The {kind}{'pre-activation ' if preact else ''}{family} ResNet-{depth} of He et al. \
+({'2016b' if preact else '2015'}).
 
-    Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016.
+    Reference: {reference}.
     {pretrained}
     Args:
         {", ".join(f"`{key}`" for key in signature.parameters)}: as for
             `keras_resnet.{builder.__name__}` (see there), without `depth`.
 
     Returns:
-        A `keras.Model` named `{'plain' if plain else 'resnet'}{depth}` unless `name` says otherwise.
+        A `keras.Model` named `{model_name}` unless `name` says otherwise.
 
     Example:
         >>> import keras_resnet
         >>> model = keras_resnet.{label}()
     """
     return constructor
+
+
+def model_label(builder, depth, plain):
+    """`(constructor name, model name)`: `("ResNet56", "resnet56")`, `("PlainNet20", "plain20")`,
+    `("PreActResNet164", "preact_resnet164")`."""
+    if builder is preact_cifar_resnet:
+        return f"PreActResNet{depth}", f"preact_resnet{depth}"
+    return (f"PlainNet{depth}", f"plain{depth}") if plain else (f"ResNet{depth}", f"resnet{depth}")
 
 
 def _pretrained_note(family, depth):
@@ -113,20 +128,25 @@ def _registry():
         models[f"resnet{depth}"] = make_constructor(imagenet_resnet, depth, plain=False)
     for depth in IMAGENET_PLAIN_DEPTHS:
         models[f"plain{depth}"] = make_constructor(imagenet_resnet, depth, plain=True)
+    for depth in PREACT_DEPTHS:
+        models[f"preact_resnet{depth}"] = make_constructor(preact_cifar_resnet, depth, plain=False)
     return models
 
 
 MODELS = _registry()
 """Name -> constructor for every network of the paper (`resnet20`..`resnet1202`, `plain20`..`plain110`,
-`resnet18`..`resnet152`, `plain18`, `plain34`)."""
+`resnet18`..`resnet152`, `plain18`, `plain34`), and the pre-activation `preact_resnet110`, `preact_resnet164`,
+`preact_resnet1001` (He et al. 2016b)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """A model name parsed once: `name` (lower case), `family` ("cifar" or "imagenet"), `depth`, `plain`.
+    """A model name parsed once: `name` (lower case), `family` ("cifar" or "imagenet"), `depth`, `plain`, and
+    `preactivation` (the units of He et al. 2016b, `preact_resnet<depth>`: a CIFAR network).
 
     Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016: Table 1 (the ImageNet
-    depths) and section 4.2 (CIFAR depths 6n+2; "plain" networks without shortcuts).
+    depths) and section 4.2 (CIFAR depths 6n+2; "plain" networks without shortcuts); He et al., "Identity
+    Mappings in Deep Residual Networks", ECCV 2016 (the pre-activation networks: depths 6n+2 and 9n+2).
 
     Example:
         >>> spec = model_spec("Plain56")
@@ -138,6 +158,7 @@ class ModelSpec:
     family: str
     depth: int
     plain: bool
+    preactivation: bool = False
 
     @property
     def residual(self) -> bool:
@@ -149,16 +170,22 @@ def model_spec(name) -> ModelSpec:
     """Parses a model name into its `ModelSpec`, or raises `ValueError` naming what is accepted.
 
     Args:
-        name: str, `resnet<depth>` or `plain<depth>` of a CIFAR (6n+2) or ImageNet (Table 1) depth; ImageNet
-            wins for 50 and 152, which are also 6n+2.
+        name: str, `resnet<depth>` or `plain<depth>` of a CIFAR (6n+2) or ImageNet (Table 1) depth (ImageNet
+            wins for 50 and 152, which are also 6n+2), or `preact_resnet<depth>` of a depth 6n+2 or 9n+2.
     """
     match = _NAME.match(str(name).strip().lower()) if isinstance(name, str) else None
     if match is None:
         raise ValueError(
-            f"`name` must be 'resnet<depth>' or 'plain<depth>' (for example one of {sorted(MODELS)}); "
-            f"received {name!r}."
+            f"`name` must be 'resnet<depth>', 'plain<depth>' or 'preact_resnet<depth>' (for example one of "
+            f"{sorted(MODELS)}); received {name!r}."
         )
     plain, depth = match.group(1) == "plain", int(match.group(2))
+    if match.group(1) == "preact_resnet":
+        try:
+            preact_block_of(depth)
+        except ValueError as error:
+            raise ValueError(f"`name` {name!r} has no valid depth: {str(error).split(' must be ', 1)[1]}") from None
+        return ModelSpec(match.group(0), "cifar", depth, False, preactivation=True)
     if depth in IMAGENET_SPECS:
         return ModelSpec(match.group(0), "imagenet", depth, plain)
     try:
@@ -186,8 +213,9 @@ def build(name, weights=None, **kwargs):
     """Builds a network by name.
 
     Args:
-        name: str, a key of `MODELS` (e.g. "resnet56", "plain20", "resnet50") or any `resnet<depth>` /
-            `plain<depth>` of a valid CIFAR (6n+2) or ImageNet depth, e.g. "resnet8".
+        name: str, a key of `MODELS` (e.g. "resnet56", "plain20", "resnet50", "preact_resnet164") or any
+            `resnet<depth>` / `plain<depth>` of a valid CIFAR (6n+2) or ImageNet depth, e.g. "resnet8", or
+            `preact_resnet<depth>` (6n+2 or 9n+2, e.g. "preact_resnet20").
         weights: `None`, "cifar10", "imagenet" or a weights file (see `keras_resnet.cifar_resnet` and
             `keras_resnet.imagenet_resnet`).
         **kwargs: builder arguments (`shortcut`, `classes`, `input_shape`, `input_tensor`, ...).
@@ -207,5 +235,8 @@ def build(name, weights=None, **kwargs):
         kwargs["shortcut"] = None
     kwargs.setdefault("name", name.strip().lower())
     kwargs["weights"] = weights
-    builder = cifar_resnet if spec.family == "cifar" else imagenet_resnet
+    if spec.preactivation:
+        builder = preact_cifar_resnet
+    else:
+        builder = cifar_resnet if spec.family == "cifar" else imagenet_resnet
     return builder(spec.depth, **kwargs)

@@ -54,8 +54,11 @@ def _imagenet_projection_params(depth):
 # Plain ImageNet nets are option B minus its projections.
 EXPECTED_PARAMS["plain18"] = EXPECTED_PARAMS["resnet18"] - _imagenet_projection_params(18)
 EXPECTED_PARAMS["plain34"] = EXPECTED_PARAMS["resnet34"] - _imagenet_projection_params(34)
+# Pre-activation (He et al. 2016b; tests/test_preactivation.py derives them): 110 with option A, 164 and 1001
+# with bottleneck units and pre-activated projections.
+EXPECTED_PARAMS.update(preact_resnet110=1_727_962, preact_resnet164=1_703_258, preact_resnet1001=10_327_706)
 
-SLOW = {"resnet1202"}
+SLOW = {"resnet1202", "preact_resnet1001"}
 
 
 def registry_params():
@@ -72,7 +75,7 @@ def built(name):
 def test_registry_covers_the_paper():
     assert set(keras_resnet.MODELS) == set(EXPECTED_PARAMS)
     for name in EXPECTED_PARAMS:
-        label = name.replace("resnet", "ResNet").replace("plain", "PlainNet")
+        label = name.replace("preact_", "PreAct").replace("resnet", "ResNet").replace("plain", "PlainNet")
         assert getattr(keras_resnet, label) is keras_resnet.MODELS[name]
 
 
@@ -89,7 +92,7 @@ def test_registry_contract(name):
     # Untrained BN statistics (mean 0, variance 1) make inference a sum of 600 unnormalised residual
     # branches in ResNet-1202, which overflows float32 at initialisation (as in any framework); with batch
     # statistics, as in training, the output is finite.
-    probabilities = keras.ops.convert_to_numpy(model(images, training=name == "resnet1202"))
+    probabilities = keras.ops.convert_to_numpy(model(images, training=name in SLOW))
     assert probabilities.shape == (2, classes)
     assert np.all(np.isfinite(probabilities))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -394,6 +397,8 @@ def test_a_model_name_is_parsed_once_into_a_frozen_spec():
 
     specs = {name: model_spec(name) for name in keras_resnet.MODELS}
     assert all(spec.name == name for name, spec in specs.items())
+    assert sorted(s.depth for s in specs.values() if s.preactivation) == [110, 164, 1001]
+    assert {s.family for s in specs.values() if s.preactivation} == {"cifar"}
     assert sorted((s.family, s.depth) for s in specs.values() if s.plain) == [
         ("cifar", 20), ("cifar", 32), ("cifar", 44), ("cifar", 56), ("cifar", 110), ("imagenet", 18), ("imagenet", 34)]
     assert model_spec(" ResNet152 ") == ModelSpec("resnet152", "imagenet", 152, False)  # 152 is 6n+2 too
@@ -402,7 +407,9 @@ def test_a_model_name_is_parsed_once_into_a_frozen_spec():
         model_spec("resnet20").depth = 56
     with pytest.raises(ValueError, match=r"`name` 'resnet21' has no valid depth: CIFAR depths are 6n\+2"):
         model_spec("resnet21")
-    with pytest.raises(ValueError, match="`name` must be 'resnet<depth>' or 'plain<depth>'"):
+    with pytest.raises(ValueError, match=r"`name` 'preact_resnet21' has no valid depth: 6n\+2 \(basic units"):
+        model_spec("preact_resnet21")
+    with pytest.raises(ValueError, match="`name` must be 'resnet<depth>', 'plain<depth>' or 'preact_resnet<depth>'"):
         model_spec("vgg16")
     from keras_resnet.training.config import TrainConfig
 
@@ -413,8 +420,10 @@ def test_a_model_name_is_parsed_once_into_a_frozen_spec():
 @pytest.mark.parametrize("name", list(keras_resnet.MODELS))
 def test_named_constructor_signature_lists_every_accepted_argument(name, monkeypatch):
     """`inspect.signature(ResNet56)` shows every builder argument (keras.applications' first) with its default."""
-    family, _, plain = keras_resnet.registry.family_of(name)
-    builder = keras_resnet.cifar_resnet if family == "cifar" else keras_resnet.imagenet_resnet
+    spec = keras_resnet.registry.model_spec(name)
+    family, plain = spec.family, spec.plain
+    builder = (keras_resnet.preact_cifar_resnet if spec.preactivation else
+               keras_resnet.cifar_resnet if family == "cifar" else keras_resnet.imagenet_resnet)
     constructor = keras_resnet.MODELS[name]
     parameters = inspect.signature(constructor).parameters
     builder_defaults = {k: p.default for k, p in inspect.signature(builder).parameters.items() if k != "depth"}

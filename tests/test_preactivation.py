@@ -66,7 +66,9 @@ def test_the_identity_path_is_clean_from_the_stem_to_the_last_unit():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(depth=21), "with basic units must be 6n+2 (20, 56, 110, ...); received 21"),
+    (dict(depth=21), "must be 6n+2 (basic units: 20, 56, 110, ...) or 9n+2 (bottleneck units: 29, 164, 1001"),
+    (dict(depth=21, block="basic"), "with basic units must be 6n+2 (20, 56, 110, ...); received 21"),
+    (dict(depth=20, zero_init_residual=True), "a pre-activation unit ends with a convolution"),
     (dict(depth=23, block="bottleneck"), "with bottleneck units must be 9n+2 (29, 164, 1001, ...); received 23"),
     (dict(depth=20, block="wide"), "`block` must be 'basic' or 'bottleneck'; received 'wide'"),
     (dict(depth=164, block="bottleneck", shortcut="A"), "must be None (the paper's: 'B') or one of ['B']"),
@@ -89,3 +91,29 @@ def test_saves_and_loads_in_safe_mode_with_the_same_outputs(tmp_path):
     again = preact_cifar_resnet(11, block="bottleneck", input_shape=(16, 16, 3), classes=3,
                                 weights=str(tmp_path / "m.weights.h5"))
     np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(model(x)))
+
+
+def test_the_registry_names_build_the_papers_networks():
+    import keras_resnet
+
+    assert keras_resnet.build("preact_resnet20").count_params() == preact_cifar_resnet(20).count_params()
+    assert keras_resnet.PreActResNet164 is keras_resnet.MODELS["preact_resnet164"]
+    # the unit a depth names: bottleneck for the paper's 164 (also of the basic form 6n+2) and for 9n+2 only
+    assert [n for n in ("preact_resnet164", "preact_resnet29", "preact_resnet20") if any(
+        layer.name.endswith("_3_conv") for layer in keras_resnet.build(n).layers)] == ["preact_resnet164",
+                                                                                     "preact_resnet29"]
+
+
+def test_trains_through_the_trainer_library(tmp_path):
+    """The trainer's own path (`training.train`: recipe, regulariser, checkpoints) takes a pre-activation name."""
+    from conftest import make_image_folder
+
+    from keras_resnet import training
+
+    data = make_image_folder(tmp_path / "data", train=48, test=12, size=8, classes=3)
+    config = training.TrainConfig(model="preact_resnet11", data=str(data), model_dir=str(tmp_path / "run"),
+                                  batch_size=16, train_steps=4, steps_per_epoch=2, seed=1, verbose=0)
+    summary = training.train(config)
+    assert summary["iterations"] == 4 and np.isfinite(summary["train_loss"])
+    loaded = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "latest.keras", safe_mode=True)
+    assert loaded.name == "preact_resnet11" and loaded.get_layer("post_bn") is not None

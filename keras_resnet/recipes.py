@@ -166,21 +166,28 @@ class Recipe:
         return keras.regularizers.L2(self.weight_decay / 2.0) if self.weight_decay else None
 
 
-def cifar_recipe(depth=20, train_examples=CIFAR_TRAIN_EXAMPLES):
+def cifar_recipe(depth=20, train_examples=CIFAR_TRAIN_EXAMPLES, preactivation=False):
     """The paper's CIFAR-10 recipe (section 4.2).
 
     SGD momentum 0.9, batch 128, learning rate 0.1 divided by 10 at 32k and 48k iterations, 64k iterations,
-    weight decay 1e-4. For depth >= 110: 0.01 for the first 400 iterations, then back to 0.1.
+    weight decay 1e-4. For depth >= 110: 0.01 for the first 400 iterations, then back to 0.1. The
+    pre-activation networks (He et al. 2016b, appendix) take the same recipe with that warm-up at every depth
+    ("for all CIFAR experiments"; the authors note it is not needed by the new unit).
 
     Args:
         depth: int, network depth (decides the warm-up).
         train_examples: int, unused by the schedule (iteration keyed); kept for symmetry with
             `imagenet_recipe`.
+        preactivation: bool, the recipe of the pre-activation networks (warm-up at every depth).
+
+    Example:
+        >>> cifar_recipe(164, preactivation=True).warmup_steps, cifar_recipe(56).warmup_steps
+        (400, 0)
     """
     del train_examples
     recipe = Recipe(name="cifar", batch_size=128, learning_rate=0.1, train_steps=64_000,
                     boundaries=(32_000, 48_000))
-    if depth >= 110:
+    if depth >= 110 or preactivation:
         recipe = recipe.replace(warmup="constant", warmup_steps=400, warmup_learning_rate=0.01)
     return recipe
 

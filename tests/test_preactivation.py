@@ -117,3 +117,24 @@ def test_trains_through_the_trainer_library(tmp_path):
     assert summary["iterations"] == 4 and np.isfinite(summary["train_loss"])
     loaded = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "latest.keras", safe_mode=True)
     assert loaded.name == "preact_resnet11" and loaded.get_layer("post_bn") is not None
+
+
+def test_the_recipe_is_the_papers_with_its_warm_up_at_every_depth():
+    """He et al. 2016b, appendix: the first paper's CIFAR recipe, 0.01 for the first 400 iterations "for all
+    CIFAR experiments" (the original networks warm up from depth 110 only)."""
+    from keras_resnet.training import TrainConfig
+    from keras_resnet.training.run_recipe import resolve_recipe
+
+    def recipe(model):
+        return resolve_recipe(TrainConfig(model=model, data="cifar10", model_dir="unused"), 45_000, 128)
+
+    for model in ("preact_resnet20", "preact_resnet164", "preact_resnet1001"):
+        got = recipe(model)
+        assert (got.train_steps, got.batch_size, got.boundaries, got.weight_decay, got.momentum) == (
+            64_000, 128, (32_000, 48_000), 1e-4, 0.9)
+        assert (got.warmup, got.warmup_steps, got.warmup_learning_rate, got.learning_rate) == (
+            "constant", 400, 0.01, 0.1), model
+        schedule = got.learning_rate_schedule()
+        assert [float(keras.ops.convert_to_numpy(schedule(i))) for i in (0, 399, 400, 32_000)] == pytest.approx(
+            [0.01, 0.01, 0.1, 0.01])
+    assert recipe("resnet20").warmup == "none"

@@ -67,6 +67,7 @@ class SchedulePart:
     depth: int = 0
     steps_per_epoch: int | None = None
     eval_batch_size: int | None = None
+    preactivation: bool = False
 
     @property
     def kind(self):
@@ -129,7 +130,7 @@ def schedule_part(config):
     return SchedulePart(config.model_spec.family, config.recipe, config.batch_size, config.train_steps,
                         config.learning_rate, config.schedule, config.warmup_steps, config.boundaries,
                         config.weight_decay, config.momentum, config.model_spec.depth, config.steps_per_epoch,
-                        config.eval_batch_size)
+                        config.eval_batch_size, config.model_spec.preactivation)
 
 
 def runtime_part(config):

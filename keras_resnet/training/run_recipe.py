@@ -62,7 +62,7 @@ def resolve_recipe(config, num_train, global_batch=None):
     schedule = schedule_part(config)
     depth, kind = schedule.depth, schedule.kind
     if kind == "cifar":
-        recipe = recipes_lib.cifar_recipe(depth)
+        recipe = recipes_lib.cifar_recipe(depth, preactivation=schedule.preactivation)
     elif kind == "finetune":
         recipe = recipes_lib.finetune_recipe(train_examples=num_train)
     else:

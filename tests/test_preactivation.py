@@ -138,3 +138,41 @@ def test_the_recipe_is_the_papers_with_its_warm_up_at_every_depth():
         assert [float(keras.ops.convert_to_numpy(schedule(i))) for i in (0, 399, 400, 32_000)] == pytest.approx(
             [0.01, 0.01, 0.1, 0.01])
     assert recipe("resnet20").warmup == "none"
+
+
+@pytest.mark.parametrize("depth", [20, 11], ids=["basic", "bottleneck"])
+def test_folding_merges_the_bn_after_each_convolution_and_keeps_the_pre_activations(depth):
+    """Inside a unit a BN directly follows a convolution and folds into it exactly; a unit's pre-activation BN
+    follows an addition, and `post_bn` the last one: they stay. The first unit's pre-activation BN follows the
+    stem's convolution: folded where the unit projects (bottleneck: the stem feeds nothing else), kept where the
+    stem's output is also the identity shortcut (basic). The folded network computes the same logits (random
+    BN statistics)."""
+    from conftest import randomise_batch_norms, relative_difference
+
+    from keras_resnet.inference import fold_batch_norms
+
+    model = randomise_batch_norms(preact_cifar_resnet(depth, classifier_activation=None))
+    folded, pairs = fold_batch_norms(model)
+    kept = sorted(layer.name for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization))
+    units = 3 * preact_depth_units(depth, "basic" if depth == 20 else "bottleneck")
+    preacts = [f"stage{s}_block{b}_preact_bn" for s in (1, 2, 3) for b in range(1, units // 3 + 1)]
+    stem_folded = depth != 20
+    assert kept == sorted(preacts[stem_folded:] + ["post_bn"])
+    assert len(pairs) == units * (1 if depth == 20 else 2) + stem_folded and all(c.endswith("_conv") for c, _ in pairs)
+    assert (("stem_conv", "stage1_block1_preact_bn") in pairs) == stem_folded
+    x = np.random.default_rng(2).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    assert relative_difference(np.asarray(folded(x)), np.asarray(model(x))) < 1e-5
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_computes_in_the_mixed_policy_with_a_float32_classifier(policy):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = preact_cifar_resnet(11, input_shape=(16, 16, 3))
+        assert model.get_layer("stage1_block1_1_conv").compute_dtype == policy.split("_")[1]
+        assert model.get_layer("post_bn").compute_dtype == policy.split("_")[1]
+        out = model(np.zeros((1, 16, 16, 3), "float32"))
+        assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    finally:
+        keras.config.set_dtype_policy(previous)

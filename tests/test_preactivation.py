@@ -1,5 +1,8 @@
-"""The pre-activation CIFAR networks of He et al. (2016b), "Identity Mappings in Deep Residual Networks" (issue 25,
-first part): exact parameter counts, the unit's structure, a clean identity path, errors and safe-mode loading."""
+"""The pre-activation CIFAR networks of He et al. (2016b), "Identity Mappings in Deep Residual Networks" (issue 25):
+exact parameter counts, the unit's structure, a clean identity path, errors, safe-mode loading, the registry
+names, the recipe, BN folding, mixed precision, and a run trained, exported and served on real JPEGs."""
+
+import json
 
 import numpy as np
 import pytest
@@ -176,3 +179,57 @@ def test_computes_in_the_mixed_policy_with_a_float32_classifier(policy):
         assert keras.backend.standardize_dtype(out.dtype) == "float32"
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def real_jpeg_folder(root, train=8, test=4):
+    """`root/{train,test}/<class>/*.jpg`: real CIFAR-10 JPEG files (bytes unchanged) of ../shared's test archive,
+    `train` then `test` of each class; skips when ../shared is absent."""
+    import tarfile
+
+    from conftest import CIFAR
+
+    archive = CIFAR / "cifar10-test.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"real CIFAR-10 test archive not found at {archive} (../shared absent)")
+    taken = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 3 or taken.get(parts[1], 0) >= train + test:
+                continue
+            split = "train" if taken.get(parts[1], 0) < train else "test"
+            taken[parts[1]] = taken.get(parts[1], 0) + 1
+            (root / split / parts[1]).mkdir(parents=True, exist_ok=True)
+            (root / split / parts[1] / parts[2]).write_bytes(tar.extractfile(member).read())
+    return root
+
+
+def test_trains_through_the_cli_and_serves_the_evaluation_paths_probabilities(tmp_path, capsys):
+    """`python -m trainers.cifar --model=preact_resnet20` then `python -m keras_resnet.export` (both command lines
+    run in this process), served by a process that imports TensorFlow only: on real JPEG files, the
+    probabilities of the evaluation path (`data.load(..., training=False)` and the checkpoint) within 1e-4."""
+    from conftest import serve_bytes_elsewhere
+
+    from keras_resnet import data as data_lib
+    from keras_resnet.data.reader import FolderSource
+    from keras_resnet.export import cli as export_cli
+    from trainers.cifar import main as train_main
+
+    data, run = real_jpeg_folder(tmp_path / "jpegs"), tmp_path / "run"
+    assert train_main(["--model=preact_resnet20", f"--data={data}", f"--model_dir={run}", "--batch_size=16",
+                       "--train_steps=4", "--steps_per_epoch=2", "--seed=1", "--verbose=0"]) == 0
+    capsys.readouterr()
+    assert export_cli.main([f"--model_dir={run}", f"--export_dir={tmp_path / 'models'}"]) == 0
+    version = tmp_path / "models" / "1"
+    assert capsys.readouterr().out.strip().endswith(str(version))
+    card = json.loads((version / "assets" / "model_card.json").read_text())
+    assert card["model_name"] == "preact_resnet20" and card["graph"]["batch_norm_folded"] == 9
+
+    model = keras.saving.load_model(run / "checkpoints" / "best.keras", safe_mode=True)
+    ds, _ = data_lib.load(str(data), "test", 8, training=False, mean=np.load(run / "mean_image.npy"))
+    expected = np.concatenate([np.asarray(model.predict_on_batch(x)) for x, _ in ds.as_numpy_iterator()])
+    names = [n.numpy().decode() for _, _, n in FolderSource(str(data), "test").elements("test", encoded=True,
+                                                                                          named=True)]
+    served, serving = serve_bytes_elsewhere(version, names, tmp_path / "serving")
+    assert serving["imported"] == [] and len(names) == 40
+    assert np.abs(served["batch"] - expected).max() < 1e-4

@@ -21,6 +21,7 @@ from keras_resnet.batch_norm import BatchNormalization
 from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottleneck_block
 from keras_resnet.cifar import cifar_resnet
 from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
+from keras_resnet.imagenet_v2 import imagenet_resnet_v2
 from keras_resnet.preactivation import preact_cifar_resnet
 from keras_resnet.registry import MODELS, build
 from keras_resnet import weights  # pretrained weights: named sets, converters (python -m keras_resnet.weights)
@@ -59,6 +60,9 @@ PlainNet34 = MODELS["plain34"]
 PreActResNet110 = MODELS["preact_resnet110"]
 PreActResNet164 = MODELS["preact_resnet164"]
 PreActResNet1001 = MODELS["preact_resnet1001"]
+ResNet50V2 = MODELS["resnet50v2"]
+ResNet101V2 = MODELS["resnet101v2"]
+ResNet152V2 = MODELS["resnet152v2"]
 
 __all__ = [
     "BatchNormalization",
@@ -71,6 +75,7 @@ __all__ = [
     "build",
     "cifar_resnet",
     "imagenet_resnet",
+    "imagenet_resnet_v2",
     "preact_cifar_resnet",
     "preprocess_input",
     "profile",

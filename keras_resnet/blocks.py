@@ -129,9 +129,10 @@ class ZeroPadShortcut(layers.Layer):
         return config
 
 
-def conv(x, filters, kernel_size, strides, name, kernel_regularizer=None):
-    """A convolution without bias (`{name}_conv`), padded symmetrically: Keras' "same" at stride 1 (symmetric
-    for odd kernels), an explicit `{name}_pad` and a "valid" convolution at stride 2, as the reference models.
+def conv(x, filters, kernel_size, strides, name, kernel_regularizer=None, use_bias=False):
+    """A convolution (`{name}_conv`, without bias unless `use_bias`), padded symmetrically: Keras' "same" at
+    stride 1 (symmetric for odd kernels), an explicit `{name}_pad` and a "valid" convolution at stride 2, as the
+    reference models.
 
     Example:
         >>> conv(keras.Input((8, 8, 3)), 16, 3, 2, "stem").shape
@@ -149,18 +150,19 @@ def conv(x, filters, kernel_size, strides, name, kernel_regularizer=None):
         kernel_size,
         strides=strides,
         padding=padding,
-        use_bias=False,
+        use_bias=use_bias,
         kernel_initializer=kernel_initializer(),
         kernel_regularizer=kernel_regularizer,
         name=f"{name}_conv",
     )(x)
 
 
-def batch_norm(name, zero_gamma=False):
-    """The BN layer of every block (`{name}_bn`): PyTorch's momentum 0.1 and epsilon 1e-5, the fused kernel."""
+def batch_norm(name, zero_gamma=False, epsilon=BN_EPSILON, momentum=BN_MOMENTUM):
+    """The BN layer of every block (`{name}_bn`): PyTorch's momentum 0.1 and epsilon 1e-5 unless given (the
+    keras.applications V2 networks: 1.001e-5 and 0.99), the fused kernel."""
     return BatchNormalization(
-        momentum=BN_MOMENTUM,
-        epsilon=BN_EPSILON,
+        momentum=momentum,
+        epsilon=epsilon,
         gamma_initializer="zeros" if zero_gamma else "ones",
         name=f"{name}_bn",
     )

@@ -14,6 +14,7 @@ import re
 
 from keras_resnet.cifar import cifar_blocks_per_stage, cifar_resnet
 from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
+from keras_resnet.imagenet_v2 import V2_DEPTHS, imagenet_resnet_v2
 from keras_resnet.preactivation import preact_block_of, preact_cifar_resnet
 
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
@@ -23,7 +24,7 @@ IMAGENET_PLAIN_DEPTHS = (18, 34)
 PREACT_DEPTHS = (110, 164, 1001)
 """The pre-activation CIFAR networks of He et al. (2016b): ResNet-110 (basic units), 164 and 1001 (bottleneck)."""
 
-_NAME = re.compile(r"^(resnet|plain|preact_resnet)(\d+)$")
+_NAME = re.compile(r"^(resnet|plain|preact_resnet)(\d+)(v2)?$")
 
 
 APPLICATIONS_ORDER = (
@@ -64,7 +65,7 @@ def make_constructor(builder, depth, plain):
     The constructor has an explicit signature (`inspect.signature`, `help()` and notebook tooltips show every
     argument with its default); an argument it does not list is a `TypeError`, as for any function.
     """
-    family = "ImageNet" if builder is imagenet_resnet else "CIFAR"
+    family = "ImageNet" if builder in (imagenet_resnet, imagenet_resnet_v2) else "CIFAR"
     label, model_name = model_label(builder, depth, plain)
     signature = constructor_signature(builder, depth, plain)
 
@@ -79,8 +80,9 @@ def make_constructor(builder, depth, plain):
     constructor.__name__ = constructor.__qualname__ = label
     constructor.__signature__ = signature
     kind = "plain counterpart (no shortcuts) of the " if plain else ""
-    pretrained = "" if plain or builder is preact_cifar_resnet else _pretrained_note(family, depth)
-    preact = builder is preact_cifar_resnet
+    pretrained = "" if plain or builder in (preact_cifar_resnet, imagenet_resnet_v2) else _pretrained_note(family,
+                                                                                                           depth)
+    preact = builder in (preact_cifar_resnet, imagenet_resnet_v2)
     reference = ('He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016' if preact
                  else 'He et al., "Deep Residual Learning for Image Recognition", CVPR 2016')
     constructor.__doc__ = f"""The {kind}{'pre-activation ' if preact else ''}{family} ResNet-{depth} of He et al. \
@@ -107,6 +109,8 @@ def model_label(builder, depth, plain):
     `("PreActResNet164", "preact_resnet164")`."""
     if builder is preact_cifar_resnet:
         return f"PreActResNet{depth}", f"preact_resnet{depth}"
+    if builder is imagenet_resnet_v2:
+        return f"ResNet{depth}V2", f"resnet{depth}v2"
     return (f"PlainNet{depth}", f"plain{depth}") if plain else (f"ResNet{depth}", f"resnet{depth}")
 
 
@@ -130,19 +134,22 @@ def _registry():
         models[f"plain{depth}"] = make_constructor(imagenet_resnet, depth, plain=True)
     for depth in PREACT_DEPTHS:
         models[f"preact_resnet{depth}"] = make_constructor(preact_cifar_resnet, depth, plain=False)
+    for depth in V2_DEPTHS:
+        models[f"resnet{depth}v2"] = make_constructor(imagenet_resnet_v2, depth, plain=False)
     return models
 
 
 MODELS = _registry()
 """Name -> constructor for every network of the paper (`resnet20`..`resnet1202`, `plain20`..`plain110`,
 `resnet18`..`resnet152`, `plain18`, `plain34`), and the pre-activation `preact_resnet110`, `preact_resnet164`,
-`preact_resnet1001` (He et al. 2016b)."""
+`preact_resnet1001` (He et al. 2016b) and keras.applications' `resnet50v2`, `resnet101v2`, `resnet152v2`."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """A model name parsed once: `name` (lower case), `family` ("cifar" or "imagenet"), `depth`, `plain`, and
-    `preactivation` (the units of He et al. 2016b, `preact_resnet<depth>`: a CIFAR network).
+    `preactivation` (the units of He et al. 2016b: `preact_resnet<depth>`, a CIFAR network, or
+    `resnet<depth>v2`, keras.applications' ImageNet layout).
 
     Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016: Table 1 (the ImageNet
     depths) and section 4.2 (CIFAR depths 6n+2; "plain" networks without shortcuts); He et al., "Identity
@@ -171,15 +178,21 @@ def model_spec(name) -> ModelSpec:
 
     Args:
         name: str, `resnet<depth>` or `plain<depth>` of a CIFAR (6n+2) or ImageNet (Table 1) depth (ImageNet
-            wins for 50 and 152, which are also 6n+2), or `preact_resnet<depth>` of a depth 6n+2 or 9n+2.
+            wins for 50 and 152, which are also 6n+2), `preact_resnet<depth>` of a depth 6n+2 or 9n+2, or
+            `resnet<depth>v2` for 50, 101 or 152.
     """
     match = _NAME.match(str(name).strip().lower()) if isinstance(name, str) else None
     if match is None:
         raise ValueError(
-            f"`name` must be 'resnet<depth>', 'plain<depth>' or 'preact_resnet<depth>' (for example one of "
+            f"`name` must be 'resnet<depth>', 'plain<depth>', 'preact_resnet<depth>' or 'resnet<depth>v2' (for "
+            f"example one of "
             f"{sorted(MODELS)}); received {name!r}."
         )
     plain, depth = match.group(1) == "plain", int(match.group(2))
+    if match.group(3):
+        if match.group(1) != "resnet" or depth not in V2_DEPTHS:
+            raise ValueError(f"`name` {name!r}: the V2 networks are resnet50v2, resnet101v2 and resnet152v2.")
+        return ModelSpec(match.group(0), "imagenet", depth, False, preactivation=True)
     if match.group(1) == "preact_resnet":
         try:
             preact_block_of(depth)
@@ -236,7 +249,7 @@ def build(name, weights=None, **kwargs):
     kwargs.setdefault("name", name.strip().lower())
     kwargs["weights"] = weights
     if spec.preactivation:
-        builder = preact_cifar_resnet
+        builder = preact_cifar_resnet if spec.family == "cifar" else imagenet_resnet_v2
     else:
         builder = cifar_resnet if spec.family == "cifar" else imagenet_resnet
     return builder(spec.depth, **kwargs)

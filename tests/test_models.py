@@ -57,8 +57,10 @@ EXPECTED_PARAMS["plain34"] = EXPECTED_PARAMS["resnet34"] - _imagenet_projection_
 # Pre-activation (He et al. 2016b; tests/test_preactivation.py derives them): 110 with option A, 164 and 1001
 # with bottleneck units and pre-activated projections.
 EXPECTED_PARAMS.update(preact_resnet110=1_727_962, preact_resnet164=1_703_258, preact_resnet1001=10_327_706)
+# keras.applications' V2 networks (tests/test_imagenet_v2.py checks them against keras.applications).
+EXPECTED_PARAMS.update(resnet50v2=25_568_360, resnet101v2=44_577_896, resnet152v2=60_236_904)
 
-SLOW = {"resnet1202", "preact_resnet1001"}
+SLOW = {"resnet1202", "preact_resnet1001", "resnet152v2"}
 
 
 def registry_params():
@@ -76,6 +78,7 @@ def test_registry_covers_the_paper():
     assert set(keras_resnet.MODELS) == set(EXPECTED_PARAMS)
     for name in EXPECTED_PARAMS:
         label = name.replace("preact_", "PreAct").replace("resnet", "ResNet").replace("plain", "PlainNet")
+        label = label.replace("v2", "V2")
         assert getattr(keras_resnet, label) is keras_resnet.MODELS[name]
 
 
@@ -397,8 +400,8 @@ def test_a_model_name_is_parsed_once_into_a_frozen_spec():
 
     specs = {name: model_spec(name) for name in keras_resnet.MODELS}
     assert all(spec.name == name for name, spec in specs.items())
-    assert sorted(s.depth for s in specs.values() if s.preactivation) == [110, 164, 1001]
-    assert {s.family for s in specs.values() if s.preactivation} == {"cifar"}
+    assert sorted((s.family, s.depth) for s in specs.values() if s.preactivation) == [
+        ("cifar", 110), ("cifar", 164), ("cifar", 1001), ("imagenet", 50), ("imagenet", 101), ("imagenet", 152)]
     assert sorted((s.family, s.depth) for s in specs.values() if s.plain) == [
         ("cifar", 20), ("cifar", 32), ("cifar", 44), ("cifar", 56), ("cifar", 110), ("imagenet", 18), ("imagenet", 34)]
     assert model_spec(" ResNet152 ") == ModelSpec("resnet152", "imagenet", 152, False)  # 152 is 6n+2 too
@@ -409,7 +412,9 @@ def test_a_model_name_is_parsed_once_into_a_frozen_spec():
         model_spec("resnet21")
     with pytest.raises(ValueError, match=r"`name` 'preact_resnet21' has no valid depth: 6n\+2 \(basic units"):
         model_spec("preact_resnet21")
-    with pytest.raises(ValueError, match="`name` must be 'resnet<depth>', 'plain<depth>' or 'preact_resnet<depth>'"):
+    with pytest.raises(ValueError, match="the V2 networks are resnet50v2, resnet101v2 and resnet152v2"):
+        model_spec("plain50v2")
+    with pytest.raises(ValueError, match="`name` must be 'resnet<depth>', 'plain<depth>', 'preact_resnet<depth>' or"):
         model_spec("vgg16")
     from keras_resnet.training.config import TrainConfig
 
@@ -422,8 +427,9 @@ def test_named_constructor_signature_lists_every_accepted_argument(name, monkeyp
     """`inspect.signature(ResNet56)` shows every builder argument (keras.applications' first) with its default."""
     spec = keras_resnet.registry.model_spec(name)
     family, plain = spec.family, spec.plain
-    builder = (keras_resnet.preact_cifar_resnet if spec.preactivation else
-               keras_resnet.cifar_resnet if family == "cifar" else keras_resnet.imagenet_resnet)
+    builder = {(False, "cifar"): keras_resnet.cifar_resnet, (False, "imagenet"): keras_resnet.imagenet_resnet,
+               (True, "cifar"): keras_resnet.preact_cifar_resnet,
+               (True, "imagenet"): keras_resnet.imagenet_resnet_v2}[spec.preactivation, family]
     constructor = keras_resnet.MODELS[name]
     parameters = inspect.signature(constructor).parameters
     builder_defaults = {k: p.default for k, p in inspect.signature(builder).parameters.items() if k != "depth"}
@@ -431,7 +437,9 @@ def test_named_constructor_signature_lists_every_accepted_argument(name, monkeyp
     assert tuple(parameters)[: len(APPLICATIONS_ARGUMENTS)] == APPLICATIONS_ARGUMENTS
     assert {p.kind for p in parameters.values()} == {inspect.Parameter.POSITIONAL_OR_KEYWORD}
     defaults = {k: p.default for k, p in parameters.items()}
-    expected = dict(builder_defaults, name=name, shortcut=None if plain else builder_defaults["shortcut"])
+    expected = dict(builder_defaults, name=name)
+    if plain:
+        expected["shortcut"] = None
     assert defaults == expected
     assert defaults["weights"] is None and defaults["input_tensor"] is None
     assert defaults["classes"] == (10 if family == "cifar" else 1000)

@@ -1,0 +1,77 @@
+"""keras.applications' pre-activation ResNets (`ResNet50V2` / `ResNet101V2` / `ResNet152V2`) as the package builds
+them (issue 25): exact parameter counts, and with keras.applications' weights copied layer by layer, its
+outputs on real images."""
+
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import keras  # noqa: E402
+
+from conftest import real_cifar_test_images, relative_difference  # noqa: E402
+
+from keras_resnet.imagenet_v2 import imagenet_resnet_v2  # noqa: E402
+
+
+def trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+@pytest.mark.parametrize("depth, count", [
+    (50, 25_568_360), (101, 44_577_896), pytest.param(152, 60_236_904, marks=pytest.mark.slow)])
+def test_exact_parameter_counts_are_keras_applications(depth, count):
+    model = imagenet_resnet_v2(depth)
+    assert trainable(model) == count and model.name == f"resnet{depth}v2" and model.output_shape == (None, 1000)
+
+
+def package_name(applications_name):
+    """keras.applications' layer name in the package's prefixes: `conv3_block2_1_conv` -> `stage2_block2_1_conv`."""
+    if applications_name == "conv1_conv":
+        return "stem_conv"
+    return re.sub(r"^conv(\d)_", lambda m: f"stage{int(m.group(1)) - 1}_", applications_name)
+
+
+def test_with_keras_applications_weights_the_outputs_are_keras_applications_on_real_images():
+    reference = keras.applications.ResNet50V2(weights=None)
+    rng = np.random.default_rng(0)
+    for layer in reference.layers:  # trained-looking BN statistics, so that a misplaced BN would show
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 2.0, variance.shape)])
+    model = imagenet_resnet_v2(50)
+    weighted = [layer for layer in reference.layers if layer.weights]
+    for layer in weighted:
+        model.get_layer(package_name(layer.name)).set_weights(layer.get_weights())
+    assert len(weighted) == len([layer for layer in model.layers if layer.weights])  # every layer has its twin
+    images, _, _ = real_cifar_test_images(per_class=1)
+    pixels = np.array(keras.ops.convert_to_numpy(keras.ops.image.resize(images.astype("float32"), (224, 224))))
+    x = keras.applications.resnet_v2.preprocess_input(pixels)  # x / 127.5 - 1
+    want = np.asarray(keras.ops.convert_to_numpy(reference(x, training=False)))
+    got = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)))
+    assert relative_difference(got, want) < 1e-5 and (got.argmax(1) == want.argmax(1)).all()
+
+
+def test_the_stride_and_the_biases_sit_where_keras_applications_puts_them():
+    model = imagenet_resnet_v2(50)
+    assert model.get_layer("stage1_block3_2_conv").strides == (2, 2)  # the last unit of stages 1-3
+    assert model.get_layer("stage1_block1_1_conv").strides == (1, 1)
+    assert model.get_layer("stage4_block3_2_conv").strides == (1, 1)
+    assert type(model.get_layer("stage2_block4_shortcut")).__name__ == "MaxPooling2D"
+    biased = sorted(layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D) and layer.use_bias)
+    assert biased == sorted(["stem_conv"] + [f"stage{s}_block{b}_{i}_conv" for s, n in zip((1, 2, 3, 4), (3, 4, 6, 3))
+                                             for b in range(1, n + 1) for i in ((0, 3) if b == 1 else (3,))])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(depth=34), "must be one of [50, 101, 152]; received 34"),
+    (dict(depth=50, zero_init_residual=True), "a pre-activation unit ends with a convolution"),
+    (dict(depth=50, weights="imagenet"), "no published set is registered for the V2 networks yet"),
+])
+def test_mistakes_name_the_argument(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        imagenet_resnet_v2(**kwargs)
+    assert message in str(error.value), str(error.value)

@@ -68,7 +68,10 @@ def imagenet_resnet_v2(depth, include_top=True, input_shape=None, pooling=None, 
         include_top, input_shape, pooling, classes, classifier_activation, kernel_regularizer, name,
             input_tensor: as for `keras_resnet.imagenet_resnet`.
         zero_init_residual: `False` only (a pre-activation unit ends with a convolution, not a BN).
-        weights: `None` or the path of a weights file (`.weights.h5`, `.keras`) of the same network.
+        weights: `None`, "imagenet" (keras.applications' published V2 file, converted on first use: inputs
+            in [-1, 1], see `keras_resnet.preprocess_input(x, "imagenet", model="resnet50v2")`; with
+            `include_top=True` only for `classes=1000`), or the path of a weights file (`.weights.h5`,
+            `.keras`, or keras.applications' Keras-2 `resnet50v2_weights_tf_dim_ordering_tf_kernels.h5`).
 
     Returns:
         A `keras.Model`, named `resnet<depth>v2` unless `name` says otherwise.
@@ -88,11 +91,8 @@ def imagenet_resnet_v2(depth, include_top=True, input_shape=None, pooling=None, 
                             input_shape=input_shape, default_input_shape=IMAGENET_INPUT_SHAPE,
                             min_size=IMAGENET_MIN_SIZE, pooling=pooling, classes=classes,
                             classifier_activation=classifier_activation, input_tensor=input_tensor)
-    if isinstance(weights, str) and weights in ("cifar10", "imagenet"):
-        raise ValueError(f"`weights`={weights!r}: no published set is registered for the V2 networks yet; "
-                         "accepted: None (random initialisation) or the path of a weights file.")
     request = check_weights(weights, family="imagenet", depth=depth, shortcut="B", include_top=include_top,
-                            classes=classes, stride_in_3x3=False, channels=shape[-1])
+                            classes=classes, stride_in_3x3=False, channels=shape[-1], variant="v2")
     inputs, x = model_input(input_tensor, shape)
     x = conv(x, 64, 7, 2, "stem", kernel_regularizer, use_bias=True)
     x = layers.ZeroPadding2D(padding=1, name="stem_pool_pad")(x)

@@ -128,6 +128,9 @@ CAFFE = Preprocessing(
 )
 """The paper's Caffe models (keras.applications' `preprocess_input` for ResNet50/101/152)."""
 
+TF_MODE = Preprocessing(name="tf", channel_order="RGB", scale=1.0 / 255.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+"""keras.applications' "tf" mode, `x / 127.5 - 1` (its pre-activation ResNet50V2/101V2/152V2)."""
+
 
 class InputNormalization:
     """A `Preprocessing` applied on top of the pipelines' `(x - M) / 255`: the pipelines subtract

@@ -69,9 +69,52 @@ def test_the_stride_and_the_biases_sit_where_keras_applications_puts_them():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(depth=34), "must be one of [50, 101, 152]; received 34"),
     (dict(depth=50, zero_init_residual=True), "a pre-activation unit ends with a convolution"),
-    (dict(depth=50, weights="imagenet"), "no published set is registered for the V2 networks yet"),
+    (dict(depth=50, weights="cifar10"), "`weights`='cifar10' does not fit the ImageNet resnet50v2"),
+    (dict(depth=50, weights="imagenet", classes=10), "needs `classes`=1000"),
 ])
 def test_mistakes_name_the_argument(kwargs, message):
     with pytest.raises(ValueError) as error:
         imagenet_resnet_v2(**kwargs)
     assert message in str(error.value), str(error.value)
+
+
+def test_a_keras_applications_v2_h5_loads_exactly_with_its_normalisation(tmp_path):
+    """A file in keras.applications' published Keras-2 layout (`resnet50v2_weights_tf_dim_ordering_tf_kernels.h5`),
+    every tensor random: loaded by `weights=PATH` and converted by `keras_resnet.weights.convert`, the network
+    gives keras.applications' logits on real images normalised as the file says ([-1, 1])."""
+    import keras_resnet
+    from test_weights import randomise_keras, save_legacy_h5
+
+    reference = keras.applications.ResNet50V2(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    randomise_keras(reference, seed=11)
+    path = tmp_path / "resnet50v2_weights_tf_dim_ordering_tf_kernels.h5"
+    save_legacy_h5(reference, path)
+    images, _, _ = real_cifar_test_images(per_class=1)
+    pixels = np.array(keras.ops.convert_to_numpy(keras.ops.image.resize(images.astype("float32"), (64, 64))))
+    x = keras_resnet.preprocess_input(pixels, weights=path)
+    np.testing.assert_allclose(x, keras.applications.resnet_v2.preprocess_input(pixels.copy()), atol=1e-5)
+    np.testing.assert_allclose(keras_resnet.preprocess_input(pixels, weights="imagenet", model="resnet50v2"), x)
+    want = np.asarray(reference(x, training=False))
+    model = keras_resnet.ResNet50V2(weights=str(path), input_shape=(64, 64, 3), classifier_activation=None)
+    assert relative_difference(np.asarray(model(x, training=False)), want) < 1e-5
+
+    from keras_resnet.weights.__main__ import main as weights_main
+
+    output = tmp_path / "converted.weights.h5"  # the converter's command line, in this process
+    assert weights_main(["convert", f"--from={path}", "--model=resnet50v2",
+                         f"--output={output}"]) == 0
+    assert keras_resnet.weights.preprocessing_of(output) == keras_resnet.weights.TF_MODE
+    again = keras_resnet.ResNet50V2(weights=str(output), input_shape=(64, 64, 3), classifier_activation=None)
+    assert relative_difference(np.asarray(again(x, training=False)), want) < 1e-5
+
+
+def test_the_named_sets_hold_keras_applications_v2_files():
+    from keras_resnet.weights import sets
+
+    entries = {s.model: s for s in sets.NAMED_SETS if s.model.endswith("v2")}
+    assert sorted(entries) == ["resnet101v2", "resnet152v2", "resnet50v2"]
+    for model, entry in entries.items():
+        assert entry.file_name == f"{model}_weights_tf_dim_ordering_tf_kernels.h5" and entry.hash_algorithm == "md5"
+        assert entry.url == sets.KERAS_APPLICATIONS_URL + entry.file_name and entry.preprocessing.name == "tf"
+        assert sets.find_set("imagenet", family="imagenet", depth=int(model[6:-2]), shortcut="B",
+                             variant="v2") is entry

@@ -521,7 +521,7 @@ def test_preprocess_input_conventions(tmp_path):
 def test_named_sets_table():
     """Every named set: one per (model, stride placement), its hash kind, and what was verified against what."""
     keys = [(s.name, s.model, s.stride_in_3x3) for s in sets.NAMED_SETS]
-    assert len(keys) == len(set(keys)) == 14
+    assert len(keys) == len(set(keys)) == 17
     verified = {s.model for s in sets.NAMED_SETS if s.verified == "real file"}
     assert verified == {"resnet20", "resnet32", "resnet44", "resnet56"}
     kinds = {"akamaster": "sha256", "torchvision": "sha256-prefix", "keras_applications": "md5"}

@@ -30,12 +30,13 @@ from keras_resnet.weights.api import (
 )
 from keras_resnet.weights.assign import read_metadata, write_weights
 from keras_resnet.weights.fetch import WEIGHTS_ENV, WeightsUnavailableError, fetch, keras_cache_dir, weights_dirs
-from keras_resnet.normalization import CAFFE, TORCH, Preprocessing
+from keras_resnet.normalization import CAFFE, TF_MODE, TORCH, Preprocessing
 from keras_resnet.weights.sets import NAMED_SETS, SET_NAMES, WeightSet, find_set
 from keras_resnet.weights.formats import SOURCE_FORMATS, WeightsFileError, detect_format, read_source
 
 __all__ = [
     "CAFFE",
+    "TF_MODE",
     "NAMED_SETS",
     "SET_NAMES",
     "SOURCE_FORMATS",

@@ -66,9 +66,10 @@ def run_convert(fv):
         if not value:
             raise ValueError(f"{name} is required (convert --from=FILE --model=NAME --output=FILE.weights.h5).")
     try:
-        family = model_spec(fv.model).family
+        spec = model_spec(fv.model)
     except ValueError as error:
         raise ValueError(f"--model={fv.model}: {error}") from None
+    family = spec.family
     check_output(fv.output)
     if not os.path.isfile(source):
         what = "a directory" if os.path.isdir(source) else "no such file"
@@ -82,7 +83,7 @@ def run_convert(fv):
     kwargs = dict(include_top=fv.include_top, classifier_activation="softmax")
     if fv.include_top:
         kwargs["classes"] = classifier_width(table) or (10 if family == "cifar" else 1000)
-    if family == "imagenet":
+    if family == "imagenet" and not spec.preactivation:  # the V2 networks have one stride placement
         stride = fv.stride_in_3x3
         kwargs["stride_in_3x3"] = resolved != "keras_applications" if stride == "auto" else stride == "true"
     model = build(fv.model, **kwargs)

@@ -22,11 +22,12 @@ import warnings
 
 from keras_resnet.weights import fetch as fetching
 from keras_resnet.weights.assign import assign, copy_weights, has_classifier, read_metadata, write_weights
-from keras_resnet.normalization import CAFFE, TORCH, Preprocessing
+from keras_resnet.normalization import CAFFE, TF_MODE, TORCH, Preprocessing
 from keras_resnet.weights.sets import SET_NAMES, find_set
-from keras_resnet.weights.formats import WeightsFileError, detect_format, first_line, read_source
+from keras_resnet.weights.formats import (WeightsFileError, detect_format, first_line, keras_h5_is_v2,
+                                          read_source)
 
-_MODEL = re.compile(r"^(resnet|plain)(\d+)$")
+_MODEL = re.compile(r"^(resnet|plain)(\d+)(v2)?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,13 +44,14 @@ def _bad_weights(weights, reason):
                       f"file (.weights.h5, .keras, .th, .pth, .h5); received {weights!r} ({reason}).")
 
 
-def check_weights(weights, *, family, depth, shortcut, include_top, classes, stride_in_3x3, channels):
+def check_weights(weights, *, family, depth, shortcut, include_top, classes, stride_in_3x3, channels, variant=""):
     """Validates `weights=` against the network about to be built, as keras.applications does.
 
     Args:
         weights: None, "cifar10", "imagenet", or a path (str or `os.PathLike`).
         family: "cifar" or "imagenet".
         depth, shortcut, include_top, classes, stride_in_3x3: the builder's arguments.
+        variant: "" or "v2" (keras.applications' pre-activation networks), for the named sets.
         channels: int, the input's channel count.
 
     Returns:
@@ -66,7 +68,8 @@ def check_weights(weights, *, family, depth, shortcut, include_top, classes, str
     if not isinstance(weights, str):
         raise _bad_weights(weights, f"a {type(weights).__name__}")
     if weights in SET_NAMES:
-        entry = find_set(weights, family=family, depth=depth, shortcut=shortcut, stride_in_3x3=stride_in_3x3)
+        entry = find_set(weights, family=family, depth=depth, shortcut=shortcut, stride_in_3x3=stride_in_3x3,
+                         variant=variant)
         if include_top and classes != entry.classes:
             raise ValueError(f"`weights`={weights!r} with `include_top=True` needs `classes`={entry.classes} (the "
                              f"published classifier); received `classes`={classes!r}. Use include_top=False "
@@ -159,9 +162,12 @@ def describe(model, source, source_format, preprocessing, entry=None):
     return record
 
 
-def preprocessing_for_format(source_format):
-    """The normalisation a source format's published weights use: CAFFE for keras.applications, else TORCH."""
-    return CAFFE if source_format == "keras_applications" else TORCH
+def preprocessing_for_format(source_format, path=None):
+    """The normalisation a source format's published weights use: CAFFE for keras.applications' ResNets,
+    TF_MODE for its V2 networks (told apart by the layer names of the file at `path`), else TORCH."""
+    if source_format == "keras_applications":
+        return TF_MODE if path is not None and keras_h5_is_v2(path) else CAFFE
+    return TORCH
 
 
 def convert(source, model, output, source_format=None):
@@ -188,7 +194,8 @@ def convert(source, model, output, source_format=None):
         raise ValueError(f"weights source {source!r} is a Keras 3 file already: load it with weights=PATH.")
     table, source_format = read_source(source, source_format)
     assign(model, table, source)
-    return write_weights(model, output, describe(model, source, source_format, preprocessing_for_format(source_format)))
+    return write_weights(model, output, describe(model, source, source_format,
+                                                 preprocessing_for_format(source_format, source)))
 
 
 def preprocessing_of(weights, model=None, stride_in_3x3=False):
@@ -215,11 +222,11 @@ def preprocessing_of(weights, model=None, stride_in_3x3=False):
                              f"as torchvision (ResNet-18/34, stride_in_3x3): pass `model=`, e.g. 'resnet50'; "
                              f"received model={model!r}.")
         return find_set("imagenet", family="imagenet", depth=int(match.group(2)), shortcut="B",
-                        stride_in_3x3=stride_in_3x3).preprocessing
+                        stride_in_3x3=stride_in_3x3, variant=match.group(3) or "").preprocessing
     if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
         file_format = detect_format(weights)
         if file_format != "keras":
-            return preprocessing_for_format(file_format)
+            return preprocessing_for_format(file_format, os.fspath(weights))
         record = read_metadata(os.fspath(weights)) if os.fspath(weights).endswith(".weights.h5") else None
         if record and "preprocessing" in record:
             return Preprocessing.from_dict(record["preprocessing"])

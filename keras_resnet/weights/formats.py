@@ -13,7 +13,9 @@ Formats:
 - "keras_applications": the Keras-2-era weights-only HDF5 of keras.applications' ResNet50/101/152 (root
   attribute `layer_names`, one group per layer with attribute `weight_names`; names such as
   `conv3_block1_0_conv`). Its convolutions carry biases, which fold exactly into the following BN's moving
-  mean (`mean - bias`), and its BN epsilon 1.001e-5 folds exactly into the moving variance.
+  mean (`mean - bias`), and its BN epsilon 1.001e-5 folds exactly into the moving variance. The same layout
+  holds the pre-activation ResNet50V2/101V2/152V2 (`conv2_block1_preact_bn`, `post_bn`): those map one to one
+  onto `keras_resnet.imagenet_resnet_v2`, which has keras.applications' biases and epsilon.
 
 PyTorch is imported only by `read_torch`, so it stays an optional dependency.
 
@@ -45,6 +47,8 @@ _TORCH_PROJECTION = re.compile(r"^layer(\d+)\.(\d+)\.(?:downsample|shortcut)\.([
 _TORCH_CLASSIFIER = re.compile(r"^(fc|linear)\.(weight|bias)$")
 _KERAS_BLOCK = re.compile(r"^conv(\d)_block(\d+)_(\d)_(conv|bn)$")
 _KERAS_STEM = {"conv1_conv": "stem_conv", "conv1_bn": "stem_bn", CLASSIFIER: CLASSIFIER}
+_KERAS_V2_BLOCK = re.compile(r"^conv([2-5])_(block\d+_(?:preact_bn|[0-3]_conv|[12]_bn))$")
+_KERAS_V2_OTHERS = {"conv1_conv": "stem_conv", "post_bn": "post_bn", CLASSIFIER: CLASSIFIER}
 
 
 def torch_layer_name(key):
@@ -171,6 +175,27 @@ def keras_layer_name(name):
     return f"stage{int(stage) - 1}_block{block}_{middle}_{kind}"
 
 
+def keras_v2_layer_name(name):
+    """Maps a keras.applications ResNet50V2/101V2/152V2 layer name (`conv3_block2_preact_bn`) to ours
+    (`stage2_block2_preact_bn`, `keras_resnet.imagenet_v2`).
+
+    Raises:
+        ValueError: a weighted layer with no counterpart in the V2 networks.
+    """
+    if name in _KERAS_V2_OTHERS:
+        return _KERAS_V2_OTHERS[name]
+    match = _KERAS_V2_BLOCK.match(name)
+    if not match:
+        raise ValueError(f"layer {name!r} has no counterpart in keras_resnet's V2 networks (expected conv1_conv, "
+                         "convN_blockB_preact_bn, _K_conv, _K_bn, post_bn or predictions, as keras.applications').")
+    return f"stage{int(match.group(1)) - 1}_{match.group(2)}"
+
+
+def is_keras_v2(layer_names):
+    """Whether keras.applications layer names are those of a pre-activation (V2) ResNet."""
+    return any(name == "post_bn" or name.endswith("_preact_bn") for name in layer_names)
+
+
 def _decode(values):
     return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
 
@@ -190,16 +215,33 @@ def read_keras_h5(path):
             raise WeightsFileError(path, "no `layer_names` attribute, so not a Keras-2 weights file as "
                                          "keras.applications publishes (a Keras 3 file ends in .weights.h5 and loads "
                                          "as is).")
+        layer_names = _decode(group.attrs["layer_names"])
+        v2 = is_keras_v2(layer_names)
         try:
-            for layer_name in _decode(group.attrs["layer_names"]):
+            for layer_name in layer_names:
                 for weight_name in _decode(group[layer_name].attrs.get("weight_names", [])):
                     role = weight_name.split("/")[-1].split(":")[0]
                     array = np.asarray(group[layer_name][weight_name], np.float32)
-                    _put(table, keras_layer_name(layer_name), role, array, f"{layer_name}/{weight_name}", path)
+                    ours = keras_v2_layer_name(layer_name) if v2 else keras_layer_name(layer_name)
+                    _put(table, ours, role, array, f"{layer_name}/{weight_name}", path)
         except (KeyError, OSError) as error:
             raise WeightsFileError(path, f"unreadable Keras-2 weights ({first_line(error)}); it may be truncated.") from None
+    if v2:  # the V2 networks keep keras.applications' biases and BN epsilon
+        return table
     _adjust_bn_epsilon(table, KERAS_APPLICATIONS_BN_EPSILON)
     return fold_conv_biases(table)
+
+
+def keras_h5_is_v2(path):
+    """Whether a keras.applications Keras-2 `.h5` holds a pre-activation (V2) ResNet (False if unreadable)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            group = handle["model_weights"] if "model_weights" in handle else handle
+            return is_keras_v2(_decode(group.attrs.get("layer_names", [])))
+    except (OSError, KeyError):
+        return False
 
 
 def _put(table, layer, role, array, key, path):

@@ -118,3 +118,51 @@ def test_the_named_sets_hold_keras_applications_v2_files():
         assert entry.url == sets.KERAS_APPLICATIONS_URL + entry.file_name and entry.preprocessing.name == "tf"
         assert sets.find_set("imagenet", family="imagenet", depth=int(model[6:-2]), shortcut="B",
                              variant="v2") is entry
+
+
+def test_trains_through_the_imagenet_trainer_library_and_freezes_by_stage(tmp_path):
+    """`--model=resnet50v2` of `python -m trainers.imagenet` (`training.train`: the ImageNet recipe, streaming
+    photos of any size) with `--freeze=stem,stage1`: the frozen layers keep their initial weights."""
+    from conftest import make_photo_folder
+
+    from keras_resnet import training
+
+    photos = make_photo_folder(tmp_path / "photos", classes=3, train=4, val=2)
+    init = tmp_path / "init.weights.h5"
+    imagenet_resnet_v2(50, input_shape=(32, 32, 3), classes=3).save_weights(init)
+    config = training.TrainConfig(model="resnet50v2", data=str(photos), model_dir=str(tmp_path / "run"),
+                                  image_size=32, batch_size=4, train_steps=2, seed=1, verbose=0, recipe="imagenet",
+                                  init_from=str(init), freeze=["stem", "stage1"])
+    summary = training.train(config)
+    assert summary["iterations"] == 2 and summary["eval_split"] == "validation"
+    trained = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "latest.keras", safe_mode=True)
+    start = imagenet_resnet_v2(50, input_shape=(32, 32, 3), classes=3, weights=str(init))
+    for name in ("stem_conv", "stage1_block1_preact_bn", "stage1_block3_3_conv"):
+        for got, want in zip(trained.get_layer(name).get_weights(), start.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    assert any(not np.array_equal(g, w) for g, w in zip(trained.get_layer("stage2_block1_1_conv").get_weights(),
+                                                        start.get_layer("stage2_block1_1_conv").get_weights()))
+
+
+@pytest.mark.parametrize("name, size", [("preact_resnet20", 32), ("resnet50v2", 64)])
+def test_onnx_and_saved_model_exports_of_the_pre_activation_networks_give_their_logits(name, size, tmp_path):
+    """Both pre-activation forms export (BN folded where it follows a convolution, the rest kept) to a SavedModel
+    and to ONNX that compute the Keras network's logits on pixels normalised as their weights ("tf" mode)."""
+    import tensorflow as tf
+
+    import keras_resnet
+    from conftest import randomise_batch_norms
+    from keras_resnet import export
+    from keras_resnet.weights import TF_MODE
+
+    model = randomise_batch_norms(keras_resnet.build(name, input_shape=(size, size, 3), classifier_activation=None),
+                                  seed=5)
+    images = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
+    expected = keras.ops.convert_to_numpy(model(TF_MODE.apply(images), training=False))
+    path = export.export_saved_model(model, tmp_path / "sm", normalization=TF_MODE)
+    logits = tf.saved_model.load(str(path)).signatures["logits"](images=tf.constant(TF_MODE.apply(images)))
+    assert relative_difference(logits["logits"].numpy(), expected) < 1e-4
+    ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is installed by .ci/run (the onnx extra)")
+    onnx_path = export.export_onnx(model, tmp_path / "sm", normalization=TF_MODE)
+    session = ort.InferenceSession(str(onnx_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert relative_difference(session.run(["logits"], {"image": images})[0], expected) < 1e-4

@@ -93,12 +93,19 @@ def test_onnx_graph_equals_the_keras_model(name, cifar_images):
     np.testing.assert_allclose(single, logits[:1], rtol=1e-5, atol=1e-5)
 
 
-def test_onnx_graph_rejects_unfolded_batch_norm_and_bad_dtype():
+def test_onnx_graph_writes_unfolded_batch_norms_and_rejects_a_bad_dtype():
+    """A BN no convolution precedes (the pre-activation networks') is an ONNX BatchNormalization in inference
+    mode; unfolded everywhere, the graph still computes the network's logits."""
     pytest.importorskip("onnx", reason="onnx is installed by .ci/run (the onnx extra)")
+    ort = pytest.importorskip("onnxruntime", reason="ONNX Runtime is installed by .ci/run (the onnx extra)")
     from keras_resnet.inference import onnx_graph
 
-    model = keras_resnet.cifar_resnet(8, classifier_activation=None)
-    with pytest.raises(ValueError, match="was not folded; call fold_batch_norms first"):
-        onnx_graph.to_onnx(model)
+    model = randomise_batch_norms(keras_resnet.cifar_resnet(8, classifier_activation=None))
+    proto = onnx_graph.to_onnx(model, offset=None, scale=None, input_dtype="float32")
+    assert len([n for n in proto.graph.node if n.op_type == "BatchNormalization"]) == 7
+    x = np.random.default_rng(3).normal(size=(2, 32, 32, 3)).astype("float32")
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = keras.ops.convert_to_numpy(model(x, training=False))
+    assert relative_difference(session.run(["logits"], {"image": x})[0], want) < 1e-4
     with pytest.raises(ValueError, match="input_dtype='int8'; accepted: 'uint8', 'float32'"):
         onnx_graph.to_onnx(fold_batch_norms(model)[0], input_dtype="int8")

@@ -2,7 +2,8 @@
 
 The networks of He et al. (2015) use a handful of layer types: convolutions (BN folded in, see
 `keras_resnet.inference.fold`), ReLU, additions, zero padding, the option-A shortcut (subsample and
-zero-pad channels, section 3.3), max pooling, global average pooling and the dense classifier. Each maps
+zero-pad channels, section 3.3), max pooling, global average pooling and the dense classifier; the
+pre-activation networks (He et al. 2016b) add BNs that no convolution precedes (ONNX `BatchNormalization`). Each maps
 to one or two standard ONNX operators, so the graph is exact and small: no transposes between layers
 (the graph runs NCHW inside, as ONNX Runtime prefers; one `Transpose` after the input) and every
 `ZeroPadding2D` in front of a convolution is merged into that convolution's `pads`.
@@ -115,6 +116,22 @@ def _dense(writer, layer, source):
                                 writer.constant(f"{layer.name}/B", bias)], f"{layer.name}/logits")
 
 
+def _batch_norm(writer, layer, source):
+    """A BN that no convolution precedes (a pre-activation unit's, He et al. 2016b), in inference mode."""
+    if layer.axis not in (-1, 3) if isinstance(layer.axis, int) else list(layer.axis) not in ([-1], [3]):
+        raise ValueError(f"to_onnx: BN layer {layer.name!r} normalises axis {layer.axis}; only channels last.")
+    channels = int(layer.moving_mean.shape[0])
+
+    def value(variable, default):
+        return np.full(channels, default, np.float32) if variable is None else np.asarray(
+            keras.ops.convert_to_numpy(variable), np.float32)
+
+    tensors = [writer.constant(f"{layer.name}/{role}", array) for role, array in (
+        ("scale", value(layer.gamma, 1.0)), ("bias", value(layer.beta, 0.0)),
+        ("mean", value(layer.moving_mean, 0.0)), ("var", value(layer.moving_variance, 1.0)))]
+    return writer.node("BatchNormalization", [source, *tensors], layer.name, epsilon=float(layer.epsilon))
+
+
 def _inputs_of(layer_config):
     """Names of the layers feeding a layer (its first and only call)."""
     if len(layer_config["inbound_nodes"]) > 1:
@@ -156,7 +173,7 @@ def _write_layer(writer, layer, sources, pending_pads):
     if type(layer).__name__ == "ZeroPadShortcut":
         return _shortcut(writer, layer, x, int(layer.input.shape[-1]))
     if isinstance(layer, keras.layers.BatchNormalization):
-        raise ValueError(f"to_onnx: BN layer {layer.name!r} was not folded; call fold_batch_norms first.")
+        return _batch_norm(writer, layer, x)
     raise ValueError(f"to_onnx: layer {layer.name!r} of type {type(layer).__name__} is not supported.")
 
 
@@ -191,7 +208,8 @@ def to_onnx(model, offset=None, scale=None, input_dtype="uint8", opset=OPSET, na
 
     Args:
         model: a functional package network whose classifier `predictions` has no activation (as the
-            export's float32 logits clone); BN layers must already be folded.
+            export's float32 logits clone), its BNs folded where they follow a convolution (the others are
+            written as ONNX `BatchNormalization` in inference mode).
         offset: optional array broadcastable to `[H, W, 3]` subtracted from the input (the mean image in
             0..255 units for the package's own training preprocessing).
         scale: optional array or float multiplied after the offset (`1/255` for the package's rule).

@@ -106,6 +106,32 @@ def test_space_registers_hyperparameters_and_conditions():
         hm.ResNetHyperModel("plain20")
 
 
+def test_the_block_form_is_searched_beside_the_shortcut():
+    """`tune_block_form`: `block_form` chooses the original unit or the pre-activation one (He et al. 2016b);
+    `zero_init_residual` is asked of the original unit only, and a pre-activation trial trains
+    `preact_resnet<depth>` with its recipe (the 400-iteration warm-up of the paper's appendix)."""
+    model = hm.ResNetHyperModel("resnet8", budget_iterations=1000, classes=3, input_shape=(16, 16, 3),
+                                tune_block_form=True)
+    hp = kt.HyperParameters()
+    model.declare_hyperparameters(hp)
+    space = {p.name: p for p in hp.space}
+    assert list(space["block_form"].values) == ["original", "preactivation"] and not space["block_form"].conditions
+    (condition,) = space["zero_init_residual"].conditions
+    assert condition.name == "block_form" and list(condition.values) == ["original"]
+    hp.values.update(block_form="preactivation", shortcut="B", schedule="step", zero_init_residual=True)
+    assert not hp.is_active("zero_init_residual")
+    config = model.train_config(hp, "/tmp/unused")
+    assert (config.model, config.shortcut, config.zero_init_residual) == ("preact_resnet8", "B", False)
+    recipe = model.recipe(hp)
+    assert (recipe.warmup, recipe.warmup_steps, recipe.boundaries) == ("constant", 400, (500, 750))
+    net = model.build(hp)
+    assert net.name == "preact_resnet8" and net.get_layer("post_bn") is not None
+    hp.values.update(block_form="original")
+    assert model.train_config(hp, "/tmp/unused").model == "resnet8"
+    with pytest.raises(ValueError, match="`tune_block_form` needs a CIFAR network of the original form"):
+        hm.ResNetHyperModel("resnet50", tune_block_form=True)
+
+
 def test_bad_options_fail_fast_naming_the_flag(tmp_path):
     with pytest.raises(search.SearchError, match="--tuner"):
         search.SearchOptions(project_dir=str(tmp_path), tuner="grid").validate()

@@ -16,6 +16,11 @@ The search space (hyperparameter names are the builder arguments, `TrainConfig` 
 | `zero_init_residual` | False, True                                                 |                           |
 | `batch_size`         | 64, 128, 256 (with `tune_batch_size`)                       |                           |
 | `model`              | CIFAR depths as model names (with `depths`)                 |                           |
+| `block_form`         | original, preactivation (with `tune_block_form`)            |                           |
+
+With `block_form` "preactivation" a trial trains `preact_resnet<depth>` (He et al. 2016b, "Identity Mappings in
+Deep Residual Networks": BN-ReLU before each convolution), whose recipe warms up for 400 iterations at every
+depth; `zero_init_residual` applies to the original unit only (a pre-activation unit ends with a convolution).
 
 "step" is the paper's schedule moved to the budget: the learning rate is divided by 10 at 50% and 75% of
 `budget_iterations` (like 32k and 48k of 64k). Nothing here defines a block, a schedule or a training loop:
@@ -53,6 +58,21 @@ STEP_FRACTIONS = (0.5, 0.75)
 """Boundaries of the step schedule as fractions of the budget: the paper's 32k and 48k of 64k."""
 
 
+BLOCK_FORMS = ("original", "preactivation")
+
+
+def network_name(values, model):
+    """The model a trial builds: `values["model"]` (or `model`), as `preact_resnet<depth>` when `block_form` is
+    "preactivation".
+
+    Example:
+        >>> network_name({"model": "resnet56", "block_form": "preactivation"}, "resnet20")
+        'preact_resnet56'
+    """
+    name = values.get("model", model)
+    return f"preact_{name}" if values.get("block_form") == "preactivation" else name
+
+
 def warmup_range(budget_iterations):
     """(min, max) of the `warmup_steps` hyperparameter for a budget, in iterations."""
     low = max(1, round(WARMUP_FRACTIONS[0] * budget_iterations))
@@ -80,14 +100,21 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         validation_split: images of the training split held out for the objective (a count or a fraction).
         seed: int, the seed of every trial (same initialisation and data order: common random numbers).
         precision: the trainer's `--precision`.
+        tune_block_form: bool, search `block_form` ("original" or "preactivation") beside the shortcut (CIFAR
+            networks).
     """
 
     def __init__(self, model="resnet20", budget_iterations=4000, data="cifar10", classes=10,
                  input_shape=(32, 32, 3), batch_size=128, tune_batch_size=False, depths=None,
-                 validation_split=5000, seed=0, precision="auto", name="resnet", tunable=True):
+                 validation_split=5000, seed=0, precision="auto", name="resnet", tunable=True, tune_block_form=False):
         super().__init__(name=name, tunable=tunable)
-        if model_spec(model).plain:
+        spec = model_spec(model)
+        if spec.plain:
             raise ValueError(f"`model` must be a residual network (the search tunes `shortcut`); received {model!r}.")
+        if tune_block_form and (spec.family != "cifar" or spec.preactivation):
+            raise ValueError(f"`tune_block_form` needs a CIFAR network of the original form, `resnet<6n+2>`; "
+                             f"received model={model!r}.")
+        self.tune_block_form = bool(tune_block_form)
         if depths:
             for depth in depths:
                 if model_spec(f"resnet{int(depth)}").family != "cifar":
@@ -130,7 +157,13 @@ class ResNetHyperModel(keras_tuner.HyperModel):
             values["warmup_steps"] = warmup
         values["learning_rate"] = hp.Float("learning_rate", *LEARNING_RATE_RANGE, sampling="log", default=0.1)
         values["weight_decay"] = hp.Choice("weight_decay", list(WEIGHT_DECAYS), default=1e-4)
-        values["zero_init_residual"] = hp.Boolean("zero_init_residual", default=False)
+        if self.tune_block_form:
+            values["block_form"] = hp.Choice("block_form", list(BLOCK_FORMS), default="original")
+            with hp.conditional_scope("block_form", ["original"]):
+                zero_init = hp.Boolean("zero_init_residual", default=False)
+            values["zero_init_residual"] = zero_init if values["block_form"] == "original" else False
+        else:
+            values["zero_init_residual"] = hp.Boolean("zero_init_residual", default=False)
         if self.tune_batch_size:
             values["batch_size"] = hp.Choice("batch_size", list(BATCH_SIZES), default=128)
         return values
@@ -155,7 +188,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         """
         values = self.values(hp)
         fields = dict(
-            model=values.get("model", self.model), data=self.data, model_dir=str(model_dir),
+            model=network_name(values, self.model), data=self.data, model_dir=str(model_dir),
             batch_size=values.get("batch_size", self.batch_size), train_steps=self.budget_iterations,
             boundaries=self.boundaries(), learning_rate=float(values["learning_rate"]),
             schedule=values["schedule"], warmup_steps=values.get("warmup_steps"),
@@ -179,7 +212,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         """
         values = self.declare_hyperparameters(hp)
         recipe = self.recipe(hp)
-        model = build(values.get("model", self.model), shortcut=values["shortcut"],
+        model = build(network_name(values, self.model), shortcut=values["shortcut"],
                       zero_init_residual=bool(values["zero_init_residual"]), classes=self.classes,
                       input_shape=self.input_shape, kernel_regularizer=recipe.regularizer())
         model.compile(optimizer=recipe.optimizer(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])

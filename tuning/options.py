@@ -48,6 +48,7 @@ class SearchOptions:
     tune_batch_size: bool = False
     tune_depth: bool = False
     depths: tuple = (20, 32, 44, 56, 110)
+    tune_block_form: bool = False
     validation_split: float = 5000
     hyperband_max_units: int = 9
     hyperband_factor: int = 3
@@ -174,6 +175,8 @@ def define_flags(flag_values=None):
     f.DEFINE_bool("tune_batch_size", False, "Also search batch_size in {64, 128, 256}.")
     f.DEFINE_bool("tune_depth", False, "Also search the depth (hyperparameter `model` over --depths).")
     f.DEFINE_list("depths", ["20", "32", "44", "56", "110"], "CIFAR depths searched with --tune_depth.")
+    f.DEFINE_bool("tune_block_form", False, "Also search the residual unit: the original one or the pre-activation "
+                  "one of He et al. 2016b (hyperparameter `block_form`; CIFAR networks).")
     f.DEFINE_float("validation_split", 5000, "Held-out training images for the objective: count or fraction.")
     f.DEFINE_integer("hyperband_max_units", 9, "Hyperband: resource units of the largest rung (max_epochs).")
     f.DEFINE_integer("hyperband_factor", 3, "Hyperband: reduction factor.")

@@ -95,6 +95,7 @@ def make_hypermodel(options, info):
         model=options.model, budget_iterations=options.budget_iterations, data=options.data,
         classes=len(info.class_names), input_shape=tuple(info.image_shape), batch_size=options.batch_size,
         tune_batch_size=options.tune_batch_size, depths=options.depths if options.tune_depth else None,
+        tune_block_form=options.tune_block_form,
         validation_split=options.validation_split, seed=options.seed, precision=options.precision)
 
 

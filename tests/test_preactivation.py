@@ -167,15 +167,18 @@ def test_folding_merges_the_bn_after_each_convolution_and_keeps_the_pre_activati
     assert relative_difference(np.asarray(folded(x)), np.asarray(model(x))) < 1e-5
 
 
+@pytest.mark.parametrize("name, size", [("preact_resnet11", 16), ("resnet50v2", 32)])
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_computes_in_the_mixed_policy_with_a_float32_classifier(policy):
+def test_computes_in_the_mixed_policy_with_a_float32_classifier(policy, name, size):
+    import keras_resnet
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        model = preact_cifar_resnet(11, input_shape=(16, 16, 3))
+        model = keras_resnet.build(name, input_shape=(size, size, 3))
         assert model.get_layer("stage1_block1_1_conv").compute_dtype == policy.split("_")[1]
         assert model.get_layer("post_bn").compute_dtype == policy.split("_")[1]
-        out = model(np.zeros((1, 16, 16, 3), "float32"))
+        out = model(np.zeros((1, size, size, 3), "float32"))
         assert keras.backend.standardize_dtype(out.dtype) == "float32"
     finally:
         keras.config.set_dtype_policy(previous)

@@ -22,9 +22,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_resnet.blocks import batch_norm, conv
+from keras_resnet.blocks import conv
 from keras_resnet.common import check_arguments, classifier_head, model_input
 from keras_resnet.imagenet import IMAGENET_FILTERS, IMAGENET_INPUT_SHAPE, IMAGENET_MIN_SIZE, IMAGENET_SPECS
+from keras_resnet.preactivation import NO_ZERO_INIT, bn_relu
 from keras_resnet.weights.api import check_weights, load_weights
 
 V2_DEPTHS = (50, 101, 152)
@@ -33,7 +34,7 @@ V2_BN_EPSILON, V2_BN_MOMENTUM = 1.001e-5, 0.99
 
 def v2_bn_relu(x, name):
     """BN (keras.applications' epsilon and momentum, `{name}_bn`) and ReLU (`{name}_relu`)."""
-    return layers.ReLU(name=f"{name}_relu")(batch_norm(name, epsilon=V2_BN_EPSILON, momentum=V2_BN_MOMENTUM)(x))
+    return bn_relu(x, name, epsilon=V2_BN_EPSILON, momentum=V2_BN_MOMENTUM)
 
 
 def v2_unit(x, width, strides, project, name, kernel_regularizer=None):
@@ -47,9 +48,7 @@ def v2_unit(x, width, strides, project, name, kernel_regularizer=None):
         short = x
     y = conv(pre, width, 1, 1, f"{name}_1", kernel_regularizer)
     y = v2_bn_relu(y, f"{name}_1")
-    y = layers.ZeroPadding2D(padding=1, name=f"{name}_2_pad")(y)
-    y = layers.Conv2D(width, 3, strides=strides, use_bias=False, kernel_initializer=keras.initializers.HeNormal(),
-                      kernel_regularizer=kernel_regularizer, name=f"{name}_2_conv")(y)
+    y = conv(y, width, 3, strides, f"{name}_2", kernel_regularizer)
     y = v2_bn_relu(y, f"{name}_2")
     y = conv(y, 4 * width, 1, 1, f"{name}_3", kernel_regularizer, use_bias=True)
     return layers.Add(name=f"{name}_out")([short, y])
@@ -85,8 +84,7 @@ def imagenet_resnet_v2(depth, include_top=True, input_shape=None, pooling=None, 
     if isinstance(depth, bool) or depth not in V2_DEPTHS:
         raise ValueError(f"`depth` of an ImageNet V2 ResNet must be one of {list(V2_DEPTHS)}; received {depth!r}.")
     if zero_init_residual:
-        raise ValueError("`zero_init_residual=True` zeroes the BN that ends a residual branch; a pre-activation "
-                         "unit ends with a convolution, so it has none. Use zero_init_residual=False.")
+        raise ValueError(NO_ZERO_INIT)
     shape = check_arguments(family="ImageNet", shortcut="B", zero_init_residual=False, include_top=include_top,
                             input_shape=input_shape, default_input_shape=IMAGENET_INPUT_SHAPE,
                             min_size=IMAGENET_MIN_SIZE, pooling=pooling, classes=classes,

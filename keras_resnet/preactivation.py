@@ -86,9 +86,14 @@ def preact_block_of(depth):
                      f"9n+2 (bottleneck units: 29, 164, 1001, ...); received {depth!r}.")
 
 
-def bn_relu(x, name):
-    """Batch normalisation (`{name}_bn`, as every BN of the package) and ReLU (`{name}_relu`)."""
-    return layers.ReLU(name=f"{name}_relu")(batch_norm(name)(x))
+NO_ZERO_INIT = ("`zero_init_residual=True` zeroes the BN that ends a residual branch; a pre-activation unit ends "
+                "with a convolution, so it has none. Use zero_init_residual=False.")
+
+
+def bn_relu(x, name, **bn_kwargs):
+    """Batch normalisation (`{name}_bn`, as every BN of the package; `bn_kwargs`: `epsilon`, `momentum`) and
+    ReLU (`{name}_relu`): a pre-activation."""
+    return layers.ReLU(name=f"{name}_relu")(batch_norm(name, **bn_kwargs)(x))
 
 
 def preact_basic_unit(x, filters, strides, shortcut, name, kernel_regularizer=None):
@@ -178,8 +183,7 @@ def preact_cifar_resnet(depth, block=None, shortcut=None, include_top=True, inpu
     block = preact_block_of(depth) if block is None else block
     units = preact_depth_units(depth, block)
     if zero_init_residual:
-        raise ValueError("`zero_init_residual=True` zeroes the BN that ends a residual branch; a pre-activation "
-                         "unit ends with a convolution, so it has none. Use zero_init_residual=False.")
+        raise ValueError(NO_ZERO_INIT)
     accepted = PREACT_SHORTCUTS if block == "basic" else ("B",)
     if shortcut is None:
         shortcut = accepted[0]

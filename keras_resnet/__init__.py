@@ -18,9 +18,11 @@ quiet_if_command_line_tool()  # `python -m trainers.* | keras_resnet.*`: no Tens
 
 from keras_resnet import recipes  # noqa: E402  registers the schedules that .keras checkpoints carry
 from keras_resnet.batch_norm import BatchNormalization
+from keras_resnet.backbone import features, pyramid_levels
 from keras_resnet.blocks import SHORTCUTS, ZeroPadShortcut, basic_block, bottleneck_block
 from keras_resnet.cifar import cifar_resnet
 from keras_resnet.imagenet import IMAGENET_SPECS, imagenet_resnet
+from keras_resnet.imagenet_classes import decode_predictions
 from keras_resnet.imagenet_v2 import imagenet_resnet_v2
 from keras_resnet.preactivation import preact_cifar_resnet
 from keras_resnet.registry import MODELS, build
@@ -73,11 +75,14 @@ __all__ = [
     "basic_block",
     "bottleneck_block",
     "build",
+    "decode_predictions",
+    "features",
     "cifar_resnet",
     "imagenet_resnet",
     "imagenet_resnet_v2",
     "preact_cifar_resnet",
     "preprocess_input",
+    "pyramid_levels",
     "profile",
     "recipes",
     "weights",

@@ -252,6 +252,105 @@ def torch_nhwc_logits(model, images_nhwc, batch_size=500):
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+@functools.lru_cache(maxsize=None)
+def torchvision_torch_classes():
+    """`(TVBasic, TVBottleneck, TVResNet)`: torchvision's ResNet in PyTorch with its state-dict names (`conv1`,
+    `bn1`, `layerS.B.convK` / `bnK`, `downsample.0/1`, `fc`), which timm's ResNets share; written here because
+    torchvision does not import against this PyTorch. Skips the test when PyTorch is absent.
+    """
+    import pytest
+
+    torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install 'keras-resnet[torch]')")
+    import torch.nn.functional as F
+    from torch import nn
+
+    class TVBasic(nn.Module):
+        expansion = 1
+
+        def __init__(self, inplanes, planes, stride, downsample):
+            super().__init__()
+            self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.downsample = downsample
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+            return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+    class TVBottleneck(nn.Module):
+        """torchvision's Bottleneck ("v1.5"): the stride is on the 3x3 convolution."""
+
+        expansion = 4
+
+        def __init__(self, inplanes, planes, stride, downsample):
+            super().__init__()
+            self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+            self.bn3 = nn.BatchNorm2d(planes * 4)
+            self.downsample = downsample
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.bn3(self.conv3(F.relu(self.bn2(self.conv2(out)))))
+            return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+    class TVResNet(nn.Module):
+        """torchvision's ResNet with its state-dict names (conv1, bn1, layerS.B..., downsample.0/1, fc)."""
+
+        def __init__(self, block, layers, classes=1000):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            inplanes = 64
+            for stage, (planes, count) in enumerate(zip((64, 128, 256, 512), layers), start=1):
+                blocks = []
+                for index in range(count):
+                    stride = 2 if stage > 1 and index == 0 else 1
+                    downsample = None
+                    if stride != 1 or inplanes != planes * block.expansion:
+                        downsample = nn.Sequential(nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False),
+                                                   nn.BatchNorm2d(planes * block.expansion))
+                    blocks.append(block(inplanes, planes, stride, downsample))
+                    inplanes = planes * block.expansion
+                setattr(self, f"layer{stage}", nn.Sequential(*blocks))
+            self.fc = nn.Linear(inplanes, classes)
+
+        def forward(self, x):
+            x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+    return TVBasic, TVBottleneck, TVResNet
+
+
+def randomise_torch(model, seed):
+    """Every tensor random: conv/linear weights and biases, BN gamma, beta, running mean and variance."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            shape = tuple(tensor.shape)
+            if name.endswith("num_batches_tracked"):
+                continue
+            if name.endswith("running_var"):
+                value = rng.uniform(0.5, 2.0, shape)
+            elif tensor.ndim == 1 and name.endswith("weight"):  # BN gamma
+                value = rng.uniform(0.5, 1.5, shape)
+            elif tensor.ndim == 1:  # BN beta / running mean, linear bias
+                value = rng.normal(0.0, 0.2, shape)
+            else:
+                value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
+            tensor.copy_(torch.from_numpy(value.astype(np.float32)))
+    return model.eval()
+
+
 PHOTO_SIDES = (40, 900, 57, 96, 130, 75, 200, 333, 48, 64, 120, 517)
 """Longer sides of the generated photos, cycled (40 to 900 pixels, as in ImageNet)."""
 

@@ -18,7 +18,8 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, akamaster_torch_classes, env, real_cifar_test_images
+from conftest import (REPO, akamaster_torch_classes, env, randomise_torch, real_cifar_test_images,
+                      relative_difference, torch_nhwc_logits, torchvision_torch_classes)
 
 import keras_resnet
 from keras_resnet import faults
@@ -32,104 +33,11 @@ MEAN, STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224,
 
 if HAS_TORCH:
     import torch
-    import torch.nn.functional as F
-    from torch import nn
 
     torch.set_num_threads(2)
 
     AkamasterBlock, AkamasterResNet = akamaster_torch_classes()  # the one definition, in conftest
-
-    class TVBasic(nn.Module):
-        expansion = 1
-
-        def __init__(self, inplanes, planes, stride, downsample):
-            super().__init__()
-            self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.downsample = downsample
-
-        def forward(self, x):
-            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-            return F.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-    class TVBottleneck(nn.Module):
-        """torchvision's Bottleneck ("v1.5"): the stride is on the 3x3 convolution."""
-
-        expansion = 4
-
-        def __init__(self, inplanes, planes, stride, downsample):
-            super().__init__()
-            self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-            self.bn3 = nn.BatchNorm2d(planes * 4)
-            self.downsample = downsample
-
-        def forward(self, x):
-            out = F.relu(self.bn1(self.conv1(x)))
-            out = self.bn3(self.conv3(F.relu(self.bn2(self.conv2(out)))))
-            return F.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-    class TVResNet(nn.Module):
-        """torchvision's ResNet with its state-dict names (conv1, bn1, layerS.B..., downsample.0/1, fc)."""
-
-        def __init__(self, block, layers, classes=1000):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-            self.bn1 = nn.BatchNorm2d(64)
-            self.maxpool = nn.MaxPool2d(3, 2, 1)
-            inplanes = 64
-            for stage, (planes, count) in enumerate(zip((64, 128, 256, 512), layers), start=1):
-                blocks = []
-                for index in range(count):
-                    stride = 2 if stage > 1 and index == 0 else 1
-                    downsample = None
-                    if stride != 1 or inplanes != planes * block.expansion:
-                        downsample = nn.Sequential(nn.Conv2d(inplanes, planes * block.expansion, 1, stride, bias=False),
-                                                   nn.BatchNorm2d(planes * block.expansion))
-                    blocks.append(block(inplanes, planes, stride, downsample))
-                    inplanes = planes * block.expansion
-                setattr(self, f"layer{stage}", nn.Sequential(*blocks))
-            self.fc = nn.Linear(inplanes, classes)
-
-        def forward(self, x):
-            x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
-def randomise_torch(model, seed):
-    """Every tensor random: conv/linear weights and biases, BN gamma, beta, running mean and variance."""
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            shape = tuple(tensor.shape)
-            if name.endswith("num_batches_tracked"):
-                continue
-            if name.endswith("running_var"):
-                value = rng.uniform(0.5, 2.0, shape)
-            elif tensor.ndim == 1 and name.endswith("weight"):  # BN gamma
-                value = rng.uniform(0.5, 1.5, shape)
-            elif tensor.ndim == 1:  # BN beta / running mean, linear bias
-                value = rng.normal(0.0, 0.2, shape)
-            else:
-                value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
-            tensor.copy_(torch.from_numpy(value.astype(np.float32)))
-    return model.eval()
-
-
-def torch_logits(model, images_nhwc):
-    with torch.no_grad():
-        nchw = np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2), dtype=np.float32)
-        return model(torch.from_numpy(nchw)).numpy()
-
-
-def relative_difference(ours, reference):
-    return float(np.max(np.abs(ours - reference)) / np.max(np.abs(reference)))
+    TVBasic, TVBottleneck, TVResNet = torchvision_torch_classes()  # shared with test_safetensors, in conftest
 
 
 def logits(model, images):
@@ -200,7 +108,7 @@ def test_akamaster_cifar10_equals_pytorch_on_real_jpegs(depth, cifar_images, wei
     reference = AkamasterResNet(depth)
     checkpoint = torch.load(AKAMASTER / entry.file_name, map_location="cpu", weights_only=True)
     reference.load_state_dict({k.removeprefix("module."): v for k, v in checkpoint["state_dict"].items()})
-    expected = torch_logits(reference.eval(), (images / 255.0 - MEAN) / STD)
+    expected = torch_nhwc_logits(reference.eval(), (images / 255.0 - MEAN) / STD)
 
     model = getattr(keras_resnet, f"ResNet{depth}")(weights="cifar10", classifier_activation=None)
     ours = logits(model, keras_resnet.preprocess_input(images, weights="cifar10"))
@@ -244,7 +152,7 @@ def test_torchvision_state_dict_converts_exactly(depth, images64, tmp_path, weig
     path = tmp_path / f"resnet{depth}-abcdef12.pth"
     torch.save(reference.state_dict(), path)
     x = keras_resnet.weights.TORCH.apply(images64)
-    expected = torch_logits(reference, x)
+    expected = torch_nhwc_logits(reference, x)
     model = keras_resnet.build(f"resnet{depth}", weights=str(path), input_shape=(64, 64, 3),
                                classifier_activation=None, stride_in_3x3=depth == 50)
     assert relative_difference(logits(model, x), expected) < 1e-4
@@ -314,7 +222,7 @@ def test_convert_cli_writes_a_loadable_file_with_its_preprocessing(tmp_path, cif
     assert keras_resnet.weights.read_metadata(output)["source_format"] == "akamaster"
     x = keras_resnet.preprocess_input(cifar_images[0][:20], weights=output)
     model = keras_resnet.ResNet20(weights=output, classifier_activation=None)
-    np.testing.assert_allclose(logits(model, x), torch_logits(reference, x), atol=1e-4)
+    np.testing.assert_allclose(logits(model, x), torch_nhwc_logits(reference, x), atol=1e-4)
     bad = subprocess.run([sys.executable, "-m", "keras_resnet.weights", "convert", f"--from={source}",
                           "--model=resnet32", f"--output={tmp_path / 'bad.weights.h5'}"], cwd=REPO, env=env(),
                          capture_output=True, text=True, timeout=300)

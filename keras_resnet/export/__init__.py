@@ -45,6 +45,7 @@ Modules, one job each:
 - `card`: `assets/model_card.json` and `assets/labels.txt`;
 - `saved_model`: `export_saved_model`, `export_from_model_dir` (the steps above, in order);
 - `pretrained`: `export_pretrained`, a named network with pretrained weights, no training run;
+- `feature_export`: `export_features`, a backbone's feature pyramid (`keras_resnet.features`) as a SavedModel;
 - `onnx_export`: `export_onnx`, the same network as ONNX in `<export_root>/onnx/<version>/model.onnx`;
 - `contract`: `SIGNATURES`, `OUTPUT_KEYS`;
 - `cli` (+ `__main__`): the command line, absl flags in their own `FlagValues`.
@@ -65,6 +66,7 @@ Command line::
 
 from keras_resnet.export.contract import OUTPUT_KEYS, SIGNATURES
 from keras_resnet.export.serving_inputs import NORMALIZATION_KEY, PREPROCESSING_KINDS
+from keras_resnet.export.feature_export import export_features
 from keras_resnet.export.onnx_export import export_onnx
 from keras_resnet.export.pretrained import CIFAR10_CLASS_NAMES, export_pretrained
 from keras_resnet.export.saved_model import (CHECKPOINTS, FORMATS, ExportInputError, export_from_model_dir,
@@ -81,6 +83,7 @@ __all__ = [
     "PREPROCESSING_KINDS",
     "SIGNATURES",
     "existing_versions",
+    "export_features",
     "export_onnx",
     "export_pretrained",
     "export_from_model_dir",

@@ -6,8 +6,9 @@ weights were trained with in the serving graph (`keras_resnet.weights.preprocess
 CIFAR-10 models `(x / 255 - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225)`), so that `serve_bytes` on a
 raw CIFAR-10 JPEG classifies as the PyTorch original does. CIFAR models are served at 32x32 (kind "cifar");
 ImageNet models at any input size, resized to 256 and centre-cropped to 224 in the graph (kind
-"imagenet"). Class names: CIFAR-10's for the "cifar10" set, else the label indices "0", "1", ... (the
-published ImageNet files carry no names) unless `class_names` is given.
+"imagenet"). Class names: CIFAR-10's for the "cifar10" set, the 1,000 ImageNet names that ship with the
+package for the "imagenet" sets (`keras_resnet.imagenet_classes`, keras.applications' "tench", "goldfish",
+...), else the label indices "0", "1", ... unless `class_names` is given.
 
 Example:
     >>> export_pretrained("resnet20", "cifar10", "saved_models/resnet20")  # writes or reads an export on disk  # doctest: +SKIP
@@ -84,7 +85,7 @@ def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
         if not os.path.isfile(weights):
             what = "a directory" if os.path.isdir(weights) else "no such file"
             reason = (f"{what}; accepted: cifar10, imagenet or a weights file (.weights.h5, .keras, .th, .pth, "
-                      ".h5)")
+                      ".h5, .safetensors)")
             raise WeightsFileError(weights, reason, f"`weights` (--weights) must be 'cifar10', 'imagenet' or a "
                                                     f"weights file; received {os.fspath(weights)!r} ({what}).")
         classes, file_format = file_details(weights)
@@ -105,6 +106,10 @@ def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
     normalization = preprocessing_of(weights, model=model_name, stride_in_3x3=stride)
     if class_names is None and weights == "cifar10":
         class_names = CIFAR10_CLASS_NAMES
+    elif class_names is None and weights == "imagenet":
+        from keras_resnet.imagenet_classes import imagenet_classes
+
+        class_names = tuple(name for _, name in imagenet_classes())
     return model, normalization, "cifar" if family == "cifar" else "imagenet", class_names, details
 
 

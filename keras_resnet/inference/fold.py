@@ -54,8 +54,11 @@ def _consumers(config):
 
 
 def _output_refs(config):
-    """The `[layer, node, tensor]` references of a functional config's outputs (one or several)."""
+    """The `[layer, node, tensor]` references of a functional config's outputs (one, a list, or a dict of
+    them, as `keras_resnet.features` models have)."""
     outputs = config["output_layers"]
+    if isinstance(outputs, dict):
+        return list(outputs.values())
     return [outputs] if outputs and isinstance(outputs[0], str) else list(outputs)
 
 

@@ -5,6 +5,8 @@ Example:
         --output=resnet56.weights.h5
     python -m keras_resnet.weights convert --from=resnet50-0676ba61.pth --model=resnet50 \\
         --output=resnet50_tv.weights.h5   # torchvision bottlenecks: stride_in_3x3 chosen from the format
+    python -m keras_resnet.weights convert --from=model.safetensors --model=resnet50 \\
+        --output=resnet50_timm.weights.h5  # timm / torchvision names in a .safetensors file, no PyTorch needed
 
 The classifier's width is read from the file. Exit code 2 for bad flags or a file that does not fit.
 """
@@ -26,13 +28,16 @@ def define_flags(flag_values=None):
     """The flags of `convert` on `flag_values` (a new `FlagValues` by default); returns it."""
     fv = flags.FlagValues() if flag_values is None else flag_values
     f = flags_on(fv)
-    f.DEFINE_string("from", None, "Published weights file: akamaster .th, torchvision .pth, keras.applications .h5.")
+    f.DEFINE_string("from", None, "Published weights file: akamaster .th, torchvision .pth, .safetensors (torchvision "
+                                  "/ timm names), keras.applications .h5.")
     f.DEFINE_string("model", None, "Network name, e.g. resnet56 or resnet50 (see keras_resnet.MODELS).")
     f.DEFINE_string("output", None, "The .weights.h5 file to write.")
-    f.DEFINE_enum("format", "auto", ["auto", "akamaster", "torchvision", "keras_applications"],
-                  "Format of --from; auto: from the file name (.th/.pth/.pt: PyTorch, .h5: keras.applications).")
+    f.DEFINE_enum("format", "auto", ["auto", "akamaster", "torchvision", "safetensors", "keras_applications"],
+                  "Format of --from; auto: from the file name (.th/.pth/.pt: PyTorch, .safetensors: a state dict "
+                  "read without PyTorch, .h5: keras.applications).")
     f.DEFINE_enum("stride_in_3x3", "auto", ["auto", "true", "false"],
-                  "Bottleneck stride placement; auto: true for PyTorch (torchvision) files, false for Keras ones.")
+                  "Bottleneck stride placement; auto: true for PyTorch (torchvision) and .safetensors files, false "
+                  "for Keras ones.")
     f.DEFINE_boolean("include_top", True, "Keep the classifier (false: convert the features only).")
     return fv
 
@@ -73,13 +78,12 @@ def run_convert(fv):
     check_output(fv.output)
     if not os.path.isfile(source):
         what = "a directory" if os.path.isdir(source) else "no such file"
-        raise formats.WeightsFileError(source, f"{what}; accepted: an akamaster .th, torchvision .pth or "
-                                               "keras.applications .h5 file")
-    source_format = None if fv.format == "auto" else fv.format
-    resolved = source_format or formats.detect_format(source)
-    if resolved == "keras":
+        raise formats.WeightsFileError(source, f"{what}; accepted: an akamaster .th, torchvision .pth, "
+                                               ".safetensors (torchvision / timm) or keras.applications .h5 file")
+    source_format = (None if fv.format == "auto" else fv.format) or formats.detect_format(source)
+    if source_format == "keras":
         raise ValueError(f"--from={source!r} is a Keras 3 file already; nothing to convert.")
-    table, resolved = formats.read_source(source, resolved)
+    table, resolved = formats.read_source(source, source_format)
     kwargs = dict(include_top=fv.include_top, classifier_activation="softmax")
     if fv.include_top:
         kwargs["classes"] = classifier_width(table) or (10 if family == "cifar" else 1000)
@@ -87,7 +91,7 @@ def run_convert(fv):
         stride = fv.stride_in_3x3
         kwargs["stride_in_3x3"] = resolved != "keras_applications" if stride == "auto" else stride == "true"
     model = build(fv.model, **kwargs)
-    return api.convert(source, model, fv.output, source_format=resolved)
+    return api.convert(source, model, fv.output, source_format=source_format)  # the file's format: read again
 
 
 def main(argv=None):

@@ -2,10 +2,10 @@
 
 `weights` is `None` (random initialisation), a named set ("cifar10", "imagenet"; see
 `keras_resnet.weights.sets`) or the path of a file: a Keras 3 `.weights.h5` / `.keras`, an akamaster `.th`,
-a torchvision `.pth` or a keras.applications Keras-2 `.h5`. `check_weights` runs before any layer is
-built; `load_weights` after. A named set is converted once and cached as `.weights.h5` in the Keras cache
-(`keras_resnet.weights.fetch`); a converted file records its input normalisation, which
-`preprocess_input` applies.
+a torchvision `.pth`, a `.safetensors` state dict (torchvision / timm names) or a keras.applications Keras-2
+`.h5`. `check_weights` runs before any layer is built; `load_weights` after. A named set is converted once
+and cached as `.weights.h5` in the Keras cache (`keras_resnet.weights.fetch`); a converted file records its
+input normalisation, which `preprocess_input` applies.
 
 Example:
     >>> import keras_resnet, numpy as np
@@ -41,7 +41,7 @@ class WeightsRequest:
 
 def _bad_weights(weights, reason):
     return ValueError(f"`weights` must be None, one of {', '.join(map(repr, SET_NAMES))}, or the path of a weights "
-                      f"file (.weights.h5, .keras, .th, .pth, .h5); received {weights!r} ({reason}).")
+                      f"file (.weights.h5, .keras, .th, .pth, .safetensors, .h5); received {weights!r} ({reason}).")
 
 
 def check_weights(weights, *, family, depth, shortcut, include_top, classes, stride_in_3x3, channels, variant=""):
@@ -164,7 +164,8 @@ def describe(model, source, source_format, preprocessing, entry=None):
 
 def preprocessing_for_format(source_format, path=None):
     """The normalisation a source format's published weights use: CAFFE for keras.applications' ResNets,
-    TF_MODE for its V2 networks (told apart by the layer names of the file at `path`), else TORCH."""
+    TF_MODE for its V2 networks (told apart by the layer names of the file at `path`), else TORCH (the
+    PyTorch formats: akamaster, torchvision, and `.safetensors` files of timm's and torchvision's ResNets)."""
     if source_format == "keras_applications":
         return TF_MODE if path is not None and keras_h5_is_v2(path) else CAFFE
     return TORCH
@@ -174,7 +175,8 @@ def convert(source, model, output, source_format=None):
     """Converts a published file into `model` (strictly, see `keras_resnet.weights.assign`) and saves it.
 
     Args:
-        source: path of an akamaster `.th`, torchvision `.pth` or keras.applications `.h5` file.
+        source: path of an akamaster `.th`, torchvision `.pth`, `.safetensors` (torchvision / timm state
+            dict, read without PyTorch) or keras.applications `.h5` file.
         model: the Keras model to load into (built with `weights=None`), e.g. `keras_resnet.ResNet56()`.
         output: path of the `.weights.h5` to write (atomically, with a record of source and preprocessing).
         source_format: one of `keras_resnet.weights.formats.SOURCE_FORMATS`, or `None` to detect it from the
@@ -203,8 +205,8 @@ def preprocessing_of(weights, model=None, stride_in_3x3=False):
 
     Args:
         weights: "cifar10", "imagenet" (needs `model`: keras.applications' and torchvision's files differ),
-            the path of a file (a converted `.weights.h5` records it; a `.th` / `.pth` implies "torch", a
-            Keras-2 `.h5` "caffe"), or a `Preprocessing`.
+            the path of a file (a converted `.weights.h5` records it; a `.th` / `.pth` / `.safetensors`
+            implies "torch", a Keras-2 `.h5` "caffe"), or a `Preprocessing`.
         model: str, the network's name (e.g. "resnet50"), for `weights="imagenet"`.
         stride_in_3x3: bool, the network's `stride_in_3x3` (torchvision's files for ResNet-50/101/152).
 

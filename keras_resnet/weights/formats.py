@@ -10,6 +10,9 @@ Formats:
 - "akamaster": `torch.save` of `{"state_dict": ..., "best_prec1": ...}` with `module.`-prefixed names
   (`module.layer2.0.conv1.weight`, `module.linear.weight`), github.com/akamaster/pytorch_resnet_cifar10.
 - "torchvision": a plain state dict (`layer2.0.downsample.0.weight`, `fc.weight`).
+- "safetensors": either state dict in a `.safetensors` file (Hugging Face's format; timm's ResNets use
+  torchvision's names), read with the `safetensors` package's NumPy backend, no PyTorch. float16, bfloat16
+  (through `ml_dtypes`, which Keras installs) and float64 tensors load as float32.
 - "keras_applications": the Keras-2-era weights-only HDF5 of keras.applications' ResNet50/101/152 (root
   attribute `layer_names`, one group per layer with attribute `weight_names`; names such as
   `conv3_block1_0_conv`). Its convolutions carry biases, which fold exactly into the following BN's moving
@@ -17,11 +20,13 @@ Formats:
   holds the pre-activation ResNet50V2/101V2/152V2 (`conv2_block1_preact_bn`, `post_bn`): those map one to one
   onto `keras_resnet.imagenet_resnet_v2`, which has keras.applications' biases and epsilon.
 
-PyTorch is imported only by `read_torch`, so it stays an optional dependency.
+PyTorch is imported only by `read_torch` and `safetensors` only by `read_safetensors`, so both stay optional
+dependencies; the two share `state_dict_table`, one mapping of PyTorch names and layouts onto ours
+(`keras_resnet.weights.state_dicts`).
 
 Example:
-    >>> torch_layer_name("layer3.4.downsample.1.running_var")
-    ('stage3_block5_shortcut_proj_bn', 'moving_variance')
+    >>> detect_format("resnet18.a1_in1k/model.safetensors"), detect_format("resnet50-0676ba61.pth")
+    ('safetensors', 'torch')
 """
 
 from __future__ import annotations
@@ -32,60 +37,21 @@ import re
 import numpy as np
 
 from keras_resnet.blocks import BN_EPSILON
+from keras_resnet.weights.state_dicts import CLASSIFIER, torch_format, torch_layer_name, torch_order
 
-SOURCE_FORMATS = ("akamaster", "torchvision", "torch", "keras_applications")
-"""Formats `read_source` takes; "torch" is either of the PyTorch ones (they share names and layout)."""
+SOURCE_FORMATS = ("akamaster", "torchvision", "torch", "safetensors", "keras_applications")
+"""Formats `read_source` takes; "torch" (a `torch.save` file) and "safetensors" (a `.safetensors` file) hold
+either of the PyTorch layouts (they share names), which the file's names tell apart."""
 KERAS_APPLICATIONS_BN_EPSILON = 1.001e-5
-CLASSIFIER = "predictions"
 TORCH_EXTENSIONS = (".th", ".pth", ".pt")
+TORCH_LAYOUTS = ("akamaster", "torchvision", "torch")
+SAFETENSORS_EXTENSIONS = (".safetensors",)
 LEGACY_H5_EXTENSIONS = (".h5", ".hdf5")
 
-_BN_ROLES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
-_TORCH_STEM = re.compile(r"^(conv1|bn1)\.(\w+)$")
-_TORCH_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.(conv|bn)(\d)\.(\w+)$")
-_TORCH_PROJECTION = re.compile(r"^layer(\d+)\.(\d+)\.(?:downsample|shortcut)\.([01])\.(\w+)$")
-_TORCH_CLASSIFIER = re.compile(r"^(fc|linear)\.(weight|bias)$")
 _KERAS_BLOCK = re.compile(r"^conv(\d)_block(\d+)_(\d)_(conv|bn)$")
 _KERAS_STEM = {"conv1_conv": "stem_conv", "conv1_bn": "stem_bn", CLASSIFIER: CLASSIFIER}
 _KERAS_V2_BLOCK = re.compile(r"^conv([2-5])_(block\d+_(?:preact_bn|[0-3]_conv|[12]_bn))$")
 _KERAS_V2_OTHERS = {"conv1_conv": "stem_conv", "post_bn": "post_bn", CLASSIFIER: CLASSIFIER}
-
-
-def torch_layer_name(key):
-    """Maps a PyTorch parameter name (akamaster or torchvision) to `(our layer, our variable)`.
-
-    Returns `None` for BN's `num_batches_tracked` counters (no Keras counterpart, not needed for inference).
-
-    Raises:
-        ValueError: the name has no counterpart in this package's networks.
-    """
-    if key.endswith("num_batches_tracked"):
-        return None
-    match = _TORCH_STEM.match(key)
-    if match:
-        kind, param = match.groups()
-        return ("stem_conv", _conv_role(key, param)) if kind == "conv1" else ("stem_bn", _bn_role(key, param))
-    match = _TORCH_BLOCK.match(key)
-    if match:
-        stage, block, kind, index, param = match.groups()
-        layer = f"stage{stage}_block{int(block) + 1}_{index}_{kind}"
-        return layer, _conv_role(key, param) if kind == "conv" else _bn_role(key, param)
-    match = _TORCH_PROJECTION.match(key)
-    if match:
-        stage, block, index, param = match.groups()
-        layer = f"stage{stage}_block{int(block) + 1}_shortcut_proj"
-        return (f"{layer}_conv", _conv_role(key, param)) if index == "0" else (f"{layer}_bn", _bn_role(key, param))
-    match = _TORCH_CLASSIFIER.match(key)
-    if match:
-        return CLASSIFIER, "kernel" if match.group(2) == "weight" else "bias"
-    raise ValueError(f"tensor {key!r} has no counterpart in keras_resnet's networks (expected conv1, bn1, "
-                     "layerS.B.convK / bnK / downsample.0-1, fc or linear).")
-
-
-def _conv_role(key, param):
-    if param not in ("weight", "bias"):
-        raise ValueError(f"tensor {key!r}: unexpected convolution parameter {param!r}.")
-    return "kernel" if param == "weight" else "bias"
 
 
 class WeightsFileError(ValueError):
@@ -102,12 +68,6 @@ def first_line(error):
     """`Type: the first line of its message`: a library's multi-line error in one line."""
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0].strip() if text else ''}".rstrip(": ")
-
-
-def _bn_role(key, param):
-    if param not in _BN_ROLES:
-        raise ValueError(f"tensor {key!r}: unexpected batch-normalisation parameter {param!r}.")
-    return _BN_ROLES[param]
 
 
 def load_torch_state_dict(path):
@@ -138,24 +98,79 @@ def load_torch_state_dict(path):
     return {k.removeprefix("module."): v.detach().cpu().float().numpy() for k, v in obj.items()}
 
 
-def torch_format(state_dict):
-    """"akamaster" (classifier `linear`) or "torchvision" (classifier `fc`) for a state dict."""
-    return "akamaster" if any(k.startswith("linear.") for k in state_dict) else "torchvision"
+def state_dict_table(state_dict, path):
+    """`(tensor table, "akamaster" or "torchvision")` of a PyTorch state dict `{name: NumPy array}`.
 
+    Names are taken in `torch_order`, kernels transposed to Keras' layout, BN's `num_batches_tracked` counters
+    skipped and convolution biases folded (`fold_conv_biases`); arrays become float32.
 
-def read_torch(path):
-    """`(tensor table, "akamaster" or "torchvision")` of a PyTorch file (see the module docstring)."""
+    Raises:
+        WeightsFileError: a tensor name with no counterpart in this package's networks, naming `path`.
+    """
     table = {}
-    state_dict = load_torch_state_dict(path)
-    for key, array in state_dict.items():
-        target = torch_layer_name(key)
+    for key in sorted(state_dict, key=torch_order):
+        array = state_dict[key]
+        try:
+            target = torch_layer_name(key)
+        except ValueError as error:
+            raise WeightsFileError(path, str(error)) from None
         if target is None:
             continue
         layer, role = target
         if role == "kernel":
             array = array.transpose(2, 3, 1, 0) if array.ndim == 4 else array.T
-        _put(table, layer, role, np.ascontiguousarray(array), key, path)
+        _put(table, layer, role, np.ascontiguousarray(array, np.float32), key, path)
     return fold_conv_biases(table), torch_format(state_dict)
+
+
+def read_torch(path):
+    """`(tensor table, "akamaster" or "torchvision")` of a PyTorch file (see the module docstring)."""
+    return state_dict_table(load_torch_state_dict(path), path)
+
+
+def load_safetensors_state_dict(path):
+    """The tensors of a `.safetensors` file as `{name: NumPy array}`, floating-point ones as float32.
+
+    Reads with `safetensors.safe_open(framework="numpy")` (no PyTorch; nothing in the file is executed).
+    Integer tensors are kept only for BN's `num_batches_tracked` counters.
+
+    Raises:
+        ImportError: the `safetensors` package is not installed (`pip install 'keras-resnet[safetensors]'`).
+        WeightsFileError: the file is not a readable safetensors file (truncated, another format), or holds a
+            tensor that is not floating point or that NumPy cannot hold (float8).
+    """
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise ImportError(f"reading the safetensors file {path} needs the safetensors package: pip install "
+                          "'keras-resnet[safetensors]' (or pip install safetensors).") from None
+    import ml_dtypes  # noqa: F401 - a Keras dependency; gives NumPy the bfloat16 of the hub's half-precision files
+    try:
+        handle = safe_open(os.fspath(path), framework="numpy")
+    except Exception as error:  # SafetensorError (bad header, truncated), OSError (a directory, unreadable)
+        raise WeightsFileError(path, f"not a readable safetensors file ({first_line(error)}); it may be truncated "
+                                     "or of another format.") from None
+    with handle:
+        return {key: _safetensors_array(handle, key, path) for key in handle.keys()}
+
+
+def _safetensors_array(handle, key, path):
+    """One tensor of an open safetensors file: float32 if floating point, as is for `num_batches_tracked`."""
+    dtype = handle.get_slice(key).get_dtype()  # safetensors' names: F32, F16, BF16, F64, F8_E4M3, I64, BOOL, ...
+    if not dtype.startswith(("F", "BF")) and not key.endswith("num_batches_tracked"):
+        raise WeightsFileError(path, f"tensor {key!r} is {dtype}; accepted: floating-point tensors (F32, F16, BF16, "
+                                     "F64), and integers only for BN's num_batches_tracked.")
+    try:
+        array = handle.get_tensor(key)
+    except (TypeError, AttributeError) as error:  # a dtype safetensors' NumPy backend lacks (float8)
+        raise WeightsFileError(path, f"tensor {key!r} is {dtype}, which NumPy cannot hold ({first_line(error)}); "
+                                     "accepted: F32, F16, BF16 or F64 (save the state dict as float32).") from None
+    return array.astype(np.float32) if dtype.startswith(("F", "BF")) else array
+
+
+def read_safetensors(path):
+    """`(tensor table, "akamaster" or "torchvision")` of a `.safetensors` state dict (see the module docstring)."""
+    return state_dict_table(load_safetensors_state_dict(path), path)
 
 
 def keras_layer_name(name):
@@ -280,7 +295,8 @@ def fold_conv_biases(table):
 
 def detect_format(path):
     """The source format of a file from its name: "torch" (an akamaster or torchvision PyTorch file),
-    "keras_applications" (a Keras-2 `.h5`), or "keras" (a Keras 3 `.weights.h5` / `.keras` file).
+    "safetensors" (a `.safetensors` state dict of either layout), "keras_applications" (a Keras-2 `.h5`),
+    or "keras" (a Keras 3 `.weights.h5` / `.keras` file).
 
     Raises:
         ValueError: an extension none of the readers takes.
@@ -292,15 +308,22 @@ def detect_format(path):
         return "keras_applications"
     if name.endswith(TORCH_EXTENSIONS):
         return "torch"
+    if name.endswith(SAFETENSORS_EXTENSIONS):
+        return "safetensors"
     raise WeightsFileError(path, "unknown weights format; accepted: .weights.h5 or .keras (Keras 3), "
                                  f"{', '.join(TORCH_EXTENSIONS)} (akamaster / torchvision PyTorch files), "
+                                 f"{', '.join(SAFETENSORS_EXTENSIONS)} (torchvision / timm state dicts), "
                                  f"{', '.join(LEGACY_H5_EXTENSIONS)} (keras.applications' Keras-2 files).")
 
 
 def read_source(path, source_format):
-    """`(tensor table, format)` of `path` in `source_format` (one of `SOURCE_FORMATS`); "torch" resolves to
-    "akamaster" or "torchvision" from the file's names."""
-    if source_format in ("akamaster", "torchvision", "torch"):
+    """`(tensor table, format)` of `path` in `source_format` (one of `SOURCE_FORMATS`); "torch" and
+    "safetensors" resolve to "akamaster" or "torchvision" from the file's names. A PyTorch layout named for a
+    `.safetensors` file reads it as safetensors, so a resolved format reads its file again."""
+    if source_format == "safetensors" or (source_format in TORCH_LAYOUTS and
+                                          os.fspath(path).lower().endswith(SAFETENSORS_EXTENSIONS)):
+        return read_safetensors(path)
+    if source_format in TORCH_LAYOUTS:
         return read_torch(path)
     if source_format == "keras_applications":
         return read_keras_h5(path), source_format

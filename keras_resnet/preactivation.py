@@ -33,6 +33,7 @@ from keras import layers
 from keras_resnet.blocks import ZeroPadShortcut, batch_norm, conv
 from keras_resnet.common import check_arguments, classifier_head, model_input
 from keras_resnet.weights.api import check_weights, load_weights
+from keras_resnet.weights.sets import SET_NAMES
 
 PREACT_BLOCKS = ("basic", "bottleneck")
 PREACT_BOTTLENECK_DEPTHS = (164, 1001)
@@ -141,7 +142,7 @@ def preact_bottleneck_unit(x, width, strides, name, kernel_regularizer=None):
 
 def check_preact_weights(weights, depth, shortcut, include_top, classes, channels):
     """`weights=`: `None` or a weights file (no published pre-activation CIFAR set exists to name)."""
-    if isinstance(weights, str) and weights in ("cifar10", "imagenet"):
+    if isinstance(weights, str) and weights in SET_NAMES:
         raise ValueError(f"`weights`={weights!r}: no published set for the pre-activation CIFAR networks; "
                          "accepted: None (random initialisation) or the path of a weights file.")
     return check_weights(weights, family="cifar", depth=depth, shortcut=shortcut, include_top=include_top,

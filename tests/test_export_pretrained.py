@@ -252,8 +252,8 @@ def test_cli_failed_pretrained_exports_exit_1_and_write_nothing(offline_weights,
 
 
 @pytest.mark.parametrize("name, content, reason", [
-    ("missing.th", None, "no such file; accepted: cifar10, imagenet or a weights file"),
-    ("folder.th", "dir", "a directory; accepted: cifar10, imagenet or a weights file"),
+    ("missing.th", None, "no such file; accepted: cifar10, imagenet, imagenet-tv2, imagenet-a1 or a weights file"),
+    ("folder.th", "dir", "a directory; accepted: cifar10, imagenet, imagenet-tv2, imagenet-a1 or a weights file"),
     ("garbage.th", b"garbage" * 100, "not a readable PyTorch file (UnpicklingError: "),
     ("garbage.keras", b"garbage" * 100, "does not fit resnet20 or is unreadable (BadZipFile: File is not a zip file)"),
     ("garbage.weights.h5", b"garbage" * 100, "does not fit resnet20 or is unreadable (OSError: "),

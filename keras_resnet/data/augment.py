@@ -110,6 +110,42 @@ def imagenet_eval_geometry(image, size: int = IMAGENET_EVAL_SIZE, crop: int = IM
     return out
 
 
+def _pillow_resize(image, height, width, method):
+    """One Pillow resampling pass: antialiased, rounded and clipped to 0..255 as Pillow stores uint8."""
+    x = tf.image.resize(image, tf.stack([height, width]), method=method, antialias=True)
+    return tf.clip_by_value(tf.round(x), 0.0, 255.0)
+
+
+def published_eval_geometry(image, transform):
+    """A published evaluation transform (`keras_resnet.eval_transform.EvalTransform`) in TensorFlow.
+
+    Pillow's two passes (horizontal, then vertical, each antialiased and rounded to uint8), the longer side
+    truncated and the centre crop's corner rounded half to even, as torchvision and timm evaluate: within
+    one level of `transform.pillow(image)` (tested). Returns float32 `[crop, crop, C]` in 0..255.
+
+    Example:
+        >>> from keras_resnet.eval_transform import EvalTransform
+        >>> published_eval_geometry(tf.zeros([375, 500, 3], tf.uint8), EvalTransform("tv2", 232, 224)).shape
+        TensorShape([224, 224, 3])
+    """
+    x = tf.cast(image, tf.float32)
+    shape = tf.shape(x)
+    h, w = shape[0], shape[1]
+    size = tf.constant(transform.resize_size, tf.int32)
+    longer = lambda a, b: tf.cast(tf.math.floor(transform.resize_size * tf.cast(a, tf.float64)  # noqa: E731
+                                                / tf.cast(b, tf.float64)), tf.int32)
+    new_h = tf.where(h <= w, size, longer(h, w))
+    new_w = tf.where(h <= w, longer(w, h), size)
+    x = _pillow_resize(x, h, new_w, transform.interpolation)  # Pillow: horizontal pass first
+    x = _pillow_resize(x, new_h, new_w, transform.interpolation)
+    crop = transform.crop_size
+    top = tf.cast(tf.round(tf.cast(new_h - crop, tf.float32) / 2.0), tf.int32)  # tf.round: halves to even
+    left = tf.cast(tf.round(tf.cast(new_w - crop, tf.float32) / 2.0), tf.int32)
+    out = x[top: top + crop, left: left + crop, :]
+    out.set_shape([crop, crop, image.shape[-1]])
+    return out
+
+
 def ten_crop(image, size: int = IMAGENET_EVAL_SIZE, crop: int = IMAGENET_CROP):
     """10-crop evaluation: 4 corners and centre of the shorter-side-`size` image, and their flips.
 

@@ -55,7 +55,7 @@ def _seed_stream(seed):
 def load(source, split, batch_size, *, training=None, seed=None, input_context=None, validation_size=0,
          data_dir=None, download=False, preprocessing=None, mean=None, image_size=None, skip_corrupt=False,
          drop_remainder=None, shuffle_buffer=None, pca_lighting=False, ten_crop=False, label_offset=None,
-         mean_samples=10000, cache=True, crop_size=IMAGENET_CROP):
+         mean_samples=10000, cache=True, crop_size=IMAGENET_CROP, eval_transform=None):
     """Batches of `(float32 preprocessed image, int32 label)` from a TFDS name, image folder/archive or shards.
 
     TensorFlow-only (tf.data). For the JAX backend without TensorFlow use `load_arrays` + `ArrayIterator`.
@@ -99,6 +99,9 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
             [256, 480] times `crop_size / 224`) and crops `crop_size` x `crop_size`; evaluation resizes the
             shorter side to `imagenet_eval_size(crop_size)` (`round(256 * crop_size / 224)`) and takes the
             centre crop (or 10 crops). Default 224, the paper's. Ignored by `"cifar"` preprocessing.
+        eval_transform: a published evaluation transform (`keras_resnet.eval_transform.EvalTransform`, e.g. a
+            tagged weights set's) used instead of that geometry by `"imagenet"` evaluation (not with
+            `ten_crop`); its `crop_size` must be `crop_size`.
 
     Returns:
         `(dataset, DatasetInfo)`.
@@ -117,6 +120,9 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
     """
     _check_common(split, batch_size, validation_size, preprocessing)
     crop_size = check_crop_size(crop_size)
+    if eval_transform is not None and (ten_crop or eval_transform.crop_size != crop_size or preprocessing == "cifar"):
+        raise ValueError(f"`eval_transform` {eval_transform.name!r} is a centre {eval_transform.crop_size} crop of "
+                         f"ImageNet-style images: not with ten_crop, preprocessing='cifar' or crop_size={crop_size}.")
     src = resolve(source, data_dir=data_dir, download=download, label_offset=label_offset)
     training = split == "train" if training is None else bool(training)
     batching = {"batch_size": input_context.get_per_replica_batch_size(batch_size) if input_context
@@ -158,7 +164,8 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
 
     ds = reading.elements(phys, encoded=True, keep=keep, input_context=input_context, named=True, **extra)
     ds = _large_tail(ds, info.mean, counter, skip_corrupt=skip_corrupt, image_size=image_size,
-                     pca_lighting=pca_lighting, ten_crop=ten_crop, crop_size=crop_size, **batching)
+                     pca_lighting=pca_lighting, ten_crop=ten_crop, crop_size=crop_size, eval_transform=eval_transform,
+                     **batching)
     return ds.with_options(options), info
 
 
@@ -168,8 +175,8 @@ def _shard(ds, input_context):
     return ds
 
 
-def _large_tail(ds, mean, counter, *, skip_corrupt, image_size, pca_lighting, ten_crop, crop_size, batch_size,
-                training, seed, shuffle_buffer, drop_remainder):
+def _large_tail(ds, mean, counter, *, skip_corrupt, image_size, pca_lighting, ten_crop, crop_size, eval_transform,
+                batch_size, training, seed, shuffle_buffer, drop_remainder):
     """shuffle (encoded bytes) -> decode -> scale augmentation or evaluation crops + normalise -> batch ->
     prefetch, for `(encoded, label, name)` elements of large images decoded per element."""
     mean_t = tf.constant(mean)
@@ -208,6 +215,8 @@ def _large_tail(ds, mean, counter, *, skip_corrupt, image_size, pca_lighting, te
                 x = tf.image.resize(x, image_size)
             if ten_crop:
                 x = augment.ten_crop(x, eval_size, crop_size)
+            elif eval_transform is not None:
+                x = augment.published_eval_geometry(x, eval_transform)
             else:
                 x = augment.imagenet_eval_geometry(x, eval_size, crop_size)
             return (x - mean_t) / 255.0, label

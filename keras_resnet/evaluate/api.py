@@ -7,8 +7,10 @@ Table 3) and the CIFAR-10 test error of Table 6.
 - `evaluate_model_dir(model_dir, data, split=None, ...)`: a run's `checkpoints/best.keras` (or `latest`)
   with the run's own preprocessing (`dataset.json`, `mean_image.npy`, and from `config.json` its image size
   and the input normalisation of the weights it started from);
-- `evaluate_pretrained(model, weights, data, ...)`: a network with `weights=` ("cifar10", "imagenet" or a
-  file of `keras_resnet.weights`) fed with the normalisation those weights were trained with.
+- `evaluate_pretrained(model, weights, data, ...)`: a network with `weights=` ("cifar10", "imagenet", a
+  tagged set such as "imagenet-tv2", or a file of `keras_resnet.weights`) fed with the normalisation those
+  weights were trained with, and a tagged set's images with its publisher's evaluation transform
+  (`keras_resnet.eval_transform`: e.g. shorter side 232, centre 224 crop, Pillow bilinear).
 
 Both return a JSON-ready dict: `top1_error`, `top5_error` (None with 5 classes or fewer), `top1_accuracy`,
 `loss`, `images`, `split`, `crops` and what was evaluated. A user's mistake (a missing run file, a split the
@@ -78,7 +80,8 @@ def default_split(data, split, data_dir=None):
         raise EvaluationError(f"--data={data}: {error}") from None
 
 
-def eval_dataset(data, split, batch_size, *, kind, size, mean, ten_crop, normalization, data_dir=None):
+def eval_dataset(data, split, batch_size, *, kind, size, mean, ten_crop, normalization, data_dir=None,
+                 eval_transform=None):
     """The tf.data batches of `split` as the network saw them in training, and their `DatasetInfo`.
 
     Args:
@@ -86,6 +89,8 @@ def eval_dataset(data, split, batch_size, *, kind, size, mean, ten_crop, normali
             (shorter side `round(256 * size / 224)`, centre `size` crop or 10 crops).
         mean: the mean in 0..255 units the pipeline subtracts before dividing by 255.
         normalization: an `InputNormalization` applied on top (published weights), or None.
+        eval_transform: a tagged set's published evaluation transform (`keras_resnet.eval_transform`) used
+            instead of the 256 / 224 geometry, or None.
     """
     from keras_resnet import data as data_lib
 
@@ -95,7 +100,7 @@ def eval_dataset(data, split, batch_size, *, kind, size, mean, ten_crop, normali
     kwargs = dict(training=False, mean=np.asarray(mean, np.float32), preprocessing=kind, ten_crop=ten_crop,
                   data_dir=data_dir)
     if kind == "imagenet":
-        kwargs["crop_size"] = int(size)
+        kwargs.update(crop_size=int(size), eval_transform=eval_transform)
     else:  # as training did with --image_size (Pillow, bilinear); images of that size are left as they are
         kwargs["image_size"] = (int(size), int(size))
     try:
@@ -192,7 +197,8 @@ def evaluate_pretrained(model, weights, data, split=None, ten_crop=False, image_
 
     Args:
         model: a network name ("resnet56", "resnet50").
-        weights: "cifar10", "imagenet" or a weights file (`keras_resnet.weights`).
+        weights: "cifar10", "imagenet", a tagged set ("imagenet-tv2", "imagenet-a1": its own transform and
+            stride placement) or a weights file (`keras_resnet.weights`).
         data: any source `keras_resnet.data.load` takes.
         split: default the data's evaluation split.
         ten_crop: 10-crop testing (ImageNet networks).
@@ -213,12 +219,40 @@ def evaluate_pretrained(model, weights, data, split=None, ten_crop=False, image_
     split = default_split(data, split, data_dir)
     kind = "cifar" if family == "cifar" else "imagenet"
     size = int(image_size or (CIFAR_SIZE if kind == "cifar" else IMAGENET_CROP))
+    transform, stride_in_3x3 = published_transform(model, weights, stride_in_3x3, size, ten_crop)
     zero = np.zeros((1, 1, 3), np.float32)
     probe, info = eval_dataset(data, split, batch_size, kind=kind, size=size, mean=zero, ten_crop=ten_crop,
-                               normalization=None, data_dir=data_dir)
+                               normalization=None, data_dir=data_dir, eval_transform=transform)
     network, normalization = pretrained_model(model, weights, len(info.class_names), size, stride_in_3x3)
     ds, _ = eval_dataset(data, split, batch_size, kind=kind, size=size, mean=normalization.pipeline_mean,
-                         ten_crop=ten_crop, normalization=normalization, data_dir=data_dir)
+                         ten_crop=ten_crop, normalization=normalization, data_dir=data_dir, eval_transform=transform)
     result = measure(network, ds, len(info.class_names))
     return result_dict(result, model=model, weights=str(weights), data=str(data), split=split,
-                       crops=10 if ten_crop else 1, image_size=size, normalization=normalization.to_dict())
+                       crops=10 if ten_crop else 1, image_size=size, normalization=normalization.to_dict(),
+                       evaluation=None if transform is None else transform.to_dict())
+
+
+def published_transform(model, weights, stride_in_3x3, size, ten_crop):
+    """`(evaluation transform, stride_in_3x3)` of a named set: a tagged set's own transform and stride
+    placement (None and the given stride for the others and for files).
+
+    Raises:
+        EvaluationError: naming --weights, --image_size or --ten_crop.
+    """
+    from keras_resnet.weights import named_set_entry
+
+    try:
+        entry = named_set_entry(weights, model, stride_in_3x3)
+    except ValueError as error:
+        raise EvaluationError(f"--weights={weights} for --model={model}: {str(error).splitlines()[0]}") from None
+    if entry is None or entry.evaluation is None:
+        return None, stride_in_3x3
+    transform = entry.evaluation
+    if ten_crop:
+        raise EvaluationError(f"--ten_crop: --weights={weights} is evaluated as its publisher does ({transform.name}: "
+                              f"shorter side {transform.resize_size}, centre {transform.crop_size} crop); 10 crops "
+                              "are the paper's 256 geometry.")
+    if size != transform.crop_size:
+        raise EvaluationError(f"--image_size={size}: --weights={weights} is evaluated on the centre "
+                              f"{transform.crop_size} crop ({transform.name}); omit --image_size.")
+    return transform, entry.stride_in_3x3

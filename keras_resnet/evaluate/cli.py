@@ -41,7 +41,7 @@ def define_flags(flag_values=None):
     flags.DEFINE_string("model_dir", None, "A training run's directory (docs/CONTRACTS.md).", **f)
     flags.DEFINE_enum("checkpoint", "best", list(CHECKPOINTS), "With --model_dir: which checkpoint.", **f)
     flags.DEFINE_string("model", None, "A network name (resnet56, resnet50, ...), with --weights.", **f)
-    flags.DEFINE_string("weights", None, "With --model: cifar10, imagenet or a weights file.", **f)
+    flags.DEFINE_string("weights", None, "With --model: cifar10, imagenet, imagenet-tv2, imagenet-a1 or a weights file.", **f)
     flags.DEFINE_bool("stride_in_3x3", None, "With --model: bottleneck stride placement (torchvision: true).", **f)
     flags.DEFINE_string("data", None, "Image folder / archive, TFRecord shard directory or TFDS name.", **f)
     flags.DEFINE_string("split", None, "Split to evaluate (default: validation when present, else test).", **f)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from keras_resnet.eval_transform import EvalTransform
+
 CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 """CIFAR-10's classes in label order (the akamaster models' output order)."""
 
@@ -75,16 +77,16 @@ def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
         ValueError: a bad name, set or file (naming it). FileNotFoundError: a named set's file is missing.
     """
     from keras_resnet.registry import build, model_spec
-    from keras_resnet.weights import WeightsFileError, find_set, preprocessing_of
+    from keras_resnet.weights import SET_NAMES, WeightsFileError, named_set_entry, preprocessing_of
 
     spec = model_spec(model_name)
-    family, depth = spec.family, spec.depth
+    family = spec.family
     kwargs, details = {}, {"model": model_name, "weights": os.fspath(weights)}
-    is_file = not isinstance(weights, str) or weights not in ("cifar10", "imagenet")
+    is_file = not isinstance(weights, str) or weights not in SET_NAMES
     if is_file:
         if not os.path.isfile(weights):
             what = "a directory" if os.path.isdir(weights) else "no such file"
-            reason = (f"{what}; accepted: cifar10, imagenet or a weights file (.weights.h5, .keras, .th, .pth, "
+            reason = (f"{what}; accepted: {', '.join(SET_NAMES)} or a weights file (.weights.h5, .keras, .th, .pth, "
                       ".h5, .safetensors)")
             raise WeightsFileError(weights, reason, f"`weights` (--weights) must be 'cifar10', 'imagenet' or a "
                                                     f"weights file; received {os.fspath(weights)!r} ({what}).")
@@ -93,20 +95,20 @@ def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
         stride = file_format == "torchvision" if stride_in_3x3 is None else stride_in_3x3
         details["source_format"] = file_format
     else:
-        stride = bool(stride_in_3x3)
+        entry = named_set_entry(weights, model_name, stride_in_3x3)  # a set for another network: ValueError
+        stride = entry.stride_in_3x3 if stride_in_3x3 is None else bool(stride_in_3x3)
     if family == "imagenet":
         kwargs["stride_in_3x3"] = stride
     kwargs = {key: value for key, value in kwargs.items() if value is not None}
     model = build(model_name, weights=weights, **kwargs)  # checks the set fits the network (ValueError)
     if not is_file:
-        entry = find_set(weights, family=family, depth=depth, shortcut="A" if family == "cifar" else "B",
-                         stride_in_3x3=stride)
         details.update(set=entry.name, file=entry.file_name, url=entry.url, licence=entry.licence,
-                       verified=entry.verified)
+                       verified=entry.verified, published_top1=entry.top1,
+                       evaluation=None if entry.evaluation is None else entry.evaluation.to_dict())
     normalization = preprocessing_of(weights, model=model_name, stride_in_3x3=stride)
     if class_names is None and weights == "cifar10":
         class_names = CIFAR10_CLASS_NAMES
-    elif class_names is None and weights == "imagenet":
+    elif class_names is None and not is_file and weights.startswith("imagenet"):
         from keras_resnet.imagenet_classes import imagenet_classes
 
         class_names = tuple(name for _, name in imagenet_classes())
@@ -119,7 +121,8 @@ def export_pretrained(model_name, weights, export_root, *, class_names=None, str
 
     Args:
         model_name: e.g. "resnet56".
-        weights: "cifar10", "imagenet" or a weights file.
+        weights: "cifar10", "imagenet", a tagged set ("imagenet-tv2", "imagenet-a1": served with its publisher's
+            evaluation transform, `keras_resnet.eval_transform`) or a weights file.
         export_root: directory of the versions, e.g. "saved_models/resnet56" (ONNX: `<root>/onnx/<version>`).
         class_names: names in label order (a list), or None: CIFAR-10's for "cifar10", else "0", "1", ...
         stride_in_3x3: bottleneck stride placement (None: the weights' own).
@@ -150,7 +153,9 @@ def export_pretrained(model_name, weights, export_root, *, class_names=None, str
         model, normalization, kind, names, details = build_pretrained(model_name, weights, class_names, stride_in_3x3)
         dataset = {"name": details.get("set") or Path(details["weights"]).name, "preprocessing": kind,
                    NORMALIZATION_KEY: normalization.to_dict()}
-        inputs = resolve_inputs(model, dataset, None, names, kind, normalization)
+        transform = details.get("evaluation")
+        inputs = resolve_inputs(model, dataset, None, names, kind, normalization,
+                                eval_transform=EvalTransform.from_dict(transform))
         extra = dict({"source": {"pretrained": details}, "test_accuracy": None}, **(model_card_extra or {}))
         if export_format == "onnx":
             return onnx_export.write_onnx_version(staging, model, dataset, inputs, extra, overwrite)

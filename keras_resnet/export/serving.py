@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet.data.augment import imagenet_eval_geometry
+from keras_resnet.data.augment import imagenet_eval_geometry, published_eval_geometry
 from keras_resnet.export.contract import OUTPUT_KEYS, SIGNATURES
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -145,6 +145,8 @@ class ServingModule(tf.Module):
     def _geometry(self, pixels):
         """One image [h, w, 3] -> float32 [height, width, 3] in 0..255 units (ImageNet evaluation)."""
         inputs = self._inputs
+        if inputs.eval_transform is not None:  # a tagged weights set: its publisher's transform
+            return published_eval_geometry(pixels, inputs.eval_transform)
         return imagenet_eval_geometry(pixels, inputs.resize, inputs.height)
 
     def _outputs(self, preprocessed):

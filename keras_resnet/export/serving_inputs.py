@@ -65,6 +65,8 @@ class ServingInputs:
             order: the training mean, or a pretrained normalisation's `mean / scale`.
         normalization: the `keras_resnet.weights.Preprocessing` of pretrained weights, or None for the
             package's training formula.
+        eval_transform: a tagged weights set's published evaluation transform
+            (`keras_resnet.eval_transform.EvalTransform`) served instead of the 256 / 224 geometry, or None.
     """
 
     class_names: tuple
@@ -73,6 +75,7 @@ class ServingInputs:
     width: int
     mean: np.ndarray = dataclasses.field(repr=False)
     normalization: object = None
+    eval_transform: object = None
 
     @property
     def any_size(self) -> bool:
@@ -114,6 +117,11 @@ class ServingInputs:
 
     def geometry_text(self) -> str:
         """One line for the model card describing the in-graph geometry."""
+        if self.any_size and self.eval_transform is not None:
+            t = self.eval_transform
+            return (f"{t.name}: shorter side resized to {t.resize_size} (Pillow {t.interpolation}, antialiased, "
+                    f"longer side truncated), centre {t.crop_size}x{t.crop_size} crop "
+                    "(keras_resnet.data.augment.published_eval_geometry), any input size")
         if self.any_size:
             return (f"shorter side resized to {self.resize} (bilinear), centre {self.height}x{self.width} crop "
                     "(keras_resnet.data.augment.imagenet_eval_geometry), any input size")
@@ -250,7 +258,7 @@ def normalization_mean(normalization):
 
 
 def resolve_inputs(model, dataset, mean=None, class_names=None, preprocessing=None, normalization=None,
-                   image_size=None) -> ServingInputs:
+                   image_size=None, eval_transform=None) -> ServingInputs:
     """Validates and completes class names, preprocessing kind, input size and normalisation (cheap, no TF work).
 
     Args:
@@ -263,6 +271,7 @@ def resolve_inputs(model, dataset, mean=None, class_names=None, preprocessing=No
             not; None for the package's training formula with `mean`.
         image_size: the crop side of an ImageNet-style run (`config.json` `image_size`) when the model's
             input size is not fixed; None for the model's, else the dataset's, else 224.
+        eval_transform: a tagged set's evaluation transform (ImageNet-style inputs of its crop size), or None.
 
     Returns:
         `ServingInputs`.
@@ -284,5 +293,8 @@ def resolve_inputs(model, dataset, mean=None, class_names=None, preprocessing=No
         raise ValueError("Pass either `mean` (the training formula) or `normalization` (pretrained weights), not both.")
     else:
         mean = normalization_mean(normalization)
+    if eval_transform is not None and (kind != "imagenet" or height != eval_transform.crop_size):
+        raise ValueError(f"`eval_transform` {eval_transform.name!r} crops {eval_transform.crop_size}x"
+                         f"{eval_transform.crop_size} ImageNet-style images; this export is {kind!r} at {height}x{width}.")
     return ServingInputs(class_names=class_names, kind=kind, height=height, width=width, mean=mean,
-                         normalization=normalization)
+                         normalization=normalization, eval_transform=eval_transform)

@@ -25,13 +25,14 @@ from keras_resnet.weights.api import (
     check_weights,
     convert,
     load_weights,
+    named_set_entry,
     preprocess_input,
     preprocessing_of,
 )
 from keras_resnet.weights.assign import read_metadata, write_weights
 from keras_resnet.weights.fetch import WEIGHTS_ENV, WeightsUnavailableError, fetch, keras_cache_dir, weights_dirs
 from keras_resnet.normalization import CAFFE, TF_MODE, TORCH, Preprocessing
-from keras_resnet.weights.sets import NAMED_SETS, SET_NAMES, WeightSet, find_set
+from keras_resnet.weights.sets import NAMED_SETS, SET_NAMES, TAGGED_SETS, WeightSet, find_set
 from keras_resnet.weights.formats import SOURCE_FORMATS, WeightsFileError, detect_format, read_source
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "NAMED_SETS",
     "SET_NAMES",
     "SOURCE_FORMATS",
+    "TAGGED_SETS",
     "TORCH",
     "WEIGHTS_ENV",
     "Preprocessing",
@@ -54,6 +56,7 @@ __all__ = [
     "find_set",
     "keras_cache_dir",
     "load_weights",
+    "named_set_entry",
     "preprocess_input",
     "preprocessing_of",
     "read_metadata",

@@ -23,7 +23,7 @@ import warnings
 from keras_resnet.weights import fetch as fetching
 from keras_resnet.weights.assign import assign, copy_weights, has_classifier, read_metadata, write_weights
 from keras_resnet.normalization import CAFFE, TF_MODE, TORCH, Preprocessing
-from keras_resnet.weights.sets import SET_NAMES, find_set
+from keras_resnet.weights.sets import SET_NAMES, TAGGED_SETS, find_set
 from keras_resnet.weights.formats import (WeightsFileError, detect_format, first_line, keras_h5_is_v2,
                                           read_source)
 
@@ -200,6 +200,31 @@ def convert(source, model, output, source_format=None):
                                                  preprocessing_for_format(source_format, source)))
 
 
+def named_set_entry(weights, model, stride_in_3x3=None):
+    """The `WeightSet` behind a named `weights=` for the network `model` (a name), or None for a file.
+
+    Args:
+        weights: a named set (`SET_NAMES`) or anything else (files: None).
+        model: the network's name, e.g. "resnet50", "resnet56", "resnet50v2".
+        stride_in_3x3: the bottleneck stride placement, or None for the set's own (True for the tagged sets'
+            ResNet-50/101/152, torchvision's and timm's; else False, keras.applications').
+
+    Raises:
+        ValueError: naming `weights` or `model` (no such set for this network).
+    """
+    if not isinstance(weights, str) or weights not in SET_NAMES:
+        return None
+    from keras_resnet.registry import model_spec  # the builders import this module: resolved on use
+
+    spec = model_spec(model)
+    if stride_in_3x3 is None:
+        stride_in_3x3 = weights in TAGGED_SETS and spec.depth in (50, 101, 152)
+    shortcut = None if spec.plain else ("A" if spec.family == "cifar" else "B")
+    variant = "v2" if spec.preactivation and spec.family == "imagenet" else ""
+    return find_set(weights, family=spec.family, depth=spec.depth, shortcut=shortcut, stride_in_3x3=stride_in_3x3,
+                    variant=variant)
+
+
 def preprocessing_of(weights, model=None, stride_in_3x3=False):
     """The `Preprocessing` of a named set or weights file.
 
@@ -217,6 +242,8 @@ def preprocessing_of(weights, model=None, stride_in_3x3=False):
         return weights
     if weights == "cifar10":
         return TORCH
+    if weights in TAGGED_SETS:
+        return named_set_entry(weights, model, stride_in_3x3 or None).preprocessing
     if weights == "imagenet":
         match = _MODEL.match(str(model).lower()) if model is not None else None
         if match is None:

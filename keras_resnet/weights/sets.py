@@ -10,21 +10,38 @@ files of the same format made here (see the README's "Pretrained weights").
   the default `stride_in_3x3=False`; torchvision's ResNet-18/34 and, under `stride_in_3x3=True`, its
   ResNet-50/101/152 ("v1.5": stride in the 3x3), IMAGENET1K_V1 weights; keras.applications' pre-activation
   ResNet50V2/101V2/152V2 (`variant="v2"`, inputs in [-1, 1]).
+- "imagenet-tv2": torchvision's IMAGENET1K_V2 ResNet-50/101/152 (80.9 / 81.9 / 82.3% top-1 as published),
+  `stride_in_3x3=True`, evaluated at 232 / 224 bilinear.
+- "imagenet-a1": timm's a1_in1k ResNet-18/34/50/101/152 (Wightman et al. 2021, "ResNet strikes back";
+  71.5 / 76.4 / 80.4 / 81.5 / 82.0% top-1 at 224 as published), `stride_in_3x3=True` for 50/101/152,
+  evaluated at 235 / 224 bicubic. Its files are the GitHub release `.pth`; the same weights on the Hugging
+  Face hub (`timm/resnet50.a1_in1k`, `model.safetensors`) load with `weights=PATH`.
 
 Example:
     >>> find_set("cifar10", family="cifar", depth=56, shortcut="A").file_name
     'resnet56-4bfd9763.th'
+    >>> entry = find_set("imagenet-tv2", family="imagenet", depth=50, shortcut="B", stride_in_3x3=True)
+    >>> entry.file_name, entry.top1, entry.evaluation.resize_size
+    ('resnet50-11ad3fa6.pth', 80.858, 232)
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 import re
 
+from keras_resnet.eval_transform import EvalTransform
 from keras_resnet.normalization import CAFFE, TF_MODE, TORCH
 
-SET_NAMES = ("cifar10", "imagenet")
+SET_NAMES = ("cifar10", "imagenet", "imagenet-tv2", "imagenet-a1")
+TAGGED_SETS = {
+    "imagenet-tv2": "torchvision's IMAGENET1K_V2 (its 2021 recipe), ResNet-50/101/152 with stride_in_3x3=True",
+    "imagenet-a1": "timm's a1_in1k (ResNet Strikes Back, procedure A1), ResNet-18/34/50/101/152 "
+                   "(stride_in_3x3=True for 50/101/152)",
+}
+"""Sets named `<data>-<publisher's tag>`: the data the classifier was trained on (its 1,000 ImageNet classes, so
+`decode_predictions` applies) and the tag its publisher gives the weights (`IMAGENET1K_V2` in torchvision,
+`resnet50.a1_in1k` in timm), short enough to type where `"imagenet"` is typed today."""
 AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 TORCHVISION_URL = "https://download.pytorch.org/models/"
@@ -32,6 +49,15 @@ AKAMASTER_LICENCE = "BSD-2-Clause, (c) Yerlan Idelbayev, github.com/akamaster/py
 KERAS_LICENCE = "MIT, Kaiming He's Caffe models (github.com/KaimingHe/deep-residual-networks) via keras-applications"
 KERAS_V2_LICENCE = "Apache-2.0, keras-applications (github.com/keras-team/keras-applications)"
 TORCHVISION_LICENCE = "BSD-3-Clause, torchvision (github.com/pytorch/vision)"
+TIMM_URL = "https://github.com/huggingface/pytorch-image-models/releases/download/v0.1-rsb-weights/"
+TIMM_URL_50 = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-rsb-weights/"
+TIMM_LICENCE = "Apache-2.0, timm (github.com/huggingface/pytorch-image-models), Wightman et al. 2021, arXiv:2110.00476"
+TORCHVISION_V2_EVAL = EvalTransform("torchvision IMAGENET1K_V2", resize_size=232, crop_size=224,
+                                    interpolation="bilinear")
+"""torchvision's `ImageClassification(crop_size=224, resize_size=232)`: Pillow bilinear, antialiased."""
+TIMM_A1_EVAL = EvalTransform("timm a1_in1k", resize_size=235, crop_size=224, interpolation="bicubic")
+"""timm's `transforms_imagenet_eval` at `input_size` 224, `crop_pct` 0.95: shorter side `floor(224 / 0.95)` = 235,
+Pillow bicubic, centre 224 crop (timm also reports the same weights at 288 with crop_pct 1.0)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +78,11 @@ class WeightSet:
         licence: the licence of the weights and where they come from.
         verified: "real file" where this package's conversion was checked against the published file,
             "same format" where only against files of its format made here.
+        top1: the ImageNet / CIFAR-10 top-1 accuracy (%) its publisher reports, under `evaluation`; None where
+            the publisher gives none for this file.
+        evaluation: the publisher's evaluation transform (`keras_resnet.eval_transform.EvalTransform`), which
+            `keras_resnet.evaluate` and the export use for this set; None: the package's own (256 / 224
+            bilinear for ImageNet, the whole 32x32 image for CIFAR).
     """
 
     name: str
@@ -65,6 +96,8 @@ class WeightSet:
     preprocessing: object
     licence: str
     verified: str
+    top1: float = None
+    evaluation: EvalTransform = None
 
     @property
     def hash_algorithm(self):
@@ -103,6 +136,18 @@ def _torchvision(depth, file_name, stride_in_3x3):
                      "torchvision", 1000, stride_in_3x3, TORCH, TORCHVISION_LICENCE, "same format")
 
 
+def _torchvision_v2(depth, file_name, top1):
+    entry = _torchvision(depth, file_name, True)
+    return dataclasses.replace(entry, name="imagenet-tv2", top1=top1, evaluation=TORCHVISION_V2_EVAL)
+
+
+def _timm_a1(depth, file_name, top1):
+    prefix = file_name.rsplit("-", 1)[1].split(".")[0]
+    url = (TIMM_URL_50 if depth == 50 else TIMM_URL) + file_name
+    return WeightSet("imagenet-a1", f"resnet{depth}", file_name, url, prefix, "torchvision", 1000,
+                     depth >= 50, TORCH, TIMM_LICENCE, "same format", top1, TIMM_A1_EVAL)
+
+
 NAMED_SETS = (
     _akamaster(20, "12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8", "real file"),
     _akamaster(32, "d509ac1820d7f25398913559d7e81a13229b1e7adc5648e3bfa5e22dc137f850", "real file"),
@@ -121,9 +166,19 @@ NAMED_SETS = (
     _torchvision(50, "resnet50-0676ba61.pth", True),
     _torchvision(101, "resnet101-63fe2227.pth", True),
     _torchvision(152, "resnet152-394f9c45.pth", True),
+    _torchvision_v2(50, "resnet50-11ad3fa6.pth", 80.858),
+    _torchvision_v2(101, "resnet101-cd907fc2.pth", 81.886),
+    _torchvision_v2(152, "resnet152-f82ba261.pth", 82.284),
+    _timm_a1(18, "resnet18_a1_0-d63eafa0.pth", 71.504),
+    _timm_a1(34, "resnet34_a1_0-46f8f793.pth", 76.420),
+    _timm_a1(50, "resnet50_a1_0-14fe96d1.pth", 80.382),
+    _timm_a1(101, "resnet101_a1_0-cdcb52a9.pth", 81.494),
+    _timm_a1(152, "resnet152_a1_0-2eee8a7a.pth", 81.998),
 )
 """Every named set: akamaster CIFAR-10 ResNet-20..1202, keras.applications ResNet50/101/152 and
-ResNet50V2/101V2/152V2, torchvision ResNet-18..152."""
+ResNet50V2/101V2/152V2, torchvision ResNet-18..152 (IMAGENET1K_V1, and IMAGENET1K_V2 for 50/101/152), timm's
+a1_in1k ResNet-18..152. Top-1 of the tagged sets: torchvision's `_metrics` (acc@1) and timm's
+`results-imagenet.csv` at 224 (crop_pct 0.95)."""
 
 
 def _offered(name):
@@ -136,7 +191,7 @@ def find_set(name, *, family, depth, shortcut, stride_in_3x3=False, variant=""):
     """The `WeightSet` for `weights=name` on a network, or a `ValueError` naming `weights`.
 
     Args:
-        name: "cifar10" or "imagenet".
+        name: one of `SET_NAMES` ("cifar10", "imagenet", or a tagged ImageNet set, `TAGGED_SETS`).
         family: "cifar" or "imagenet", the network's family.
         depth: int, the network's depth.
         shortcut: the network's `shortcut` ("A", "B", "C" or None for a plain network).
@@ -153,6 +208,12 @@ def find_set(name, *, family, depth, shortcut, stride_in_3x3=False, variant=""):
     if family != expected_family or shortcut != expected_shortcut:
         raise ValueError(f"`weights`={name!r} does not fit the {label}: {_offered(name)}.")
     wanted_stride = bool(stride_in_3x3) and name == "imagenet" and depth in (50, 101, 152)
+    if name in TAGGED_SETS:
+        wanted_stride = depth in (50, 101, 152)
+        if wanted_stride and not stride_in_3x3 and not variant:
+            raise ValueError(f"`weights`={name!r} ({TAGGED_SETS[name]}) was trained with the stride in the 3x3 "
+                             f"convolution: build the ResNet-{depth} with stride_in_3x3=True; received "
+                             f"stride_in_3x3={stride_in_3x3!r}.")
     for entry in NAMED_SETS:
         if entry.name == name and entry.model == f"resnet{depth}{variant}" and entry.stride_in_3x3 == wanted_stride:
             return entry

@@ -18,6 +18,7 @@ import keras_resnet
 from conftest import make_photo_folder, photo_array, randomise_torch, relative_difference, torch_nhwc_logits, torchvision_torch_classes
 from keras_resnet.data.augment import published_eval_geometry
 from keras_resnet.eval_transform import EvalTransform
+from keras_resnet.registry import model_spec
 from keras_resnet.weights import sets
 
 TAGGED = {
@@ -129,7 +130,7 @@ def test_a_bottleneck_without_the_3x3_stride_is_refused_by_name():
 
 @pytest.mark.parametrize("name, model", [("imagenet-tv2", "resnet101"), ("imagenet-a1", "resnet34")])
 def test_offline_the_error_names_the_file_and_where_to_place_it(name, model, weights_home, monkeypatch):
-    entry = keras_resnet.weights.named_set_entry(name, model)
+    entry = keras_resnet.weights.named_set_entry(name, model_spec(model))
     missing = weights_home.parent / "nowhere" / entry.file_name
     replaced = dataclasses.replace(entry, url=missing.as_uri())
     monkeypatch.setattr(sets, "NAMED_SETS", tuple(replaced if s is entry else s for s in sets.NAMED_SETS))

@@ -376,7 +376,7 @@ def test_nothing_is_assigned_when_the_last_tensor_does_not_fit():
     "build, message",
     [
         (lambda: keras_resnet.ResNet20(weights="cifar100"),
-         r"`weights` must be None, one of 'cifar10', 'imagenet', or the path.*'cifar100' \(not a named set, and no "
+         r"`weights` must be None, one of 'cifar10', 'imagenet', 'imagenet-tv2', 'imagenet-a1', or the path.*'cifar100' \(not a named set, and no "
          r"such file\)"),
         (lambda: keras_resnet.ResNet20(weights=3), r"`weights` must be None.*received 3 \(a int\)"),
         (lambda: keras_resnet.ResNet20(weights="cifar10", classes=100),
@@ -429,7 +429,7 @@ def test_preprocess_input_conventions(tmp_path):
 def test_named_sets_table():
     """Every named set: one per (model, stride placement), its hash kind, and what was verified against what."""
     keys = [(s.name, s.model, s.stride_in_3x3) for s in sets.NAMED_SETS]
-    assert len(keys) == len(set(keys)) == 17
+    assert len(keys) == len(set(keys)) == 17 + 8  # + the tagged sets (3 torchvision IMAGENET1K_V2, 5 timm a1_in1k)
     verified = {s.model for s in sets.NAMED_SETS if s.verified == "real file"}
     assert verified == {"resnet20", "resnet32", "resnet44", "resnet56"}
     kinds = {"akamaster": "sha256", "torchvision": "sha256-prefix", "keras_applications": "md5"}

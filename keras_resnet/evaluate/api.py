@@ -239,10 +239,11 @@ def published_transform(model, weights, stride_in_3x3, size, ten_crop):
     Raises:
         EvaluationError: naming --weights, --image_size or --ten_crop.
     """
+    from keras_resnet.registry import model_spec
     from keras_resnet.weights import named_set_entry
 
     try:
-        entry = named_set_entry(weights, model, stride_in_3x3)
+        entry = named_set_entry(weights, model_spec(model), stride_in_3x3)
     except ValueError as error:
         raise EvaluationError(f"--weights={weights} for --model={model}: {str(error).splitlines()[0]}") from None
     if entry is None or entry.evaluation is None:

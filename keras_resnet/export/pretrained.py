@@ -95,7 +95,7 @@ def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
         stride = file_format == "torchvision" if stride_in_3x3 is None else stride_in_3x3
         details["source_format"] = file_format
     else:
-        entry = named_set_entry(weights, model_name, stride_in_3x3)  # a set for another network: ValueError
+        entry = named_set_entry(weights, spec, stride_in_3x3)  # a set for another network: ValueError
         stride = entry.stride_in_3x3 if stride_in_3x3 is None else bool(stride_in_3x3)
     if family == "imagenet":
         kwargs["stride_in_3x3"] = stride

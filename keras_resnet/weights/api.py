@@ -200,23 +200,20 @@ def convert(source, model, output, source_format=None):
                                                  preprocessing_for_format(source_format, source)))
 
 
-def named_set_entry(weights, model, stride_in_3x3=None):
-    """The `WeightSet` behind a named `weights=` for the network `model` (a name), or None for a file.
+def named_set_entry(weights, spec, stride_in_3x3=None):
+    """The `WeightSet` behind a named `weights=` for a network, or None for a file.
 
     Args:
         weights: a named set (`SET_NAMES`) or anything else (files: None).
-        model: the network's name, e.g. "resnet50", "resnet56", "resnet50v2".
+        spec: the network's `keras_resnet.registry.ModelSpec` (`model_spec("resnet50")`), parsed by the caller.
         stride_in_3x3: the bottleneck stride placement, or None for the set's own (True for the tagged sets'
             ResNet-50/101/152, torchvision's and timm's; else False, keras.applications').
 
     Raises:
-        ValueError: naming `weights` or `model` (no such set for this network).
+        ValueError: naming `weights` (no such set for this network).
     """
     if not isinstance(weights, str) or weights not in SET_NAMES:
         return None
-    from keras_resnet.registry import model_spec  # the builders import this module: resolved on use
-
-    spec = model_spec(model)
     if stride_in_3x3 is None:
         stride_in_3x3 = weights in TAGGED_SETS and spec.depth in (50, 101, 152)
     shortcut = None if spec.plain else ("A" if spec.family == "cifar" else "B")
@@ -242,16 +239,16 @@ def preprocessing_of(weights, model=None, stride_in_3x3=False):
         return weights
     if weights == "cifar10":
         return TORCH
-    if weights in TAGGED_SETS:
-        return named_set_entry(weights, model, stride_in_3x3 or None).preprocessing
-    if weights == "imagenet":
+    if weights in TAGGED_SETS or weights == "imagenet":
         match = _MODEL.match(str(model).lower()) if model is not None else None
         if match is None:
-            raise ValueError("`weights`='imagenet' is normalised as Caffe (keras.applications' ResNet50/101/152) or "
-                             f"as torchvision (ResNet-18/34, stride_in_3x3): pass `model=`, e.g. 'resnet50'; "
-                             f"received model={model!r}.")
-        return find_set("imagenet", family="imagenet", depth=int(match.group(2)), shortcut="B",
-                        stride_in_3x3=stride_in_3x3, variant=match.group(3) or "").preprocessing
+            raise ValueError(f"`weights`={weights!r} is normalised as Caffe (keras.applications' ResNet50/101/152) "
+                             "or as torchvision (ResNet-18/34, stride_in_3x3, the tagged sets), depending on the "
+                             f"network: pass `model=`, e.g. 'resnet50'; received model={model!r}.")
+        depth = int(match.group(2))
+        stride = stride_in_3x3 or (weights in TAGGED_SETS and depth in (50, 101, 152))
+        return find_set(weights, family="imagenet", depth=depth, shortcut="B", stride_in_3x3=stride,
+                        variant=match.group(3) or "").preprocessing
     if isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
         file_format = detect_format(weights)
         if file_format != "keras":

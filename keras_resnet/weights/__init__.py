@@ -6,10 +6,14 @@ networks here are exactly the paper's (option A on CIFAR, the Caffe stride place
 
 - `weights="cifar10"`: akamaster/pytorch_resnet_cifar10's ResNet-20/32/44/56/110/1202 (option A);
 - `weights="imagenet"`: keras.applications' ResNet50/101/152 and torchvision's ResNet-18..152;
-- `weights=PATH`: a `.weights.h5` / `.keras` file, or any published format below.
+- `weights="imagenet-tv2"` / `"imagenet-a1"`: torchvision's IMAGENET1K_V2 and timm's a1_in1k weights, each
+  with its publisher's top-1 and evaluation transform (`TAGGED_SETS`, `keras_resnet.eval_transform`);
+- `weights=PATH`: a `.weights.h5` / `.keras` file, or any published format below (`.th`, `.pth`, `.h5`,
+  `.safetensors`).
 
-Converters (PyTorch, an optional extra, is imported only to read `.th` / `.pth` files) match tensors by
-layer name and shape and fail on the first that does not fit; from the command line:
+Converters (PyTorch, an optional extra, is imported only to read `.th` / `.pth` files; `safetensors`, another,
+only for `.safetensors`) match tensors by layer name and shape and fail on the first that does not fit; from
+the command line:
 
     python -m keras_resnet.weights convert --from=resnet56-4bfd9763.th --model=resnet56 \\
         --output=resnet56.weights.h5

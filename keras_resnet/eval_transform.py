@@ -62,6 +62,28 @@ class EvalTransform:
         """`crop_size / resize_size` (timm's `crop_pct`)."""
         return self.crop_size / self.resize_size
 
+    def scaled_to(self, crop_size):
+        """The same transform for a network that sees `crop_size` pixels (a run fine-tuned at another
+        `--image_size`): the resize keeps its ratio to the crop, `resize_size * crop_size // self.crop_size`
+        (truncated, as timm's `floor(crop_size / crop_pct)`), and the interpolation; itself at its own size.
+
+        Example:
+            >>> EvalTransform("timm a1_in1k", 235, 224, "bicubic").scaled_to(160).resize_size
+            167
+        """
+        crop_size = int(crop_size)
+        if crop_size == self.crop_size:
+            return self
+        if crop_size < 1:
+            raise ValueError(f"`crop_size` must be a positive int; received {crop_size!r}.")
+        return EvalTransform(f"{self.name}, scaled to {crop_size}", self.resize_size * crop_size // self.crop_size,
+                             crop_size, self.interpolation)
+
+    def describe(self):
+        """One line for logs and model cards."""
+        return (f"{self.name}: shorter side resized to {self.resize_size} (Pillow {self.interpolation}, antialiased, "
+                f"longer side truncated), centre {self.crop_size}x{self.crop_size} crop")
+
     def resized_shape(self, height, width):
         """`(height, width)` after the resize: the shorter side `resize_size`, the longer truncated."""
         if height <= width:

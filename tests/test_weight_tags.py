@@ -195,3 +195,102 @@ def test_evaluate_refuses_other_geometries_for_a_tagged_set_by_flag():
         published_transform("resnet18", "imagenet-a1", None, 160, False)
     with pytest.raises(EvaluationError, match=r"^--weights=imagenet-tv2 for --model=resnet18: `weights`='imagenet-tv2'"):
         published_transform("resnet18", "imagenet-tv2", None, 224, False)
+
+
+def test_init_from_a_tagged_set_decides_its_stride_and_transform_once(tmp_path):
+    from keras_resnet.training import TrainConfig, resolve_recipe
+    from keras_resnet.training.init_normalization import eval_transform_of
+    from keras_resnet.training.model import build_run_model
+    from keras_resnet.training.run_parts import ModelPart
+
+    assert ModelPart(model_spec("resnet50"), init_from="imagenet-tv2").stride_in_3x3 is True
+    assert ModelPart(model_spec("resnet101"), init_from="imagenet-a1").stride_in_3x3 is True
+    for model, init_from in [("resnet18", "imagenet-a1"), ("resnet50", "imagenet"), ("resnet50", None),
+                             ("resnet18", "imagenet-tv2"), ("resnet50", "run/checkpoints/best.keras")]:
+        assert ModelPart(model_spec(model), init_from=init_from).stride_in_3x3 is None, (model, init_from)
+    assert eval_transform_of("imagenet-tv2", "resnet152") == sets.TORCHVISION_V2_EVAL
+    assert eval_transform_of("imagenet-a1", "resnet34") == sets.TIMM_A1_EVAL
+    assert eval_transform_of("imagenet", "resnet50") is None and eval_transform_of(None, "resnet50") is None
+    assert eval_transform_of("imagenet-tv2", "resnet18") is None  # no such set: loading it names the misfit
+    # a checkpoint of a run that started from a tagged set passes the run's transform on
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.keras").write_bytes(b"")
+    scaled = sets.TIMM_A1_EVAL.scaled_to(160)
+    (tmp_path / "config.json").write_text(json.dumps({"eval_transform": scaled.to_dict()}))
+    assert eval_transform_of(str(tmp_path / "checkpoints" / "best.keras"), "resnet18") == scaled
+    assert (scaled.resize_size, scaled.crop_size, scaled.interpolation) == (167, 160, "bicubic")  # floor(160 / 0.95)
+    assert sets.TORCHVISION_V2_EVAL.scaled_to(224) is sets.TORCHVISION_V2_EVAL
+    # the run's ResNet-50 takes the stride in its 3x3 convolutions, as the tagged files need
+    config = TrainConfig(model="resnet50", init_from="imagenet-tv2", model_dir=str(tmp_path / "run"))
+    model = build_run_model(config, resolve_recipe(config, 1000), classes=3, input_shape=(64, 64, 3),
+                            load_init=False).model
+    strides = {layer.name: layer.strides for layer in model.layers if layer.name.startswith("stage2_block1_")
+               and hasattr(layer, "strides")}
+    assert (strides["stage2_block1_1_conv"], strides["stage2_block1_2_conv"]) == ((1, 1), (2, 2))
+
+
+def test_the_run_input_evaluates_with_the_sets_transform_at_the_runs_crop(tmp_path):
+    from PIL import Image
+
+    from keras_resnet.normalization import InputNormalization
+    from keras_resnet.training import ConfigError, TrainConfig
+    from keras_resnet.training.streamed_input import TFDataInput
+
+    folder = make_photo_folder(tmp_path / "photos", classes=3, train=2, val=2)
+    config = TrainConfig(model="resnet18", data=str(folder), image_size=64, model_dir=str(tmp_path / "run"))
+    normalization = InputNormalization(keras_resnet.weights.TORCH)
+    run_input = TFDataInput(config, 2, 6, 0, "validation", normalization, sets.TIMM_A1_EVAL)
+    assert run_input.eval_transform == sets.TIMM_A1_EVAL.scaled_to(64)
+    batch, labels = next(run_input.eval_batches("test"))
+    files = sorted((folder / "val").glob("*/*.jpg"))
+    pillow = np.stack([sets.TIMM_A1_EVAL.scaled_to(64).pillow(np.asarray(Image.open(f).convert("RGB")))
+                       for f in files])
+    expected = keras_resnet.weights.TORCH.apply(pillow)
+    assert batch.shape == (6, 64, 64, 3) and list(labels) == [0, 0, 1, 1, 2, 2]
+    assert np.abs(batch - expected).max() <= 1.0 / 255.0 / min(keras_resnet.weights.TORCH.std) + 1e-5  # one level
+    with pytest.raises(ConfigError, match=r"^--ten_crop: the --init_from weights are evaluated as their publisher"):
+        TFDataInput(dataclasses.replace(config, ten_crop=True), 2, 6, 0, "validation", normalization, sets.TIMM_A1_EVAL)
+
+
+def test_a_run_from_a_tagged_set_evaluates_and_exports_with_its_transform(weights_home, monkeypatch, tmp_path, capsys):
+    pytest.importorskip("torch", reason="PyTorch not installed (pip install 'keras-resnet[torch]')")
+    import keras
+    from PIL import Image
+
+    from keras_resnet.evaluate import evaluate_model_dir
+    from keras_resnet.evaluate.api import EvaluationError
+    from keras_resnet.export import export_from_model_dir
+    from keras_resnet.training import trainer_main
+
+    publish_random(monkeypatch, weights_home, "imagenet-a1", 18, seed=3)
+    photos = make_photo_folder(tmp_path / "photos", classes=3, train=2, val=2)
+    run = tmp_path / "run"
+    argv = ["--model=resnet18", "--init_from=imagenet-a1", "--image_size=64", "--batch_size=2", "--train_steps=2",
+            "--steps_per_epoch=2", "--seed=1", "--verbose=2", f"--data={photos}", f"--model_dir={run}"]
+    capsys.readouterr()
+    code = trainer_main(argv, "python -m trainers.imagenet", model="resnet50", data="imagenet2012", recipe="imagenet")
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    scaled = sets.TIMM_A1_EVAL.scaled_to(64)
+    assert ("[keras_resnet] evaluation transform of --init_from=imagenet-a1: timm a1_in1k, scaled to 64: shorter "
+            "side resized to 67 (Pillow bicubic, antialiased, longer side truncated), centre 64x64 crop.") in out.out
+    config, summary = json.loads((run / "config.json").read_text()), json.loads((run / "summary.json").read_text())
+    assert config["eval_transform"] == scaled.to_dict() and config["init_from"] == "imagenet-a1"
+    # the run directory is evaluated as the run was: the same error, through the recorded transform
+    result = evaluate_model_dir(run, str(photos), checkpoint="latest")
+    assert result["eval_transform"] == scaled.to_dict() and result["images"] == 6
+    assert result["top1_error"] == pytest.approx(summary["test_error"], abs=1e-12)
+    with pytest.raises(EvaluationError, match=r"^--ten_crop: --model_dir=.* is evaluated as its --init_from weights'"):
+        evaluate_model_dir(run, str(photos), ten_crop=True)
+    # ... and served with it: photos of any size give the network's output on Pillow's transform
+    path = export_from_model_dir(run, tmp_path / "export", checkpoint="latest")
+    model = keras.saving.load_model(run / "checkpoints" / "latest.keras", safe_mode=True)
+    files = sorted((photos / "val").glob("*/*.jpg"))[:3]
+    arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    expected = np.asarray(model.predict(keras_resnet.weights.TORCH.apply(np.stack([scaled.pillow(a) for a in arrays])),
+                                        verbose=0))
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    served = np.stack([serve(images=tf.constant(a[None]))["probabilities"].numpy()[0] for a in arrays])
+    assert np.abs(served - expected).max() < 1e-3  # pixels within one level of Pillow's
+    card = json.loads((path / "assets" / "model_card.json").read_text())
+    assert card["preprocessing"]["geometry"].startswith("timm a1_in1k, scaled to 64: shorter side resized to 67")

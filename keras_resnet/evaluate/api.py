@@ -6,7 +6,7 @@ Table 3) and the CIFAR-10 test error of Table 6.
 
 - `evaluate_model_dir(model_dir, data, split=None, ...)`: a run's `checkpoints/best.keras` (or `latest`)
   with the run's own preprocessing (`dataset.json`, `mean_image.npy`, and from `config.json` its image size
-  and the input normalisation of the weights it started from);
+  and the input normalisation and evaluation transform of the weights it started from);
 - `evaluate_pretrained(model, weights, data, ...)`: a network with `weights=` ("cifar10", "imagenet", a
   tagged set such as "imagenet-tv2", or a file of `keras_resnet.weights`) fed with the normalisation those
   weights were trained with, and a tagged set's images with its publisher's evaluation transform
@@ -155,8 +155,9 @@ def evaluate_model_dir(model_dir, data, split=None, ten_crop=False, checkpoint="
     kind = dataset.get("preprocessing", "cifar")
     size = int(dataset.get("image_shape", [CIFAR_SIZE])[0])
     normalization = InputNormalization.from_dict(config.get("input_normalization"))
+    transform = run_transform(model_dir, config, kind, ten_crop)
     ds, info = eval_dataset(data, split, batch_size, kind=kind, size=size, mean=mean, ten_crop=ten_crop,
-                            normalization=normalization, data_dir=data_dir)
+                            normalization=normalization, data_dir=data_dir, eval_transform=transform)
     if list(info.class_names) != list(dataset.get("class_names", info.class_names)):
         raise EvaluationError(f"--data={data}: its classes {info.class_names[:10]} are not the run's "
                               f"{dataset['class_names'][:10]} (--model_dir={model_dir}); labels would not match.")
@@ -169,7 +170,24 @@ def evaluate_model_dir(model_dir, data, split=None, ten_crop=False, checkpoint="
     result = measure(model, ds, len(info.class_names))
     return result_dict(result, model=config.get("model", model.name), model_dir=str(model_dir),
                        checkpoint=checkpoint, data=str(data), split=split, crops=10 if ten_crop else 1,
-                       image_size=size)
+                       image_size=size, eval_transform=None if transform is None else transform.to_dict())
+
+
+def run_transform(model_dir, config, kind, ten_crop):
+    """The evaluation transform a run recorded (config.json `eval_transform`: that of the tagged weights it
+    started from, at its crop), or None; `EvaluationError` for a malformed record or with `ten_crop`."""
+    from keras_resnet.eval_transform import EvalTransform
+
+    try:
+        transform = EvalTransform.from_dict(config.get("eval_transform"))
+    except ValueError as error:
+        raise EvaluationError(f"--model_dir={model_dir}: config.json eval_transform: {error}") from None
+    if transform is None or kind != "imagenet":
+        return None
+    if ten_crop:
+        raise EvaluationError(f"--ten_crop: --model_dir={model_dir} is evaluated as its --init_from weights' "
+                              f"publisher does ({transform.describe()}), a single crop; leave out --ten_crop.")
+    return transform
 
 
 def pretrained_model(model, weights, classes, size, stride_in_3x3=None):

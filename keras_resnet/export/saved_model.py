@@ -221,7 +221,8 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
     `image_size` (default: the model's input size, else 224): shorter side `round(256 * N / 224)`, centre
     `N x N` crop and its mean, in the graph; the labels and the card carry its class names. A run that
     started from pretrained weights and records their `input_normalization` (`dataset.json` or
-    `config.json`) serves that normalisation instead of the mean (`mean_image.npy` is then optional).
+    `config.json`) serves that normalisation instead of the mean (`mean_image.npy` is then optional), and a
+    run that started from a tagged set (`config.json` `eval_transform`) its publisher's resize and crop.
 
     Args:
         model_dir: the training run's directory.
@@ -270,6 +271,21 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         raise
 
 
+def recorded_transform(config, model_dir):
+    """The evaluation transform a run recorded (config.json `eval_transform`: that of the tagged weights it
+    started from, at the run's crop), or None.
+
+    Raises:
+        ExportInputError: a malformed record.
+    """
+    from keras_resnet.eval_transform import EvalTransform
+
+    try:
+        return EvalTransform.from_dict(config.get("eval_transform"))
+    except ValueError as error:
+        raise ExportInputError("model_dir", model_dir, f"config.json eval_transform: {error}") from None
+
+
 def export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite,
                       export_format="saved_model") -> Path:
     """Loads the `.keras` checkpoint `weights` (safe mode) and writes it into `staging` as one version."""
@@ -293,7 +309,8 @@ def export_checkpoint(staging, weights, dataset, mean, config, summary, model_ca
         "training_config": config or None,
     }
     extra.update(model_card_extra or {})
-    inputs = resolve_inputs(model, dataset, mean, None, None, image_size=config.get("image_size"))
+    inputs = resolve_inputs(model, dataset, mean, None, None, image_size=config.get("image_size"),
+                            eval_transform=recorded_transform(config, model_dir))
     if export_format == "onnx":
         from keras_resnet.export import onnx_export
 

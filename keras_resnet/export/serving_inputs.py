@@ -118,10 +118,8 @@ class ServingInputs:
     def geometry_text(self) -> str:
         """One line for the model card describing the in-graph geometry."""
         if self.any_size and self.eval_transform is not None:
-            t = self.eval_transform
-            return (f"{t.name}: shorter side resized to {t.resize_size} (Pillow {t.interpolation}, antialiased, "
-                    f"longer side truncated), centre {t.crop_size}x{t.crop_size} crop "
-                    "(keras_resnet.data.augment.published_eval_geometry), any input size")
+            return (f"{self.eval_transform.describe()} (keras_resnet.data.augment.published_eval_geometry), "
+                    "any input size")
         if self.any_size:
             return (f"shorter side resized to {self.resize} (bilinear), centre {self.height}x{self.width} crop "
                     "(keras_resnet.data.augment.imagenet_eval_geometry), any input size")

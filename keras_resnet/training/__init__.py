@@ -14,9 +14,10 @@ module:
 - `arraydata`: `ArrayData`, `load_array_data`; `data_spec`: the data part of a run resolved once
   (`DataSpec`), the evaluation split (`resolve_eval_split`), the data checks run before anything is written
   (`check_data`) and the one choice of the input path with its reason (`choose_input` -> `InputPath`);
-- `inputs`: the input paths opened (`MemoryInput`, `TFDataInput`, the device path; `open_input`), and the
-  public halves of the rule, `uses_memory_input(config, data=None, backend=None)` and `uses_device_input`;
-- `init_normalization`: the input normalisation of a run started from trained weights (`normalization_of`; the type,
+- `inputs`: the input paths opened (`MemoryInput`, `TFDataInput` of `streamed_input`, the device path;
+  `open_input`), and the public halves of the rule, `uses_memory_input(config, data=None, backend=None)` and `uses_device_input`;
+- `init_normalization`: the input normalisation and evaluation transform of a run started from trained weights
+  (`normalization_of`, `eval_transform_of`; the type,
   `InputNormalization`, is `keras_resnet.normalization`'s, re-exported here);
 - `finetune`: `--init_from` (`load_initial_weights`, by layer name and shape) and `--freeze`;
 - `scoring`: top-1 / top-5 error, centre crop or 10 crops (`evaluate_batches`, `topk_errors`);
@@ -69,10 +70,10 @@ from keras_resnet.training.scoring import EvalResult, topk_errors
 from keras_resnet.training.scoring import evaluate as evaluate_batches
 from keras_resnet.training.finetune import InitReport, load_initial_weights
 from keras_resnet.training.flags import config_from_flags, define_flags, exit_code, run_main, trainer_main
+from keras_resnet.training.streamed_input import TFDataInput
 from keras_resnet.training.inputs import (
     ArrayData,
     MemoryInput,
-    TFDataInput,
     load_array_data,
     uses_device_input,
     uses_memory_input,

@@ -23,12 +23,13 @@ import numpy as np
 
 from keras_resnet import recipes as recipes_lib
 from keras_resnet.registry import model_spec
+from keras_resnet.weights.sets import SET_NAMES
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi_worker")
 INPUTS = ("auto", "memory", "device", "tfdata")
 RECIPES = ("auto", "cifar", "imagenet", "finetune")
-INIT_NAMED = ("cifar10", "imagenet")  # `--init_from` names: the named sets of `keras_resnet.weights`
+INIT_NAMED = SET_NAMES  # `--init_from` names: the named sets of `keras_resnet.weights`, tagged ones included
 
 # Fields that may change between a run and its resumption (they do not change what is computed).
 VOLATILE_FIELDS = ("model_dir", "data_dir", "download", "distribution", "verbose", "export", "export_dir",
@@ -37,7 +38,8 @@ VOLATILE_FIELDS = ("model_dir", "data_dir", "download", "distribution", "verbose
 # Fields added after run directories already existed: an old config.json lacks them, which means these values
 # (the behaviour before they existed). A resumed run compares them only when they differ from these.
 DEFAULTED_FIELDS = {"image_size": None, "eval_split": "test", "ten_crop": False, "skip_corrupt": False,
-                    "init_from": None, "freeze": None, "input_normalization": None}
+                    "init_from": None, "freeze": None, "input_normalization": None,
+                    "eval_transform": None}
 
 POSITIVE_INTEGERS = ("batch_size", "train_steps", "steps_per_epoch", "eval_batch_size", "log_every",
                      "sync_every", "steps_per_call", "image_size")
@@ -108,9 +110,11 @@ class TrainConfig:
             Table 3), probabilities averaged, instead of the centre crop (ImageNet-style data).
         skip_corrupt: skip undecodable images (counted in the log and summary.json) instead of failing.
         init_from: start from trained weights: a `.keras` / `.weights.h5` file (e.g. a finished run's
-            `checkpoints/best.keras`) or a named set ("cifar10", "imagenet" of `keras_resnet.weights`, which
-            then also sets the input normalisation). Layers are matched by name and shape; a classifier of
-            another width is replaced. A resumed run starts from its backup instead.
+            `checkpoints/best.keras`) or a named set ("cifar10", "imagenet", "imagenet-tv2", "imagenet-a1" of
+            `keras_resnet.weights`, which then also sets the input normalisation; a tagged set also the
+            evaluation transform and, for ResNet-50/101/152, the stride in the bottleneck's 3x3). Layers are
+            matched by name and shape; a classifier of another width is replaced. A resumed run starts from its
+            backup instead.
         freeze: layer groups kept fixed ("stem", "stage1", ...), their BN statistics included (frozen BN
             layers run in inference mode).
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.

@@ -117,12 +117,16 @@ def source_weights(model, network):
     init_from = network.init_from
     from keras_resnet.registry import build
 
+    from keras_resnet.weights import named_set_entry
+
     kwargs = {"input_shape": tuple(model.input_shape[1:])}
     if network.shortcut is not None:
         kwargs["shortcut"] = network.shortcut
+    if network.stride_in_3x3:
+        kwargs["stride_in_3x3"] = True
     try:
         if init_from in INIT_NAMED:
-            classes = 10 if init_from == "cifar10" else 1000  # the published classifiers
+            classes = named_set_entry(init_from, network.spec, network.stride_in_3x3).classes  # as published
             return weighted_layers(build(network.name, weights=init_from, classes=classes, **kwargs))
         if init_from.endswith(".keras"):
             import keras_resnet.recipes  # noqa: F401  (registers the schedules a checkpoint's optimizer names)

@@ -80,8 +80,9 @@ def define_flags(model="resnet20", data="cifar10", recipe="auto", flag_values=No
     f.DEFINE_bool("ten_crop", False, "Evaluate on 10 crops (corners, centre and their flips; the paper's Table 3).")
     f.DEFINE_bool("skip_corrupt", False, "Skip undecodable images (counted in the log) instead of failing.")
     f.DEFINE_string("init_from", None, "Start from trained weights: a .keras / .weights.h5 file (e.g. a run's "
-                    "checkpoints/best.keras) or cifar10 / imagenet (keras_resnet.weights, with their input "
-                    "normalisation). Another classifier width is replaced; a resumed run uses its backup.")
+                    "checkpoints/best.keras) or cifar10 / imagenet / imagenet-tv2 / imagenet-a1 (keras_resnet.weights, "
+                    "with their input normalisation; the tagged sets also with their evaluation transform and "
+                    "bottleneck stride). Another classifier width is replaced; a resumed run uses its backup.")
     f.DEFINE_list("freeze", None, "Layer groups kept fixed, BN statistics included: stem,stage1,...")
     f.DEFINE_string("backup_every", None, "Also back up mid-epoch every N iterations (2000) or every so long "
                     "(15min, 30s, 1h), so that a kill loses at most that much (default: at epoch ends only).")

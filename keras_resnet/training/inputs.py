@@ -13,7 +13,8 @@ its two halves as public functions):
   the plans of its batches (indices, crop offsets, flips) and the compiled step gathers and augments them
   from the uint8 images it holds (on a CPU too: 2-7% more ResNet-20 images/s than host numpy batches on
   2 cores, benchmarks/BENCHMARKS.md), bit for bit the host's batches;
-- `TFDataInput`: `keras_resnet.data.load` (tf.data), sharded with `tf.distribute.InputContext`.
+- `TFDataInput` (`keras_resnet.training.streamed_input`): `keras_resnet.data.load` (tf.data), sharded with
+  `tf.distribute.InputContext`.
 
 Every input has `info`, `num_train`, `has_validation`, `epoch_batches(epoch, skip)`,
 `tf_distributed_epoch(runtime, epoch, skip, steps)` and `eval_batches(role)`: role "validation" is the part
@@ -38,6 +39,7 @@ from keras_resnet.training.arraydata import ArrayData, load_array_data, validati
 from keras_resnet.training.config import ConfigError
 from keras_resnet.training.data_spec import InputPath, choose_input, data_spec, device_refusals, device_verdict, \
     input_choice
+from keras_resnet.training.streamed_input import TFDataInput
 
 PASSES_PER_EPOCH = 1_000_000  # an epoch longer than the data cycles through fresh passes, each seeded apart
 PLAN_CHUNK = 64  # batch plans the device path stacks per host call (`MemoryInput.tf_distributed_plans`)
@@ -194,89 +196,6 @@ class MemoryInput:
         return iter(runtime.strategy.distribute_datasets_from_function(dataset_fn))
 
 
-class TFDataInput:
-    """Epochs from `keras_resnet.data.load` (tf.data), sharded with `tf.distribute.InputContext`.
-
-    Args:
-        config: the run's `DataSpec` (data, data_dir, download, seed, image_size, ten_crop, skip_corrupt), or
-            the `TrainConfig` it comes from.
-        global_batch: training batch size over all replicas.
-        eval_batch: evaluation batch size.
-        validation_size: training images held out for validation (0: none).
-        eval_split: the split of role "test" (`--eval_split`).
-        normalization: an `InputNormalization` applied to every batch (None: the data's mean only).
-
-    Raises:
-        ConfigError: `--ten_crop` on CIFAR-style data.
-    """
-
-    def __init__(self, config, global_batch, eval_batch, validation_size, eval_split="test", normalization=None):
-        from keras_resnet import data as data_lib
-
-        spec = data_spec(config)
-        self.data_lib, self.spec = data_lib, spec
-        self.global_batch, self.eval_batch, self.validation_size = global_batch, eval_batch, validation_size
-        self.eval_split, self.normalization, self.eval_skipped = eval_split, normalization, {}
-        self.kwargs = dict(data_dir=spec.data_dir, download=spec.download, validation_size=validation_size,
-                           skip_corrupt=spec.skip_corrupt)
-        if normalization is not None:
-            self.kwargs["mean"] = normalization.pipeline_mean
-        if spec.image_size is not None:
-            self.kwargs["crop_size"] = spec.image_size
-        self.info = self._train_info()
-        size = spec.image_size
-        if self.info.preprocessing == "cifar" and size and tuple(self.info.image_shape[:2]) != (size, size):
-            self.kwargs["image_size"] = (size, size)  # CIFAR-style images are resized, not cropped
-            self.info = self._train_info()
-        if spec.ten_crop and self.info.preprocessing != "imagenet":
-            raise ConfigError(f"--ten_crop: {spec.flag} holds CIFAR-style images (both sides <= 64 pixels), "
-                              "evaluated whole; 10-crop testing is for ImageNet-style images.")
-        self.num_train = int(self.info.num_examples["train"])
-        self.has_validation = validation_size > 0
-
-    def _train_info(self):
-        return self.data_lib.load(self.spec.source, "train", self.global_batch, training=True,
-                                  seed=self.spec.seed, **self.kwargs)[1]
-
-    def _seed(self, epoch):
-        return None if self.spec.seed is None else int(self.spec.seed) * 100_003 + int(epoch)
-
-    def _normalized(self, ds):
-        norm = self.normalization
-        return ds if norm is None else ds.map(lambda x, y: (norm.tf(x), y))
-
-    def _train(self, epoch, input_context=None):
-        ds, _ = self.data_lib.load(self.spec.source, "train", self.global_batch, training=True,
-                                   seed=self._seed(epoch), input_context=input_context, **self.kwargs)
-        return self._normalized(ds)
-
-    def tf_distributed_epoch(self, runtime, epoch, skip, steps):
-        """A `tf.distribute` iterator over `steps` global batches of epoch `epoch`, after `skip`."""
-        def dataset_fn(ctx):
-            return self._train(epoch, ctx).repeat().skip(skip).take(steps)
-
-        return iter(runtime.strategy.distribute_datasets_from_function(dataset_fn))
-
-    def epoch_batches(self, epoch, skip=0):
-        """Numpy global batches of epoch `epoch`, skipping the first `skip`."""
-        return self._train(epoch).repeat().skip(skip).as_numpy_iterator()
-
-    def eval_batches(self, role):
-        """Numpy batches of `role` ("validation": held out; "test": the evaluation split), not augmented."""
-        split = "validation" if role == "validation" else self.eval_split
-        ds, info = self.data_lib.load(self.spec.source, split, self.eval_batch, training=False,
-                                      ten_crop=self.spec.ten_crop, **self.kwargs)
-        self.eval_skipped[role] = info.num_skipped
-        return self._normalized(ds).as_numpy_iterator()
-
-    def skipped(self):
-        """`{split: images skipped}` of the training split and the splits evaluated so far (`--skip_corrupt`)."""
-        counts = dict(self.info.num_skipped)
-        for role, skipped in self.eval_skipped.items():
-            counts.update({("validation" if role == "validation" else k): v for k, v in dict(skipped).items()})
-        return counts
-
-
 def uses_device_input(choice, backend, runtime, data_input):
     """Whether the compiled step gathers and augments the batches of an opened input itself (`--input=device`,
     or `auto`): `keras_resnet.training.data_spec.device_refusals` and `device_verdict` for `data_input`.
@@ -329,8 +248,13 @@ class RunInput:
     def info(self):
         return self.data_input.info
 
+    @property
+    def eval_transform(self):
+        """The evaluation transform the run's evaluation applies (`TFDataInput.eval_transform`), or None."""
+        return getattr(self.data_input, "eval_transform", None)
 
-def open_data(spec, use_memory, data, global_batch, eval_batch, eval_split, normalization):
+
+def open_data(spec, use_memory, data, global_batch, eval_batch, eval_split, normalization, eval_transform=None):
     """The `MemoryInput` or `TFDataInput` of a run's `DataSpec` (data errors become `ConfigError` naming `--data`)."""
     mean = None if normalization is None else normalization.pipeline_mean
     try:
@@ -345,10 +269,10 @@ def open_data(spec, use_memory, data, global_batch, eval_batch, eval_split, norm
                 raise ConfigError("--ten_crop: the in-memory input evaluates whole images; 10-crop testing needs "
                                   "ImageNet-style images streamed by tf.data (--input=tfdata).")
             return MemoryInput(data, global_batch, eval_batch, spec.seed, normalization), data
-        data_input = TFDataInput(spec, global_batch, eval_batch, 0, eval_split, normalization)
+        data_input = TFDataInput(spec, global_batch, eval_batch, 0, eval_split, normalization, eval_transform)
         size = validation_size(spec.validation_split, data_input.num_train)
         if size:
-            data_input = TFDataInput(spec, global_batch, eval_batch, size, eval_split, normalization)
+            data_input = TFDataInput(spec, global_batch, eval_batch, size, eval_split, normalization, eval_transform)
         return data_input, data
     except ConfigError:
         raise
@@ -362,7 +286,8 @@ def open_data(spec, use_memory, data, global_batch, eval_batch, eval_split, norm
         raise spec.error(error) from None
 
 
-def open_input(spec, runtime, global_batch, eval_batch=None, data=None, eval_split="test", normalization=None):
+def open_input(spec, runtime, global_batch, eval_batch=None, data=None, eval_split="test", normalization=None,
+               eval_transform=None):
     """Chooses the input path of a run (`choose_input`) and opens it; checks the batch size against it.
 
     Args:
@@ -373,6 +298,7 @@ def open_input(spec, runtime, global_batch, eval_batch=None, data=None, eval_spl
         data: optional `ArrayData` to train on instead of loading `--data`.
         eval_split: the evaluation split (`keras_resnet.training.data_spec.resolve_eval_split`).
         normalization: the `InputNormalization` of `--init_from` weights, or None.
+        eval_transform: the evaluation transform of `--init_from` weights (`eval_transform_of`), or None.
 
     Returns:
         A `RunInput`.
@@ -385,7 +311,8 @@ def open_input(spec, runtime, global_batch, eval_batch=None, data=None, eval_spl
     if global_batch % runtime.replicas:
         raise ConfigError(f"--batch_size={global_batch} must be divisible by the {runtime.replicas} replicas.")
     eval_batch = eval_batch or global_batch
-    data_input, data = open_data(spec, path.in_memory, data, global_batch, eval_batch, eval_split, normalization)
+    data_input, data = open_data(spec, path.in_memory, data, global_batch, eval_batch, eval_split, normalization,
+                                 eval_transform)
     if data_input.num_train < global_batch:
         raise ConfigError(f"--batch_size={global_batch} is larger than the {data_input.num_train} training images.")
     return RunInput(data_input, path, global_batch, eval_batch, data, eval_split, normalization)

@@ -86,6 +86,8 @@ def build_run_model(config, recipe, classes=None, input_shape=None, runtime=None
         kwargs["input_shape"] = tuple(input_shape)
     if network.shortcut is not None:
         kwargs["shortcut"] = network.shortcut
+    if network.stride_in_3x3:
+        kwargs["stride_in_3x3"] = True
     kwargs.update(build_kwargs)
     with runtime.scope() if runtime is not None else contextlib.nullcontext():
         model = build(network.name, **kwargs)

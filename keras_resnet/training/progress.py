@@ -89,6 +89,9 @@ def start_lines(run):
     lines = [f"[keras_resnet] evaluation: the {run_input.eval_split} split of {data.flag}, {protocol} "
              f"{info.image_shape[0]}x{info.image_shape[1]}, top-1{' and top-5' if info.num_classes > 5 else ''} "
              "error after every epoch."]
+    if run_input.eval_transform is not None:
+        lines.append(f"[keras_resnet] evaluation transform of --init_from={model.init_from}: "
+                     f"{run_input.eval_transform.describe()}.")
     if run_input.normalization is not None:
         lines.append(f"[keras_resnet] input normalisation of --init_from={model.init_from}: "
                      f"{run_input.normalization.preprocessing.to_json()}.")

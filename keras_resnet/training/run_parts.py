@@ -48,6 +48,21 @@ class ModelPart:
         """The model name (`resnet56`, `plain20`, ...)."""
         return self.spec.name
 
+    @property
+    def stride_in_3x3(self):
+        """True where `init_from` names a tagged set whose bottleneck files put the stride in the 3x3
+        convolution (torchvision's IMAGENET1K_V2 and timm's a1_in1k ResNet-50/101/152); None otherwise (the
+        builder's default)."""
+        from keras_resnet import weights
+
+        if self.init_from not in weights.TAGGED_SETS:
+            return None
+        try:
+            entry = weights.named_set_entry(self.init_from, self.spec)
+        except ValueError:  # a set for another network: loading the weights names the misfit
+            return None
+        return True if entry.stride_in_3x3 else None
+
 
 @dataclasses.dataclass(frozen=True)
 class SchedulePart:

@@ -4,7 +4,8 @@ Reference: He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 
 network and its data: sections 3.4 and 4.2).
 
 `prepare(config, data)` makes the runtime, resolves the evaluation split, checks the data's splits and
-class folders, decides the input normalisation (`--init_from` published weights) and opens the input,
+class folders, decides the input normalisation and evaluation transform (`--init_from` published weights)
+and opens the input,
 resolves the recipe, checks that `model_dir` holds no other run, builds the model (loading `--init_from`
 unless a backup will be restored, freezing `--freeze`), and only then writes config.json, dataset.json and
 mean_image.npy. A `ConfigError` from any of these steps leaves `model_dir` untouched.
@@ -34,8 +35,9 @@ from keras_resnet.training.data_spec import check_data, resolve_eval_split
 from keras_resnet.training.finetune import check_freeze, check_init_file
 from keras_resnet.training.inputs import open_input
 from keras_resnet.training.model import build_run_model
+from keras_resnet.eval_transform import EvalTransform
 from keras_resnet.normalization import InputNormalization
-from keras_resnet.training.init_normalization import normalization_of
+from keras_resnet.training.init_normalization import eval_transform_of, normalization_of
 from keras_resnet.training.run_recipe import default_batch_size, resolve_recipe
 from keras_resnet.training.rundir import check_model_dir, read_config, resolved_config, write_run_files
 from keras_resnet.training.run_parts import resolve_run
@@ -140,6 +142,14 @@ def run_normalization(model, old, resuming):
         raise ConfigError(f"--init_from={model.init_from}: {str(error).splitlines()[0]}") from None
 
 
+def run_eval_transform(model, old, resuming):
+    """The evaluation transform of the run: recorded in its config.json when resuming (already at the run's
+    crop), else that of the `--init_from` weights (`eval_transform_of`; the run input scales it to the crop)."""
+    if resuming and "eval_transform" in old:
+        return EvalTransform.from_dict(old["eval_transform"])
+    return eval_transform_of(model.init_from, model.name)
+
+
 def prepare(config, data=None):
     """Runtime, input, recipe, the model and the `model_dir` files: everything before resuming.
 
@@ -158,19 +168,21 @@ def prepare(config, data=None):
     eval_split = resolve_eval_split(parts.data, data)
     train_images = check_data(parts.data, eval_split) if data is None else None
     normalization = run_normalization(parts.model, old, resuming)
+    eval_transform = run_eval_transform(parts.model, old, resuming)
     schedule = parts.schedule
     global_batch = schedule.batch_size or default_batch_size(schedule)
     if train_images is not None and global_batch > train_images:  # before the input computes (and caches) a mean
         raise ConfigError(f"--batch_size={global_batch} is larger than the {train_images} training images.")
     run_input = open_input(parts.data, runtime, global_batch, schedule.eval_batch_size, data, eval_split,
-                           normalization)
+                           normalization, eval_transform)
     recipe = resolve_recipe(schedule, run_input.num_train, run_input.global_batch)
     steps_per_epoch = min(schedule.steps_per_epoch or run_input.num_train // run_input.global_batch,
                           recipe.train_steps)
     epochs = math.ceil(recipe.train_steps / steps_per_epoch)
     resolved = resolved_config(config.to_dict(), run_input, recipe, precision, runtime, steps_per_epoch, epochs)
     resolved.update(eval_split=eval_split,
-                    input_normalization=None if normalization is None else normalization.to_dict())
+                    input_normalization=None if normalization is None else normalization.to_dict(),
+                    eval_transform=None if run_input.eval_transform is None else run_input.eval_transform.to_dict())
     check_model_dir(model_dir, comparable(resolved, old))
     info = run_input.info
     built = build_run_model(parts.model, recipe, info.num_classes, info.image_shape, runtime, load_init=not resuming)

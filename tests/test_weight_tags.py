@@ -294,3 +294,16 @@ def test_a_run_from_a_tagged_set_evaluates_and_exports_with_its_transform(weight
     assert np.abs(served - expected).max() < 1e-3  # pixels within one level of Pillow's
     card = json.loads((path / "assets" / "model_card.json").read_text())
     assert card["preprocessing"]["geometry"].startswith("timm a1_in1k, scaled to 64: shorter side resized to 67")
+
+
+def test_a_litert_export_of_a_tagged_set_is_refused_by_name_and_leaves_nothing(weights_home, monkeypatch, tmp_path):
+    pytest.importorskip("torch", reason="PyTorch not installed (pip install 'keras-resnet[torch]')")
+    from keras_resnet.export import export_pretrained
+
+    publish_random(monkeypatch, weights_home, "imagenet-a1", 18, seed=5)
+    # Pillow's antialiased two-pass resize is not expressible in LiteRT's builtins: refused, nothing published
+    with pytest.raises(ValueError, match=r"^--format=litert: this serving graph cannot be written with LiteRT's "
+                                         r"builtin operators \(.*is neither a custom op nor a flex op\); export "
+                                         r"--format=saved_model or onnx instead\.$"):
+        export_pretrained("resnet18", "imagenet-a1", tmp_path / "export", export_format="litert")
+    assert [p for p in tmp_path.glob("export/**/*") if p.is_file()] == []

@@ -47,6 +47,9 @@ Modules, one job each:
 - `pretrained`: `export_pretrained`, a named network with pretrained weights, no training run;
 - `feature_export`: `export_features`, a backbone's feature pyramid (`keras_resnet.features`) as a SavedModel;
 - `onnx_export`: `export_onnx`, the same network as ONNX in `<export_root>/onnx/<version>/model.onnx`;
+- `openvino_export`: `export_openvino`, that ONNX graph as OpenVINO IR in `<export_root>/openvino/<version>/`;
+- `litert_export`: `export_litert`, the SavedModel's `serving_default` as `<export_root>/litert/<version>/model.tflite`;
+- `targets`: the formats (`--format`), each resolved once into an `ExportTarget` (root, packages, writer);
 - `contract`: `SIGNATURES`, `OUTPUT_KEYS`;
 - `cli` (+ `__main__`): the command line, absl flags in their own `FlagValues`.
 
@@ -60,14 +63,16 @@ Example:
 Command line::
 
     python -m keras_resnet.export --model_dir=runs/resnet20 --export_dir=saved_models/resnet20 \
-        [--version N] [--overwrite] [--checkpoint best|latest] [--format saved_model|onnx]
+        [--version N] [--overwrite] [--checkpoint best|latest] [--format saved_model|onnx|openvino|litert]
     python -m keras_resnet.export --model=resnet56 --weights=cifar10 --export_dir=saved_models/resnet56
 """
 
 from keras_resnet.export.contract import OUTPUT_KEYS, SIGNATURES
 from keras_resnet.export.serving_inputs import NORMALIZATION_KEY, PREPROCESSING_KINDS
 from keras_resnet.export.feature_export import export_features
+from keras_resnet.export.litert_export import export_litert
 from keras_resnet.export.onnx_export import export_onnx
+from keras_resnet.export.openvino_export import export_openvino
 from keras_resnet.export.pretrained import CIFAR10_CLASS_NAMES, export_pretrained
 from keras_resnet.export.saved_model import (CHECKPOINTS, FORMATS, ExportInputError, export_from_model_dir,
                                              export_saved_model)
@@ -84,7 +89,9 @@ __all__ = [
     "SIGNATURES",
     "existing_versions",
     "export_features",
+    "export_litert",
     "export_onnx",
+    "export_openvino",
     "export_pretrained",
     "export_from_model_dir",
     "export_saved_model",

@@ -14,8 +14,10 @@ Flags (absl, like every other entry point; `--flag=value` and `--flag value` bot
 - `--version`: the version number (default: the next free one);
 - `--overwrite`: replace an existing `--version`;
 - `--checkpoint`: `best` (default) or `latest`;
-- `--format`: `saved_model` (default, `<export_dir>/<version>`) or `onnx` (`<export_dir>/onnx/<version>/model.onnx`,
-  BN folded, uint8 NHWC input with the preprocessing in the graph; needs the `onnx` extra).
+- `--format`: `saved_model` (default, `<export_dir>/<version>`), `onnx` (`<export_dir>/onnx/<version>/model.onnx`,
+  needs the `onnx` extra), `openvino` (`<export_dir>/openvino/<version>/model.xml`, the `openvino` extra) or
+  `litert` (`<export_dir>/litert/<version>/model.tflite`; its runtime is the `litert` extra): the same BN-folded
+  network, uint8 NHWC input with the preprocessing in the graph (`keras_resnet.export.targets`).
 
 Prints the version directory written and exits 0. A bad command line (a missing or unknown flag, a bad
 value, extra arguments, `--model_dir` together with `--model`, `--model` without `--weights`) prints the
@@ -66,7 +68,7 @@ def define_flags(flag_values=None) -> flags.FlagValues:
     flags.DEFINE_integer("version", None, "Version number (default: the next free one).", flag_values=fv)
     flags.DEFINE_bool("overwrite", False, "Replace an existing --version.", flag_values=fv)
     flags.DEFINE_enum("checkpoint", "best", list(CHECKPOINTS), "Which checkpoint (default: best).", flag_values=fv)
-    flags.DEFINE_enum("format", "saved_model", list(FORMATS), "saved_model (TF Serving) or onnx (<export_dir>/onnx).",
+    flags.DEFINE_enum("format", "saved_model", list(FORMATS), "saved_model (TF Serving), or onnx / openvino / litert (<export_dir>/<format>).",
                       flag_values=fv)
     flags.DEFINE_string("model", None, "A network name (e.g. resnet56) to export with --weights, instead of "
                         "--model_dir.", flag_values=fv)

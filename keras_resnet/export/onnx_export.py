@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -72,36 +71,51 @@ def onnx_preprocessing(inputs):
     return np.ascontiguousarray(offset), np.ascontiguousarray(scale)
 
 
-def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_dtype="uint8") -> Path:
-    """Prepares the folded network, writes `model.onnx`, labels and card into `staging`, and publishes it."""
+def onnx_network(model, inputs, input_dtype="uint8"):
+    """`(prepared, proto, card section)`: the folded network (`serving_model.ServingModel`), its ONNX graph with
+    the preprocessing inside, and the card's description of that graph's inputs, outputs and preprocessing."""
     from keras_resnet.inference import onnx_graph
 
     prepared = serving_model.prepare_serving_model(model)
     offset, scale = onnx_preprocessing(inputs)
     network = serving_model.reverse_input_channels(prepared.model) if inputs.channel_order == "BGR" else prepared.model
     proto = onnx_graph.to_onnx(network, offset=offset, scale=scale, input_dtype=input_dtype, name=model.name)
+    section = {"opset": onnx_graph.OPSET, "class_names": card_lib.LABELS_FILE,
+               "inputs": {"image": {"dtype": input_dtype, "shape": [None, inputs.height, inputs.width, 3],
+                                    "layout": "NHWC"}},
+               "outputs": {"logits": {"dtype": "float32", "shape": [None, len(inputs.class_names)]},
+                           "probabilities": {"dtype": "float32", "shape": [None, len(inputs.class_names)]}},
+               "preprocessing_in_graph": "(float(image) - offset) * scale, per channel, RGB",
+               "offset": [float(v) for v in np.ravel(offset)] if offset.size <= 3 else list(offset.shape),
+               "scale": [float(v) for v in np.ravel(scale)],
+               "caller_geometry": None if inputs.kind == "cifar" else inputs.geometry_text()}
+    return prepared, proto, section
+
+
+def file_card(model, prepared, inputs, dataset, staging, extra, export_format, section):
+    """The model card of a single-file format (ONNX, OpenVINO, LiteRT): the SavedModel's card without its
+    signatures, with `format` and the format's own section."""
+    card = card_lib.model_card(model, prepared, inputs, dataset, {}, staging.version, extra)
+    card.pop("signatures", None)
+    card["format"] = export_format
+    card[export_format] = section
+    card["xla"] = None
+    return card
+
+
+def publish_with_card(staging, card, overwrite) -> Path:
+    """Writes `model_card.json` beside the model file(s) in `staging` (its version set), then publishes it."""
+    return staging.publish(overwrite, before_rename=lambda version: card_lib.write_card(staging.path, card, version))
+
+
+def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_dtype="uint8") -> Path:
+    """Prepares the folded network, writes `model.onnx`, labels and card into `staging`, and publishes it."""
+    prepared, proto, section = onnx_network(model, inputs, input_dtype)
     (staging.path / ONNX_FILE).write_bytes(proto.SerializeToString())
     faults.site("export.onnx_written")
     card_lib.write_labels(staging.path, inputs.class_names)
-    card = card_lib.model_card(model, prepared, inputs, dataset, {}, staging.version, extra)
-    card.pop("signatures", None)
-    card["format"] = "onnx"
-    card["onnx"] = {"file": ONNX_FILE, "opset": onnx_graph.OPSET, "class_names": card_lib.LABELS_FILE,
-                    "inputs": {"image": {"dtype": input_dtype, "shape": [None, inputs.height, inputs.width, 3],
-                                         "layout": "NHWC"}},
-                    "outputs": {"logits": {"dtype": "float32", "shape": [None, len(inputs.class_names)]},
-                                "probabilities": {"dtype": "float32", "shape": [None, len(inputs.class_names)]}},
-                    "preprocessing_in_graph": "(float(image) - offset) * scale, per channel, RGB",
-                    "offset": [float(v) for v in np.ravel(offset)] if offset.size <= 3 else list(offset.shape),
-                    "scale": [float(v) for v in np.ravel(scale)],
-                    "caller_geometry": None if inputs.kind == "cifar" else inputs.geometry_text()}
-    card["xla"] = None
-
-    def write_card(version):
-        card["version"] = int(version)
-        (staging.path / card_lib.CARD_FILE).write_text(json.dumps(card, indent=1, default=str) + "\n")
-
-    return staging.publish(overwrite, before_rename=write_card)
+    card = file_card(model, prepared, inputs, dataset, staging, extra, "onnx", dict(file=ONNX_FILE, **section))
+    return publish_with_card(staging, card, overwrite)
 
 
 def export_onnx(model, export_root, *, dataset_info=None, mean=None, class_names=None, preprocessing=None,

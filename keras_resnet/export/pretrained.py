@@ -123,11 +123,12 @@ def export_pretrained(model_name, weights, export_root, *, class_names=None, str
         model_name: e.g. "resnet56".
         weights: "cifar10", "imagenet", a tagged set ("imagenet-tv2", "imagenet-a1": served with its publisher's
             evaluation transform, `keras_resnet.eval_transform`) or a weights file.
-        export_root: directory of the versions, e.g. "saved_models/resnet56" (ONNX: `<root>/onnx/<version>`).
+        export_root: directory of the versions, e.g. "saved_models/resnet56" (other formats:
+            `<root>/<format>/<version>`, `keras_resnet.export.targets`).
         class_names: names in label order (a list), or None: CIFAR-10's for "cifar10", else "0", "1", ...
         stride_in_3x3: bottleneck stride placement (None: the weights' own).
         version, overwrite, model_card_extra: as `keras_resnet.export.export_saved_model`.
-        export_format: "saved_model" or "onnx".
+        export_format: "saved_model", "onnx", "openvino" or "litert".
 
     Returns:
         `pathlib.Path` of the version directory written.
@@ -135,19 +136,12 @@ def export_pretrained(model_name, weights, export_root, *, class_names=None, str
     Raises:
         ValueError / FileNotFoundError / FileExistsError / PermissionError: nothing is written.
     """
-    from keras_resnet.export import saved_model, versions
+    from keras_resnet.export import targets, versions
     from keras_resnet.export.serving_inputs import NORMALIZATION_KEY, resolve_inputs
 
-    if export_format not in saved_model.FORMATS:
-        raise ValueError(f"`export_format` (--format) must be one of {saved_model.FORMATS}; received {export_format!r}.")
-    if export_format == "onnx":
-        from keras_resnet.export import onnx_export
-
-        onnx_export.require_onnx()
-        export_root = onnx_export.onnx_root(export_root)
-    else:
-        saved_model.require_tensorflow()
-    root, version = versions.plan_destination(export_root, version, overwrite)
+    target = targets.export_target(export_format)
+    target.check_installed()
+    root, version = versions.plan_destination(target.root(export_root), version, overwrite)
     staging = versions.Staging(root, version)  # the destination is writable: fail here, before loading anything
     try:
         model, normalization, kind, names, details = build_pretrained(model_name, weights, class_names, stride_in_3x3)
@@ -157,9 +151,7 @@ def export_pretrained(model_name, weights, export_root, *, class_names=None, str
         inputs = resolve_inputs(model, dataset, None, names, kind, normalization,
                                 eval_transform=EvalTransform.from_dict(transform))
         extra = dict({"source": {"pretrained": details}, "test_accuracy": None}, **(model_card_extra or {}))
-        if export_format == "onnx":
-            return onnx_export.write_onnx_version(staging, model, dataset, inputs, extra, overwrite)
-        return saved_model.write_version(staging, model, dataset, inputs, extra, overwrite)
+        return target.write(staging, model, dataset, inputs, extra, overwrite)
     except BaseException:
         staging.abort()
         raise

@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_resnet import faults
 from keras_resnet.export import card as card_lib
-from keras_resnet.export import serving_model, versions
+from keras_resnet.export import serving_model, targets, versions
 from keras_resnet.export.serving_inputs import (
     NORMALIZATION_KEY,
     check_image_size,
@@ -205,8 +205,9 @@ def read_model_dir(model_dir):
     return dataset, mean, config, summary
 
 
-FORMATS = ("saved_model", "onnx")
-"""Export formats: a TF Serving SavedModel (`<root>/<version>`) or ONNX (`<root>/onnx/<version>`)."""
+FORMATS = targets.FORMATS
+"""Export formats (`keras_resnet.export.targets`): a TF Serving SavedModel (`<root>/<version>`), ONNX, OpenVINO IR or
+LiteRT (`<root>/<format>/<version>`)."""
 
 
 def export_from_model_dir(model_dir, export_root, checkpoint="best", version=None, overwrite=False,
@@ -231,7 +232,7 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         version: positive int; defaults to the next free version.
         overwrite: bool, replace an existing `version`.
         model_card_extra: optional dict merged into the model card.
-        export_format: "saved_model" (default) or "onnx" (`keras_resnet.export.onnx_export`).
+        export_format: "saved_model" (default), "onnx", "openvino" or "litert" (`keras_resnet.export.targets`).
 
     Returns:
         `pathlib.Path` of the version directory written.
@@ -245,8 +246,7 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         >>> export_from_model_dir("runs/resnet20", "saved_models/resnet20", checkpoint="latest")  # writes or reads an export on disk  # doctest: +SKIP
         PosixPath('.../saved_models/resnet20/1')
     """
-    if export_format not in FORMATS:
-        raise ValueError(f"`export_format` (--format) must be one of {FORMATS}; received {export_format!r}.")
+    target = targets.export_target(export_format)
     weights = checkpoint_path(model_dir, checkpoint)
     dataset, mean, config, summary = read_model_dir(model_dir)
     check_image_size(config.get("image_size"))
@@ -254,14 +254,8 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
     if normalization is not None:
         dataset = dict(dataset, **{NORMALIZATION_KEY: normalization.to_dict()})
         mean = None
-    if export_format == "onnx":
-        from keras_resnet.export import onnx_export
-
-        onnx_export.require_onnx()
-        export_root = onnx_export.onnx_root(export_root)
-    else:
-        require_tensorflow()
-    root, version = versions.plan_destination(export_root, version, overwrite)
+    target.check_installed()
+    root, version = versions.plan_destination(target.root(export_root), version, overwrite)
     staging = versions.Staging(root, version)  # the destination is writable: fail here, before loading anything
     try:
         return export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite,
@@ -311,8 +305,4 @@ def export_checkpoint(staging, weights, dataset, mean, config, summary, model_ca
     extra.update(model_card_extra or {})
     inputs = resolve_inputs(model, dataset, mean, None, None, image_size=config.get("image_size"),
                             eval_transform=recorded_transform(config, model_dir))
-    if export_format == "onnx":
-        from keras_resnet.export import onnx_export
-
-        return onnx_export.write_onnx_version(staging, model, dataset, inputs, extra, overwrite)
-    return write_version(staging, model, dataset, inputs, extra, overwrite)
+    return targets.export_target(export_format).write(staging, model, dataset, inputs, extra, overwrite)

@@ -143,7 +143,11 @@ class ServingModule(tf.Module):
         return (x - self.mean_image) * multiplier
 
     def _geometry(self, pixels):
-        """One image [h, w, 3] -> float32 [height, width, 3] in 0..255 units (ImageNet evaluation)."""
+        """One image [h, w, 3] -> float32 [height, width, 3] in 0..255 units (ImageNet evaluation).
+
+        The pixels are cast to float32 first (exact for 0..255, the same resize): a uint8 resize with a float
+        output is no LiteRT builtin (`keras_resnet.export.litert_export`)."""
+        pixels = tf.cast(pixels, tf.float32)
         inputs = self._inputs
         if inputs.eval_transform is not None:  # a tagged weights set: its publisher's transform
             return published_eval_geometry(pixels, inputs.eval_transform)

@@ -33,6 +33,8 @@ import dataclasses
 import numpy as np
 
 INTERPOLATIONS = ("bilinear", "bicubic")
+RUN_KEY = "eval_transform"
+"""The key of a run's config.json that records its evaluation transform (`EvalTransform.to_dict()`, or null)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +110,18 @@ class EvalTransform:
     def to_dict(self):
         """A JSON-ready dict of the fields and the crop fraction (for model cards and config.json)."""
         return dict(dataclasses.asdict(self), crop_fraction=round(self.crop_fraction, 6))
+
+    @classmethod
+    def of_run(cls, config):
+        """The transform a run's config.json dict records under `RUN_KEY`, or None.
+
+        Raises:
+            ValueError: a malformed record, as "config.json eval_transform: ..." (callers add the file's owner).
+        """
+        try:
+            return cls.from_dict(config.get(RUN_KEY))
+        except ValueError as error:
+            raise ValueError(f"config.json {RUN_KEY}: {error}") from None
 
     @classmethod
     def from_dict(cls, record):

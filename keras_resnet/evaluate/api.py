@@ -179,9 +179,9 @@ def run_transform(model_dir, config, kind, ten_crop):
     from keras_resnet.eval_transform import EvalTransform
 
     try:
-        transform = EvalTransform.from_dict(config.get("eval_transform"))
+        transform = EvalTransform.of_run(config)
     except ValueError as error:
-        raise EvaluationError(f"--model_dir={model_dir}: config.json eval_transform: {error}") from None
+        raise EvaluationError(f"--model_dir={model_dir}: {error}") from None
     if transform is None or kind != "imagenet":
         return None
     if ten_crop:

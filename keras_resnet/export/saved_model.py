@@ -275,9 +275,9 @@ def recorded_transform(config, model_dir):
     from keras_resnet.eval_transform import EvalTransform
 
     try:
-        return EvalTransform.from_dict(config.get("eval_transform"))
+        return EvalTransform.of_run(config)
     except ValueError as error:
-        raise ExportInputError("model_dir", model_dir, f"config.json eval_transform: {error}") from None
+        raise ExportInputError("model_dir", model_dir, str(error)) from None
 
 
 def export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite,

@@ -23,6 +23,7 @@ import numpy as np
 
 from keras_resnet import recipes as recipes_lib
 from keras_resnet.registry import model_spec
+from keras_resnet.eval_transform import RUN_KEY
 from keras_resnet.weights.sets import SET_NAMES
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -39,7 +40,7 @@ VOLATILE_FIELDS = ("model_dir", "data_dir", "download", "distribution", "verbose
 # (the behaviour before they existed). A resumed run compares them only when they differ from these.
 DEFAULTED_FIELDS = {"image_size": None, "eval_split": "test", "ten_crop": False, "skip_corrupt": False,
                     "init_from": None, "freeze": None, "input_normalization": None,
-                    "eval_transform": None}
+                    RUN_KEY: None}
 
 POSITIVE_INTEGERS = ("batch_size", "train_steps", "steps_per_epoch", "eval_batch_size", "log_every",
                      "sync_every", "steps_per_call", "image_size")

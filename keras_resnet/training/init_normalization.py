@@ -92,7 +92,7 @@ def eval_transform_of(init_from, model):
             return None
     if init_from.endswith(".keras") and os.path.isfile(init_from):
         try:
-            return EvalTransform.from_dict(run_config_of(init_from).get("eval_transform"))
+            return EvalTransform.of_run(run_config_of(init_from))
         except ValueError:
             return None
     return None

@@ -35,7 +35,7 @@ from keras_resnet.training.data_spec import check_data, resolve_eval_split
 from keras_resnet.training.finetune import check_freeze, check_init_file
 from keras_resnet.training.inputs import open_input
 from keras_resnet.training.model import build_run_model
-from keras_resnet.eval_transform import EvalTransform
+from keras_resnet.eval_transform import RUN_KEY, EvalTransform
 from keras_resnet.normalization import InputNormalization
 from keras_resnet.training.init_normalization import eval_transform_of, normalization_of
 from keras_resnet.training.run_recipe import default_batch_size, resolve_recipe
@@ -145,8 +145,11 @@ def run_normalization(model, old, resuming):
 def run_eval_transform(model, old, resuming):
     """The evaluation transform of the run: recorded in its config.json when resuming (already at the run's
     crop), else that of the `--init_from` weights (`eval_transform_of`; the run input scales it to the crop)."""
-    if resuming and "eval_transform" in old:
-        return EvalTransform.from_dict(old["eval_transform"])
+    if resuming and RUN_KEY in old:
+        try:
+            return EvalTransform.of_run(old)
+        except ValueError as error:
+            raise ConfigError(f"the run's {error}") from None
     return eval_transform_of(model.init_from, model.name)
 
 
@@ -182,7 +185,7 @@ def prepare(config, data=None):
     resolved = resolved_config(config.to_dict(), run_input, recipe, precision, runtime, steps_per_epoch, epochs)
     resolved.update(eval_split=eval_split,
                     input_normalization=None if normalization is None else normalization.to_dict(),
-                    eval_transform=None if run_input.eval_transform is None else run_input.eval_transform.to_dict())
+                    **{RUN_KEY: None if run_input.eval_transform is None else run_input.eval_transform.to_dict()})
     check_model_dir(model_dir, comparable(resolved, old))
     info = run_input.info
     built = build_run_model(parts.model, recipe, info.num_classes, info.image_shape, runtime, load_init=not resuming)

@@ -55,7 +55,7 @@ def _seed_stream(seed):
 def load(source, split, batch_size, *, training=None, seed=None, input_context=None, validation_size=0,
          data_dir=None, download=False, preprocessing=None, mean=None, image_size=None, skip_corrupt=False,
          drop_remainder=None, shuffle_buffer=None, pca_lighting=False, ten_crop=False, label_offset=None,
-         mean_samples=10000, cache=True, crop_size=IMAGENET_CROP, eval_transform=None):
+         mean_samples=10000, cache=True, crop_size=IMAGENET_CROP, eval_transform=None, sample=None):
     """Batches of `(float32 preprocessed image, int32 label)` from a TFDS name, image folder/archive or shards.
 
     TensorFlow-only (tf.data). For the JAX backend without TensorFlow use `load_arrays` + `ArrayIterator`.
@@ -102,6 +102,9 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
         eval_transform: a published evaluation transform (`keras_resnet.eval_transform.EvalTransform`, e.g. a
             tagged weights set's) used instead of that geometry by `"imagenet"` evaluation (not with
             `ten_crop`); its `crop_size` must be `crop_size`.
+        sample: read only this many images of the split, drawn without replacement by `seed` (default 0) and
+            read in the split's order (e.g. the calibration images of an int8 export); the split's images
+            are then streamed, never decoded up front. None (default): every image.
 
     Returns:
         `(dataset, DatasetInfo)`.
@@ -130,7 +133,9 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
                 "drop_remainder": training if drop_remainder is None else bool(drop_remainder)}
     options = tf.data.Options()
     options.deterministic = seed is not None or not training
-    if src.decodes_up_front(split, validation_size, preprocessing, image_size):
+    if sample is not None and (not isinstance(sample, (int, np.integer)) or isinstance(sample, bool) or sample < 1):
+        raise ValueError(f"`sample` must be a positive int or None; received {sample!r}.")
+    if sample is None and src.decodes_up_front(split, validation_size, preprocessing, image_size):
         try:
             images, labels, info = in_memory.load_arrays(src, split, validation_size=validation_size,
                                                       image_size=image_size, skip_corrupt=skip_corrupt, mean=mean,
@@ -147,6 +152,9 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
     reading, phys, keep, shape, info = reader.prepare(
         src, split, validation_size=validation_size, preprocessing=preprocessing, mean=mean, image_size=image_size,
         mean_samples=mean_samples, skip_corrupt=skip_corrupt, crop_size=crop_size)
+    if sample is not None:
+        keep = _sampled(keep, reading.count(phys), sample, seed)
+        info.num_examples = {next(iter(info.num_examples)): len(keep)}
     cifar = info.preprocessing == "cifar"
     extra = {"training": training, "seed": seed}
     split_key = next(iter(info.num_examples))
@@ -167,6 +175,13 @@ def load(source, split, batch_size, *, training=None, seed=None, input_context=N
                      pca_lighting=pca_lighting, ten_crop=ten_crop, crop_size=crop_size, eval_transform=eval_transform,
                      **batching)
     return ds.with_options(options), info
+
+
+def _sampled(keep, count, sample, seed):
+    """`sample` indices of `keep` (all `count` images when None), drawn by `seed` (None: 0), sorted."""
+    pool = np.arange(count) if keep is None else np.asarray(keep)
+    rng = np.random.default_rng(0 if seed is None else seed)
+    return np.sort(rng.choice(pool, size=min(int(sample), len(pool)), replace=False))
 
 
 def _shard(ds, input_context):

@@ -17,7 +17,11 @@ Flags (absl, like every other entry point; `--flag=value` and `--flag value` bot
 - `--format`: `saved_model` (default, `<export_dir>/<version>`), `onnx` (`<export_dir>/onnx/<version>/model.onnx`,
   needs the `onnx` extra), `openvino` (`<export_dir>/openvino/<version>/model.xml`, the `openvino` extra) or
   `litert` (`<export_dir>/litert/<version>/model.tflite`; its runtime is the `litert` extra): the same BN-folded
-  network, uint8 NHWC input with the preprocessing in the graph (`keras_resnet.export.targets`).
+  network, uint8 NHWC input with the preprocessing in the graph (`keras_resnet.export.targets`);
+- `--quantize=int8` (with `--format=onnx` or `openvino`): an int8 network (`keras_resnet.export.int8`),
+  calibrated on `--calibration_images` (default 320) training images of `--data` (default: the run's own data;
+  required with `--model`), evaluated against the float network on the evaluation split of `--data` (or of
+  `--eval_data`) and refused, exit 1, when it loses more than `--max_top1_drop` (default 0.5) points of top-1.
 
 Prints the version directory written and exits 0. A bad command line (a missing or unknown flag, a bad
 value, extra arguments, `--model_dir` together with `--model`, `--model` without `--weights`) prints the
@@ -26,7 +30,7 @@ usage and the reason and exits 2; so does a file the user named that cannot be u
 `--model_dir` (missing, a file, without its checkpoint, `dataset.json` or mean, a file in it that is not
 JSON or a checkpoint that does not load) or a `--class_names` file (unreadable, empty); an export that
 fails otherwise (an existing version without `--overwrite`, an unwritable destination, class names that
-do not fit the network) prints the reason and exits 1, having written nothing; a full disk (or quota, read-only file system) exits 5 with one line naming the
+do not fit the network, an int8 network that loses too much) prints the reason and exits 1, having written nothing; a full disk (or quota, read-only file system) exits 5 with one line naming the
 path and the cause, having written nothing either. `--help` prints the flags and exits 0.
 
 The flags live in their own `absl.flags.FlagValues`, made afresh for each call, never in the global
@@ -45,16 +49,20 @@ import sys
 from absl import flags
 
 from keras_resnet import faults
+from keras_resnet.export import targets
 from keras_resnet.export.saved_model import CHECKPOINTS, FORMATS, ExportInputError, export_from_model_dir
 from keras_resnet.weights.formats import WeightsFileError
 
 PROG = "python -m keras_resnet.export"
 USAGE = (f"usage: {PROG} (--model_dir=DIR | --model=NAME --weights=cifar10|imagenet|FILE [--class_names=FILE] "
          f"[--stride_in_3x3]) --export_dir=DIR [--version=N] [--overwrite] "
-         f"[--checkpoint={'|'.join(CHECKPOINTS)}] [--format={'|'.join(FORMATS)}]")
+         f"[--checkpoint={'|'.join(CHECKPOINTS)}] [--format={'|'.join(FORMATS)}] [--quantize=int8 [--data=DATA] "
+         f"[--eval_data=DATA] [--calibration_images=N] [--max_top1_drop=POINTS]]")
 DESCRIPTION = ("Export a training run's checkpoint, or a network with pretrained weights, as a versioned TF "
-               "Serving SavedModel (or ONNX).")
+               "Serving SavedModel (or ONNX, OpenVINO IR, LiteRT; int8 with --quantize).")
 PRETRAINED_ONLY = ("weights", "class_names", "stride_in_3x3")
+INT8_ONLY = ("data", "eval_data", "calibration_images", "max_top1_drop")
+"""Flags that only apply to `--quantize=int8`."""
 """Flags that only apply to `--model` (a pretrained export)."""
 REQUIRED = ("model_dir", "export_dir")
 HELP_ARGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
@@ -78,6 +86,16 @@ def define_flags(flag_values=None) -> flags.FlagValues:
                         "CIFAR-10's for cifar10, else 0, 1, ...).", flag_values=fv)
     flags.DEFINE_bool("stride_in_3x3", None, "With --model: the bottleneck stride placement (default: the "
                       "weights' own; torchvision: true).", flag_values=fv)
+    flags.DEFINE_enum("quantize", None, ["int8"], "int8: a calibrated int8 network (--format=onnx or openvino), "
+                      "published only when its top-1 is within --max_top1_drop of the float one.", flag_values=fv)
+    flags.DEFINE_string("data", None, "With --quantize: the data whose training images calibrate and whose "
+                        "evaluation split gates (default: the run's own data).", flag_values=fv)
+    flags.DEFINE_string("eval_data", None, "With --quantize: evaluate on this data's evaluation split instead.",
+                        flag_values=fv)
+    flags.DEFINE_integer("calibration_images", 320, "With --quantize: training images to calibrate on.",
+                         flag_values=fv)
+    flags.DEFINE_float("max_top1_drop", 0.5, "With --quantize: the most top-1 (percentage points) the int8 network "
+                       "may lose against the float one.", flag_values=fv)
     return fv
 
 
@@ -113,20 +131,43 @@ def parse_flags(args) -> flags.FlagValues:
     wrong = [f"--{name}" for name in PRETRAINED_ONLY if fv.model is None and fv[name].present]
     if wrong:
         usage_error(f"{', '.join(wrong)}: only with --model (a pretrained export), not with --model_dir")
+    wrong = [f"--{name}" for name in INT8_ONLY if fv.quantize is None and fv[name].present]
+    if wrong:
+        usage_error(f"{', '.join(wrong)}: only with --quantize=int8")
+    if fv.quantize is not None:
+        try:
+            targets.export_target(fv["format"].value).refuse_float_only()
+            quantization_plan(fv).checked()
+        except ValueError as error:
+            usage_error(str(error).rstrip("."))
+    if fv.quantize is not None and fv.model is not None and fv.data is None:
+        usage_error(f"--quantize=int8 with --model needs --data (the images of --weights={fv.weights} to calibrate "
+                    "on and evaluate with)")
     return fv
+
+
+def quantization_plan(fv):
+    """The `keras_resnet.export.int8.Int8Plan` of the flags, or None without `--quantize`."""
+    if fv.quantize is None:
+        return None
+    from keras_resnet.export.int8 import Int8Plan
+
+    return Int8Plan(data=fv.data, eval_data=fv.eval_data, calibration_images=fv.calibration_images,
+                    max_top1_drop=fv.max_top1_drop)
 
 
 def run_export(fv):
     """The export the parsed flags ask for; returns the version directory written."""
     if fv.model is None:
         return export_from_model_dir(fv.model_dir, fv.export_dir, checkpoint=fv.checkpoint, version=fv.version,
-                                     overwrite=fv.overwrite, export_format=fv["format"].value)
+                                     overwrite=fv.overwrite, export_format=fv["format"].value,
+                                     quantization=quantization_plan(fv))
     from keras_resnet.export import pretrained
 
     class_names = pretrained.read_class_names(fv.class_names) if fv.class_names else None
     return pretrained.export_pretrained(fv.model, fv.weights, fv.export_dir, class_names=class_names,
                                         stride_in_3x3=fv.stride_in_3x3, version=fv.version, overwrite=fv.overwrite,
-                                        export_format=fv["format"].value)
+                                        export_format=fv["format"].value, quantization=quantization_plan(fv))
 
 
 def main(argv=None) -> int:

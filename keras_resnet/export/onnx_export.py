@@ -35,7 +35,7 @@ import numpy as np
 
 from keras_resnet import faults
 from keras_resnet.export import card as card_lib
-from keras_resnet.export import serving_model, versions
+from keras_resnet.export import serving_model, targets, versions
 from keras_resnet.export.serving_inputs import dataset_dict, resolve_inputs
 
 ONNX_DIR = "onnx"
@@ -108,10 +108,16 @@ def publish_with_card(staging, card, overwrite) -> Path:
     return staging.publish(overwrite, before_rename=lambda version: card_lib.write_card(staging.path, card, version))
 
 
-def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_dtype="uint8") -> Path:
-    """Prepares the folded network, writes `model.onnx`, labels and card into `staging`, and publishes it."""
+def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_dtype="uint8",
+                       quantization=None) -> Path:
+    """Prepares the folded network, writes `model.onnx`, labels and card into `staging`, and publishes it; with
+    `quantization` (`keras_resnet.export.int8.Int8Plan`) the int8 network, once it passed its gate."""
     prepared, proto, section = onnx_network(model, inputs, input_dtype)
     (staging.path / ONNX_FILE).write_bytes(proto.SerializeToString())
+    if quantization is not None:
+        from keras_resnet.export import int8
+
+        section["quantization"] = int8.quantize_staged(staging.path / ONNX_FILE, inputs, quantization)
     faults.site("export.onnx_written")
     card_lib.write_labels(staging.path, inputs.class_names)
     card = file_card(model, prepared, inputs, dataset, staging, extra, "onnx", dict(file=ONNX_FILE, **section))
@@ -119,7 +125,8 @@ def write_onnx_version(staging, model, dataset, inputs, extra, overwrite, input_
 
 
 def export_onnx(model, export_root, *, dataset_info=None, mean=None, class_names=None, preprocessing=None,
-                version=None, overwrite=False, model_card_extra=None, input_dtype="uint8", normalization=None):
+                version=None, overwrite=False, model_card_extra=None, input_dtype="uint8", normalization=None,
+                quantization=None):
     """Exports a Keras classifier as a versioned ONNX model, atomically (see the module docstring).
 
     Args:
@@ -127,6 +134,8 @@ def export_onnx(model, export_root, *, dataset_info=None, mean=None, class_names
             normalization: as `keras_resnet.export.export_saved_model`.
         export_root: the model's export root; the version goes to `<export_root>/onnx/<version>`.
         input_dtype: "uint8" (default) or "float32" pixels.
+        quantization: an `keras_resnet.export.int8.Int8Plan` (its `data` required) for an int8 network, gated
+            on its top-1; None (default) for float32.
 
     Returns:
         `pathlib.Path` of the version directory written.
@@ -138,12 +147,15 @@ def export_onnx(model, export_root, *, dataset_info=None, mean=None, class_names
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}; received {input_dtype!r}.")
     require_onnx()
+    if quantization is not None:
+        targets.export_target("onnx").check_quantization(quantization.needing_data("give the images to calibrate on"))
     dataset = dataset_dict(dataset_info)
     inputs = resolve_inputs(model, dataset, mean, class_names, preprocessing, normalization)
     root, version = versions.plan_destination(onnx_root(export_root), version, overwrite)
     staging = versions.Staging(root, version)
     try:
-        return write_onnx_version(staging, model, dataset, inputs, model_card_extra, overwrite, input_dtype)
+        return write_onnx_version(staging, model, dataset, inputs, model_card_extra, overwrite, input_dtype,
+                                  quantization)
     except BaseException:
         staging.abort()
         raise

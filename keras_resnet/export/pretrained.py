@@ -116,7 +116,7 @@ def build_pretrained(model_name, weights, class_names=None, stride_in_3x3=None):
 
 
 def export_pretrained(model_name, weights, export_root, *, class_names=None, stride_in_3x3=None, version=None,
-                      overwrite=False, export_format="saved_model", model_card_extra=None):
+                      overwrite=False, export_format="saved_model", model_card_extra=None, quantization=None):
     """Exports a named network with pretrained weights, their normalisation in the graph (see the module).
 
     Args:
@@ -129,6 +129,8 @@ def export_pretrained(model_name, weights, export_root, *, class_names=None, str
         stride_in_3x3: bottleneck stride placement (None: the weights' own).
         version, overwrite, model_card_extra: as `keras_resnet.export.export_saved_model`.
         export_format: "saved_model", "onnx", "openvino" or "litert".
+        quantization: an `keras_resnet.export.int8.Int8Plan` (its `data` required: the weights' data, e.g. a
+            CIFAR-10 folder for "cifar10") for an int8 "onnx" or "openvino" network, or None.
 
     Returns:
         `pathlib.Path` of the version directory written.
@@ -141,6 +143,8 @@ def export_pretrained(model_name, weights, export_root, *, class_names=None, str
 
     target = targets.export_target(export_format)
     target.check_installed()
+    if quantization is not None:
+        target.check_quantization(quantization.needing_data(f"the data of --weights={os.fspath(weights)}"))
     root, version = versions.plan_destination(target.root(export_root), version, overwrite)
     staging = versions.Staging(root, version)  # the destination is writable: fail here, before loading anything
     try:
@@ -151,7 +155,7 @@ def export_pretrained(model_name, weights, export_root, *, class_names=None, str
         inputs = resolve_inputs(model, dataset, None, names, kind, normalization,
                                 eval_transform=EvalTransform.from_dict(transform))
         extra = dict({"source": {"pretrained": details}, "test_accuracy": None}, **(model_card_extra or {}))
-        return target.write(staging, model, dataset, inputs, extra, overwrite)
+        return target.write(staging, model, dataset, inputs, extra, overwrite, quantization)
     except BaseException:
         staging.abort()
         raise

@@ -211,7 +211,7 @@ LiteRT (`<root>/<format>/<version>`)."""
 
 
 def export_from_model_dir(model_dir, export_root, checkpoint="best", version=None, overwrite=False,
-                          model_card_extra=None, export_format="saved_model"):
+                          model_card_extra=None, export_format="saved_model", quantization=None):
     """Exports a training run's checkpoint (the `model_dir` layout of `docs/CONTRACTS.md`) for TF Serving.
 
     Reads `checkpoints/<checkpoint>.keras` (safe mode), `dataset.json`, `mean_image.npy`, and, when present,
@@ -233,6 +233,8 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         overwrite: bool, replace an existing `version`.
         model_card_extra: optional dict merged into the model card.
         export_format: "saved_model" (default), "onnx", "openvino" or "litert" (`keras_resnet.export.targets`).
+        quantization: an `keras_resnet.export.int8.Int8Plan` for an int8 "onnx" or "openvino" network, or
+            None; without its `data`, the run's own (`config.json` `data`, `data_dir`, `validation_split`).
 
     Returns:
         `pathlib.Path` of the version directory written.
@@ -255,11 +257,14 @@ def export_from_model_dir(model_dir, export_root, checkpoint="best", version=Non
         dataset = dict(dataset, **{NORMALIZATION_KEY: normalization.to_dict()})
         mean = None
     target.check_installed()
+    if quantization is not None:
+        target.check_quantization(quantization)
+        quantization = quantization.for_run(config)
     root, version = versions.plan_destination(target.root(export_root), version, overwrite)
     staging = versions.Staging(root, version)  # the destination is writable: fail here, before loading anything
     try:
         return export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite,
-                                 export_format)
+                                 export_format, quantization)
     except BaseException:
         staging.abort()
         raise
@@ -281,7 +286,7 @@ def recorded_transform(config, model_dir):
 
 
 def export_checkpoint(staging, weights, dataset, mean, config, summary, model_card_extra, overwrite,
-                      export_format="saved_model") -> Path:
+                      export_format="saved_model", quantization=None) -> Path:
     """Loads the `.keras` checkpoint `weights` (safe mode) and writes it into `staging` as one version."""
     import keras
 
@@ -305,4 +310,5 @@ def export_checkpoint(staging, weights, dataset, mean, config, summary, model_ca
     extra.update(model_card_extra or {})
     inputs = resolve_inputs(model, dataset, mean, None, None, image_size=config.get("image_size"),
                             eval_transform=recorded_transform(config, model_dir))
-    return targets.export_target(export_format).write(staging, model, dataset, inputs, extra, overwrite)
+    return targets.export_target(export_format).write(staging, model, dataset, inputs, extra, overwrite,
+                                                      quantization)

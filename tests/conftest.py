@@ -167,6 +167,21 @@ def real_cifar_test_images(per_class=10):
     return np.stack(images), np.asarray(labels, np.int64), names
 
 
+def write_real_cifar_folder(root, train_per_class=32, test_per_class=100):
+    """A real CIFAR-10 image folder at `root` from the shared test archive (PNG copies of the decoded JPEGs, so
+    the pixels are exactly those JPEGs'): `train/<class>/NNNN.png` holds the first `train_per_class` images of
+    each class, `test/<class>/` the next `test_per_class`; skips the test when ../shared is absent."""
+    from PIL import Image
+
+    images, labels, _ = real_cifar_test_images(per_class=train_per_class + test_per_class)
+    for split, first, count in (("train", 0, train_per_class), ("test", train_per_class, test_per_class)):
+        for c, name in enumerate(CIFAR_CLASSES):
+            (root / split / name).mkdir(parents=True)
+            for i, index in enumerate(np.flatnonzero(labels == c)[first:first + count]):
+                Image.fromarray(images[index]).save(root / split / name / f"{i:04d}.png")
+    return root
+
+
 def randomise_batch_norms(model, seed=0):
     """Every BN of `model` gets random gamma, beta, moving mean and variance (as a trained net has)."""
     import keras

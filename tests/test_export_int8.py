@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import AKAMASTER, CIFAR_CLASSES, QUIET_ENV, real_cifar_test_images
+from conftest import AKAMASTER, CIFAR_CLASSES, QUIET_ENV, write_real_cifar_folder
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnxruntime")
@@ -51,24 +51,10 @@ np.savez(out, imported=np.asarray(imported, dtype=object) if imported else np.ze
 '''
 
 
-def write_folder(root, images, labels, first, count):
-    """`root/<class>/NNNN.png` for images `first .. first + count - 1` of each class."""
-    from PIL import Image
-
-    for c, name in enumerate(CIFAR_CLASSES):
-        (root / name).mkdir(parents=True)
-        for i, index in enumerate(np.flatnonzero(labels == c)[first:first + count]):
-            Image.fromarray(images[index]).save(root / name / f"{i:04d}.png")
-
-
 @pytest.fixture(scope="module")
 def cifar_folder(tmp_path_factory):
     """A real CIFAR-10 folder: 32 training and 100 test images per class (see the module docstring)."""
-    images, labels, _ = real_cifar_test_images(per_class=132)
-    root = tmp_path_factory.mktemp("cifar_int8") / "cifar"
-    write_folder(root / "train", images, labels, 0, 32)
-    write_folder(root / "test", images, labels, 32, 100)
-    return root
+    return write_real_cifar_folder(tmp_path_factory.mktemp("cifar_int8") / "cifar", 32, 100)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +70,7 @@ def weights_env(tmp_path_factory):
 
 
 def folder_arrays(root):
-    """`(uint8 images, labels)` of a folder written by `write_folder`, in the folder's order (Pillow)."""
+    """`(uint8 images, labels)` of a split folder written by `write_real_cifar_folder`, in its order (Pillow)."""
     from PIL import Image
 
     images, labels = [], []
@@ -252,3 +238,30 @@ def test_load_draws_a_seeded_sample_in_the_splits_order(cifar_folder):
     assert drawn(0, sample=1000)[0].shape[0] == 320  # more than the split: all of it
     with pytest.raises(ValueError, match="`sample` must be a positive int or None; received 0"):
         drawn(0, sample=0)
+
+
+def test_a_runs_int8_plan_takes_the_runs_data_unless_data_is_given():
+    from keras_resnet.export.int8 import Int8Plan
+
+    config = {"data": "/data/cifar", "data_dir": "/tfds", "validation_split": 5000.0}
+    plan = Int8Plan(calibration_images=64).for_run(config)
+    assert (plan.data, plan.data_dir, plan.validation_size, plan.calibration_images) == ("/data/cifar", "/tfds",
+                                                                                         5000.0, 64)
+    assert Int8Plan(data="/mine").for_run(config).data == "/mine"
+    with pytest.raises(ValueError, match=r"^--quantize=int8 needs --data \(the images to calibrate on and evaluate "
+                                         r"with\): the run's config.json records no data source\.$"):
+        Int8Plan().for_run({})
+    with pytest.raises(ValueError, match="--max_top1_drop must be a number of top-1 points; received nan"):
+        Int8Plan(data="x", max_top1_drop=float("nan")).checked()
+
+
+def test_the_python_api_refuses_int8_for_float_only_formats(tmp_path):
+    import keras_resnet
+    from keras_resnet.export import export_model
+    from keras_resnet.export.int8 import Int8Plan
+
+    with pytest.raises(ValueError, match="--quantize=int8 applies to --format=onnx or --format=openvino; received "
+                                         "--format=litert"):
+        export_model("litert", keras_resnet.build("resnet8"), tmp_path, mean=np.zeros((32, 32, 3)),
+                     quantization=Int8Plan(data="x"))
+    assert not any(tmp_path.iterdir())

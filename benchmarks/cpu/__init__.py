@@ -6,9 +6,11 @@
 - `channel`: the JSON-lines protocol between the orchestrator and its worker processes;
 - `timing`: calibrated, timed windows of a callable and their medians; `checks`: the output-match check;
 - `torch_models`: a torchvision-layout ResNet-50 (v1.5) with our weights copied into it;
-- `prepare` (a process): builds our networks, exports the SavedModel, our ONNX graph, the PyTorch copies
-  and the PyTorch ONNX export, and the reference logits every engine is checked against;
-- `torch_worker`, `ort_worker`, `serving_worker`, `train_worker` (processes): one engine each, timed
+- `prepare` (a process): builds our networks, exports the SavedModel, our ONNX graph, OpenVINO IR, LiteRT
+  and int8 files, the PyTorch copies and the PyTorch ONNX export, and the reference logits every engine is
+  checked against;
+- `torch_worker`, `ort_worker`, `serving_worker`, `runtime_worker` (OpenVINO and LiteRT), `train_worker`
+  (processes): one engine each, timed
   window by window on request so that the orchestrator can interleave the columns of a row;
 - `orchestrator`: runs the rows, interleaving the columns window by window; `report`: table and JSON;
 - `main`: the entry point of `benchmarks/cpu_peers.py`.

@@ -23,7 +23,8 @@ import time
 
 from benchmarks.cpu import report
 from benchmarks.cpu.channel import Worker, WorkerError
-from benchmarks.cpu.settings import row_columns, selected_rows, worker_env
+from benchmarks.cpu.settings import (LOW_PRECISION_COLUMNS, LOW_PRECISION_TOLERANCE, row_columns, selected_rows,
+                                     worker_env)
 from benchmarks.cpu.timing import summarize
 
 WORKER_MODULES = {
@@ -33,10 +34,20 @@ WORKER_MODULES = {
     "serving": "benchmarks.cpu.serving_worker",
     "ort_lt": "benchmarks.cpu.ort_worker",
     "serving_lt": "benchmarks.cpu.serving_worker",
+    "runtimes": "benchmarks.cpu.runtime_worker",
 }
 LATENCY_THREAD_WORKERS = ("ort_lt", "serving_lt")
 """Workers started with `--latency-threads` threads instead of `--threads`."""
 TORCH_LAYOUTS = {"torch_nchw": "nchw", "torch_cl": "channels_last"}
+RUNTIME_COLUMNS = {  # column: (engine, manifest path, input kind, precision)
+    "ov_torch": ("openvino", "onnx_torch", "torch", "default"),
+    "ov_torch_f32": ("openvino", "onnx_torch", "torch", "f32"),
+    "ov_ours": ("openvino", "ov_ours", "ours", "default"),
+    "ov_ours_f32": ("openvino", "ov_ours", "ours", "f32"),
+    "litert_ours": ("litert", "litert_ours", "ours", "default"),
+    "ov_ours_int8": ("openvino", "ov_ours_int8", "ours", "f32"),  # as the export gate ran it (int8 convolutions)
+}
+TOP1_BATCH = 100
 
 
 class Engines:
@@ -76,7 +87,9 @@ def prepare_models(engines, rows, args, errors):
         print(f"[cpu_peers] preparing {model} (SavedModel, ONNX graphs, PyTorch copy, reference) ...", flush=True)
         try:
             manifests[model] = engines.get("prepare").call(
-                "prepare_model", model=model, work_dir=engines.work_dir, seed=args.seed, r50_serving=args.r50_serving)
+                "prepare_model", model=model, work_dir=engines.work_dir, seed=args.seed, r50_serving=args.r50_serving,
+                weights=None if args.weights == "random" or model == "resnet50" else args.weights, data=args.data,
+                runtimes=bool(set(args.columns) & (set(RUNTIME_COLUMNS) | {"ort_ours_int8"})))
         except WorkerError as error:
             errors.append({"model": model, "error": str(error)})
             print(f"[cpu_peers] preparing {model} FAILED: {error}", flush=True)
@@ -98,9 +111,16 @@ def setup_inference(engines, row, column, manifest, args, key):
         worker = engines.get("torch")
         return worker, worker.call("setup_infer", model=row.model, weights=manifest["torch_weights"],
                                    layout=TORCH_LAYOUTS[column], **common), {}
+    tolerance = {"tolerance": LOW_PRECISION_TOLERANCE} if column in LOW_PRECISION_COLUMNS else {}
+    if column in RUNTIME_COLUMNS:
+        engine, path, kind, precision = RUNTIME_COLUMNS[column]
+        worker = engines.get("runtimes")
+        return worker, worker.call("setup", engine=engine, path=manifest[path], kind=kind, precision=precision,
+                                   **common), tolerance
     worker = engines.get("ort_lt" if column == "ort_torch_lt" else "ort")
-    path, kind = (manifest["onnx_ours"], "ours") if column == "ort_ours" else (manifest["onnx_torch"], "torch")
-    return worker, worker.call("setup", path=path, kind=kind, **common), {}
+    path, kind = {"ort_ours": ("onnx_ours", "ours"), "ort_ours_int8": ("onnx_ours_int8", "ours")}.get(
+        column, ("onnx_torch", "torch"))
+    return worker, worker.call("setup", path=manifest[path], kind=kind, **common), tolerance
 
 
 def interleave(cells, windows, pause=0.0):
@@ -119,8 +139,19 @@ def interleave(cells, windows, pause=0.0):
     return out
 
 
-def measure_inference(engines, row, manifest, args, checks):
-    """One inference or latency row: `{column: cell}`."""
+def top1_of(worker, key, top1_set):
+    """The column's top-1 on the saved test images (`prepare.pretrained_network`), in batches of `TOP1_BATCH`."""
+    import numpy as np
+
+    predicted = worker.call("predict", key=key, images=top1_set["images"], pixels=top1_set["pixels"],
+                            batch=TOP1_BATCH)
+    labels = np.load(top1_set["labels"])
+    return {"top1": float(np.mean(np.asarray(predicted) == labels)), "images": int(len(labels))}
+
+
+def measure_inference(engines, row, manifest, args, checks, top1=None):
+    """One inference or latency row: `{column: cell}` (`top1`: the columns' top-1 measured so far)."""
+    top1 = {} if top1 is None else top1
     cells, timed, workers = {}, {}, {}
     for column in row_columns(row, args):
         key = f"{row.name}/{column}"
@@ -129,6 +160,10 @@ def measure_inference(engines, row, manifest, args, checks):
             checks[(row.model, column)] = worker.call("check", key=key, reference=manifest["reference"], **check_args)
         check = checks[(row.model, column)]
         cells[column] = {"setup": setup, "check_ok": bool(check["ok"])}
+        if check["ok"] and "top1_set" in manifest and (row.model, column) not in top1:
+            top1[(row.model, column)] = top1_of(worker, key, manifest["top1_set"])
+        if (row.model, column) in top1:
+            cells[column]["top1"] = top1[(row.model, column)]
         if not check["ok"]:
             cells[column]["skipped"] = f"output check failed: {check}"
             worker.call("drop", key=key)
@@ -185,7 +220,7 @@ def measure_training(engines, row, args):
     return cells
 
 
-def measure_row(engines, row, args, manifests, checks):
+def measure_row(engines, row, args, manifests, checks, top1):
     """One row's result; a failed worker is recorded as the row's error (and every worker restarted)."""
     print(f"[cpu_peers] {row.label} ...", flush=True)
     load = os.getloadavg()
@@ -195,7 +230,7 @@ def measure_row(engines, row, args, manifests, checks):
         elif row.model not in manifests:
             raise WorkerError(f"{row.model} was not prepared (see the errors)")
         else:
-            cells = measure_inference(engines, row, manifests[row.model], args, checks)
+            cells = measure_inference(engines, row, manifests[row.model], args, checks, top1)
     except WorkerError as error:
         print(f"[cpu_peers] {row.label} FAILED: {error}", flush=True)
         engines.close_all()
@@ -216,11 +251,11 @@ def run(args):
     os.makedirs(work_dir, exist_ok=True)
     results = report.new_results(args, rows, work_dir)
     engines = Engines(args, work_dir)
-    checks, errors = {}, results["errors"]
+    checks, top1, errors = {}, {}, results["errors"]
     try:
         manifests = results["prepared"] = prepare_models(engines, rows, args, errors)
         for row in rows:
-            result, error = measure_row(engines, row, args, manifests, checks)
+            result, error = measure_row(engines, row, args, manifests, checks, top1)
             if error:
                 errors.append(error)
             else:
@@ -229,4 +264,5 @@ def run(args):
     finally:
         engines.close_all()
     results["checks"] = [{"model": model, "column": column, **check} for (model, column), check in checks.items()]
+    results["top1"] = [{"model": model, "column": column, **value} for (model, column), value in top1.items()]
     return report.finish(results)

@@ -67,11 +67,18 @@ class OrtEngines:
         inputs = session.get_inputs()[0]
         return {"input": {"name": inputs.name, "type": inputs.type, "shape": [str(d) for d in inputs.shape]}}
 
-    def check(self, key, reference):
+    def check(self, key, reference, tolerance=None):
         session, kind = self.sessions[key]
         data = np.load(reference)
         out = session.run(["logits"], self.feed_of(session, kind, data["images"], data["pixels"]))[0]
-        return compare(out, data["logits"])
+        return compare(out, data["logits"]) if tolerance is None else compare(out, data["logits"], tolerance)
+
+    def predict(self, key, images, pixels, batch):
+        """The predicted class of every image of the `.npy` files (uint8 NHWC images, float32 NHWC pixels)."""
+        session, kind = self.sessions[key]
+        x, p = np.load(images, mmap_mode="r"), np.load(pixels, mmap_mode="r")
+        return [int(c) for i in range(0, len(x), batch) for c in np.argmax(session.run(
+            ["logits"], self.feed_of(session, kind, x[i:i + batch], p[i:i + batch]))[0], -1)]
 
     def drop(self, key):
         self.sessions.pop(key, None)
@@ -83,7 +90,8 @@ def main():
     timer = Timer()
     engines = OrtEngines(timer)
     handlers = timer.handlers()
-    handlers.update(versions=engines.versions, setup=engines.setup, check=engines.check, drop=engines.drop)
+    handlers.update(versions=engines.versions, setup=engines.setup, check=engines.check, predict=engines.predict,
+                    drop=engines.drop)
     serve(handlers, channel)
 
 

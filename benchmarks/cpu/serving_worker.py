@@ -77,6 +77,13 @@ class ServingEngines:
         result["ok"] = result["ok"] and not modules["keras_resnet_imported"]
         return result
 
+    def predict(self, key, images, pixels, batch):
+        """The predicted class (`serving_default` probabilities) of every uint8 image of the `.npy` file."""
+        signature = self.load(self.keys[key]).signatures["serving_default"]
+        x = np.load(images, mmap_mode="r")
+        return [int(c) for i in range(0, len(x), batch) for c in np.argmax(
+            signature(images=self.tf.constant(x[i:i + batch]))["probabilities"].numpy(), -1)]
+
     def drop(self, key):
         self.keys.pop(key, None)
         return self.timer.drop(key)
@@ -87,7 +94,8 @@ def main():
     timer = Timer()
     engines = ServingEngines(timer)
     handlers = timer.handlers()
-    handlers.update(versions=engines.versions, setup=engines.setup, check=engines.check, drop=engines.drop)
+    handlers.update(versions=engines.versions, setup=engines.setup, check=engines.check, predict=engines.predict,
+                    drop=engines.drop)
     serve(handlers, channel)
 
 

@@ -70,10 +70,22 @@ COLUMN_TITLES = {
     "torch_cl": "PyTorch channels_last",
     "ort_torch": "ONNX Runtime (PyTorch's ONNX)",
     "ort_ours": "ONNX Runtime (our ONNX)",
+    "ov_torch": "OpenVINO default precision (PyTorch's ONNX)",
+    "ov_torch_f32": "OpenVINO f32 (PyTorch's ONNX)",
+    "ov_ours": "OpenVINO default precision (our IR)",
+    "ov_ours_f32": "OpenVINO f32 (our IR)",
+    "litert_ours": "LiteRT (ours)",
+    "ort_ours_int8": "ONNX Runtime int8 (ours)",
+    "ov_ours_int8": "OpenVINO int8 (ours)",
     "ours_lt": "ours, --latency-threads",
     "ort_torch_lt": "ONNX Runtime (PyTorch's ONNX), --latency-threads",
 }
-INFER_COLUMNS = ("ours", "torch_nchw", "torch_cl", "ort_torch", "ort_ours")
+INFER_COLUMNS = ("ours", "torch_nchw", "torch_cl", "ort_torch", "ort_ours", "ov_torch", "ov_torch_f32", "ov_ours",
+                 "ov_ours_f32", "litert_ours", "ort_ours_int8", "ov_ours_int8")
+LOW_PRECISION_COLUMNS = ("ov_torch", "ov_ours", "ort_ours_int8", "ov_ours_int8")
+"""Columns that do not compute in float32 (OpenVINO's default bf16 on AVX-512 BF16 / AMX processors, int8):
+checked against our logits with `LOW_PRECISION_TOLERANCE` instead of 1e-4, and by their top-1."""
+LOW_PRECISION_TOLERANCE = 0.1
 LATENCY_THREAD_COLUMNS = ("ours_lt", "ort_torch_lt")
 """Latency-row columns with `--latency-threads`: our SavedModel and ONNX Runtime on PyTorch's export at
 that thread count (TF intra-op and inter-op N, ONNX Runtime intra-op N), each in a worker of its own."""
@@ -131,6 +143,15 @@ def build_parser():
     parser.add_argument("--r50-serving", choices=R50_SERVING, default="fixed",
                         help="ResNet-50 SavedModel: 'fixed' 224x224 input (same work as the ONNX graphs) or "
                              "'imagenet' (resize to 256 + centre crop in the graph)")
+    parser.add_argument("--columns", default=",".join(INFER_COLUMNS),
+                        type=lambda t: comma_list(t, INFER_COLUMNS, "--columns"),
+                        help="inference columns to measure (default: all): " + ", ".join(INFER_COLUMNS))
+    parser.add_argument("--weights", choices=("random", "cifar10"), default="random",
+                        help="CIFAR networks: random BN statistics (default) or the published CIFAR-10 weights "
+                             "(akamaster; KERAS_RESNET_WEIGHTS), with every column's top-1 on --data's test split "
+                             "and int8 calibrated and gated on --data")
+    parser.add_argument("--data", default=None,
+                        help="with --weights=cifar10: the CIFAR-10 images (e.g. ../shared/datasets/cifar10-jpeg)")
     parser.add_argument("--batch", type=positive(int), default=None,
                         help="override every selected row's batch size (smoke runs)")
     parser.add_argument("--json", default="cpu_peers.json", help="where the results JSON is written")
@@ -147,6 +168,8 @@ def parse_args(argv=None):
         parser.error(f"--warmup-windows must be >= 1 (the first window compiles); received {args.warmup_windows}")
     if args.pause < 0:
         parser.error(f"--pause must be >= 0 seconds; received {args.pause}")
+    if args.weights == "cifar10" and not args.data:
+        parser.error("--weights=cifar10 needs --data (the CIFAR-10 images: calibration and top-1)")
     if args.tf_inter_op_threads is None:
         args.tf_inter_op_threads = args.threads
     return args
@@ -164,7 +187,7 @@ def row_columns(row, args):
     """The columns measured for `row`: training has ours per backend and the two PyTorch layouts."""
     if row.task != "train":
         extra = LATENCY_THREAD_COLUMNS if row.task == "latency" and args.latency_threads else ()
-        return list(INFER_COLUMNS) + list(extra)
+        return [c for c in INFER_COLUMNS if c in args.columns] + list(extra)
     ours = [{"tensorflow": "ours", "jax": "ours_jax"}[backend] for backend in args.train_backends]
     return ours + ["torch_nchw", "torch_cl"]
 
@@ -194,6 +217,9 @@ def thread_settings(args):
                        "ORT_ENABLE_ALL",
         "tensorflow": f"intra_op={args.threads}, inter_op={args.tf_inter_op_threads}",
         "jax": "XLA CPU default thread pool",
+        "openvino": f"INFERENCE_NUM_THREADS={args.threads}; precision default (the plugin's) or "
+                    "INFERENCE_PRECISION_HINT=f32",
+        "litert": f"Interpreter(num_threads={args.threads}), serving_default signature runner",
         "latency_threads": (f"batch-1 rows also with {args.latency_threads} thread(s): TensorFlow intra_op and "
                             f"inter_op {args.latency_threads}, ONNX Runtime intra_op {args.latency_threads}"
                             if args.latency_threads else "not measured"),

@@ -136,6 +136,18 @@ class TorchEngines:
             out = net(x).numpy()
         return compare(out, data["logits"])
 
+    def predict(self, key, images, pixels, batch):
+        """The predicted class of every image of the float32 NHWC pixels `.npy` file (`images` unused)."""
+        torch = self.torch
+        net, layout = self.nets[key]
+        p = np.load(pixels, mmap_mode="r")
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(p), batch):
+                x = self.to_layout(torch.from_numpy(np.ascontiguousarray(p[i:i + batch].transpose(0, 3, 1, 2))), layout)
+                out += [int(c) for c in net(x).argmax(-1)]
+        return out
+
     def drop(self, key):
         self.nets.pop(key, None)
         return self.timer.drop(key)
@@ -147,7 +159,7 @@ def main():
     engines = TorchEngines(timer)
     handlers = timer.handlers()
     handlers.update(versions=engines.versions, setup_infer=engines.setup_infer, setup_train=engines.setup_train,
-                    check=engines.check, drop=engines.drop)
+                    check=engines.check, predict=engines.predict, drop=engines.drop)
     serve(handlers, channel)
 
 

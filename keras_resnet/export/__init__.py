@@ -64,18 +64,21 @@ Command line::
 
     python -m keras_resnet.export --model_dir=runs/resnet20 --export_dir=saved_models/resnet20 \
         [--version N] [--overwrite] [--checkpoint best|latest] [--format saved_model|onnx|openvino|litert]
+        [--quantize=int8 [--data=DATA] [--eval_data=DATA] [--calibration_images=320] [--max_top1_drop=0.5]]
     python -m keras_resnet.export --model=resnet56 --weights=cifar10 --export_dir=saved_models/resnet56
 """
 
 from keras_resnet.export.contract import OUTPUT_KEYS, SIGNATURES
 from keras_resnet.export.serving_inputs import NORMALIZATION_KEY, PREPROCESSING_KINDS
 from keras_resnet.export.feature_export import export_features
+from keras_resnet.export.int8 import Int8Plan, Int8Refused
 from keras_resnet.export.litert_export import export_litert
 from keras_resnet.export.onnx_export import export_onnx
 from keras_resnet.export.openvino_export import export_openvino
 from keras_resnet.export.pretrained import CIFAR10_CLASS_NAMES, export_pretrained
 from keras_resnet.export.saved_model import (CHECKPOINTS, FORMATS, ExportInputError, export_from_model_dir,
                                              export_saved_model)
+from keras_resnet.export.targets import export_model
 from keras_resnet.export.versions import existing_versions, next_version
 
 __all__ = [
@@ -83,6 +86,8 @@ __all__ = [
     "CIFAR10_CLASS_NAMES",
     "ExportInputError",
     "FORMATS",
+    "Int8Plan",
+    "Int8Refused",
     "NORMALIZATION_KEY",
     "OUTPUT_KEYS",
     "PREPROCESSING_KINDS",
@@ -90,6 +95,7 @@ __all__ = [
     "existing_versions",
     "export_features",
     "export_litert",
+    "export_model",
     "export_onnx",
     "export_openvino",
     "export_pretrained",

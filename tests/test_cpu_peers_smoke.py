@@ -20,9 +20,10 @@ SCRIPT = os.path.join(REPO, "benchmarks", "cpu_peers.py")
 MISSING = [name for name in ("torch", "onnxruntime", "onnx", "openvino", "ai_edge_litert")
            if importlib.util.find_spec(name) is None]
 COLUMNS = {"ours", "torch_nchw", "torch_cl", "ort_torch", "ort_ours"}
-RUNTIME_COLUMNS = {"ov_torch", "ov_torch_f32", "ov_ours", "ov_ours_f32", "litert_ours", "ort_ours_int8",
+RUNTIME_COLUMNS = {"ort_keras", "ov_torch", "ov_torch_f32", "ov_ours", "ov_ours_f32", "litert_ours", "ort_ours_int8",
                    "ov_ours_int8"}
-"""Issue 27: OpenVINO (default precision and f32) on PyTorch's ONNX and our IR, LiteRT, and the int8 exports."""
+"""Issue 27: Keras' own ONNX export (tf2onnx), OpenVINO (default precision and f32) on PyTorch's ONNX and our IR,
+LiteRT, and the int8 exports."""
 LOW_PRECISION = {"ov_torch", "ov_ours", "ort_ours_int8", "ov_ours_int8"}
 
 
@@ -61,13 +62,14 @@ def test_cpu_peers_smoke_one_tiny_row(tmp_path):
     assert row["cells"]["torch_cl"]["setup"]["layout"] == {"input": True, "weights": True,
                                                           "first_conv_output": True, "ok": True}
     assert row["cells"]["ours"]["setup"]["input"] == {"dtype": "uint8", "shape": [None, 32, 32, 3]}
-    assert {"ours/torch_cl", "ours/ort_torch", "ort_ours/ort_torch", "ov_ours_int8/ov_torch",
+    assert {"ours/torch_cl", "ours/ort_torch", "ort_ours/ort_torch", "ort_ours/ort_keras", "ov_ours_int8/ov_torch",
             "fastest_ours/ov_torch"} <= set(row["ratios"])
     assert row["cells"]["ov_torch_f32"]["setup"]["precision"] == "f32"
     assert row["cells"]["litert_ours"]["setup"]["output"] == "probabilities"
     prepared = results["prepared"]["resnet20"]
     assert prepared["torch_parameters"] == prepared["keras_parameters"] == 269722
     assert prepared["int8_calibration"].startswith("synthetic")  # random BN: no accuracy claim
+    assert prepared["onnx_keras_exporter"].startswith("keras.Model.export(format='onnx'), tf2onnx")
     assert {"fastest_ours/ov_torch"} <= {t["ratio"] for t in results["targets"]}
 
 

@@ -89,7 +89,7 @@ def prepare_models(engines, rows, args, errors):
             manifests[model] = engines.get("prepare").call(
                 "prepare_model", model=model, work_dir=engines.work_dir, seed=args.seed, r50_serving=args.r50_serving,
                 weights=None if args.weights == "random" or model == "resnet50" else args.weights, data=args.data,
-                runtimes=bool(set(args.columns) & (set(RUNTIME_COLUMNS) | {"ort_ours_int8"})))
+                runtimes=bool(set(args.columns) & (set(RUNTIME_COLUMNS) | {"ort_ours_int8", "ort_keras"})))
         except WorkerError as error:
             errors.append({"model": model, "error": str(error)})
             print(f"[cpu_peers] preparing {model} FAILED: {error}", flush=True)
@@ -118,8 +118,8 @@ def setup_inference(engines, row, column, manifest, args, key):
         return worker, worker.call("setup", engine=engine, path=manifest[path], kind=kind, precision=precision,
                                    **common), tolerance
     worker = engines.get("ort_lt" if column == "ort_torch_lt" else "ort")
-    path, kind = {"ort_ours": ("onnx_ours", "ours"), "ort_ours_int8": ("onnx_ours_int8", "ours")}.get(
-        column, ("onnx_torch", "torch"))
+    path, kind = {"ort_ours": ("onnx_ours", "ours"), "ort_ours_int8": ("onnx_ours_int8", "ours"),
+                  "ort_keras": ("onnx_keras", "keras")}.get(column, ("onnx_torch", "torch"))
     return worker, worker.call("setup", path=manifest[path], kind=kind, **common), tolerance
 
 

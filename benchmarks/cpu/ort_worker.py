@@ -1,9 +1,10 @@
-"""The ONNX Runtime worker: the PyTorch model's ONNX export and our ONNX graph, same session options.
+"""The ONNX Runtime worker: the PyTorch model's ONNX export, Keras' and our ONNX graph, same session options.
 
 Sessions use the CPU execution provider with `GraphOptimizationLevel.ORT_ENABLE_ALL`, sequential execution,
 `intra_op_num_threads=N` and `inter_op_num_threads=1`. The PyTorch export takes float32 NCHW preprocessed
-images (input "input"); ours takes NHWC uint8 pixels with the preprocessing in the graph (input "image").
-Each call runs the "logits" output on a fixed random batch.
+images (input "input"); Keras' (`keras.Model.export(format="onnx")`, tf2onnx) float32 NHWC preprocessed
+images; ours takes NHWC uint8 pixels with the preprocessing in the graph (input "image").
+Each call runs the logits output (`"logits"`; Keras' export has one output) on a fixed random batch.
 
 Example:
     >>> worker.call("setup", key="k", path="ours.onnx", kind="ours", batch=1, size=32, seed=0)  # a benchmark's own process  # doctest: +SKIP
@@ -19,7 +20,7 @@ from benchmarks.cpu.channel import Channel, serve
 from benchmarks.cpu.checks import compare
 from benchmarks.cpu.timing import Timer
 
-KINDS = ("torch", "ours")
+KINDS = ("torch", "ours", "keras")
 
 
 class OrtEngines:
@@ -46,11 +47,19 @@ class OrtEngines:
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     @staticmethod
+    def output_of(session, kind):
+        """The logits output: "logits" in ours and PyTorch's export, the only output of Keras' export."""
+        return [session.get_outputs()[0].name if kind == "keras" else "logits"]
+
+    @staticmethod
     def feed_of(session, kind, images, pixels_nhwc):
-        """The input dict for `kind`: uint8 NHWC images (ours) or float32 NCHW pixels (PyTorch's export)."""
+        """The input dict for `kind`: uint8 NHWC images (ours), float32 NHWC pixels (Keras' export) or float32
+        NCHW pixels (PyTorch's export)."""
         name = session.get_inputs()[0].name
         if kind == "ours":
             return {name: np.ascontiguousarray(images, np.uint8)}
+        if kind == "keras":
+            return {name: np.ascontiguousarray(pixels_nhwc, np.float32)}
         return {name: np.ascontiguousarray(pixels_nhwc.transpose(0, 3, 1, 2), np.float32)}
 
     def setup(self, key, path, kind, batch, size, seed):
@@ -63,14 +72,15 @@ class OrtEngines:
         pixels = rng.standard_normal((batch, size, size, 3)).astype(np.float32)
         feed = self.feed_of(session, kind, images, pixels)
         self.sessions[key] = (session, kind)
-        self.timer.add(key, lambda: session.run(["logits"], feed), batch)
+        output = self.output_of(session, kind)
+        self.timer.add(key, lambda: session.run(output, feed), batch)
         inputs = session.get_inputs()[0]
         return {"input": {"name": inputs.name, "type": inputs.type, "shape": [str(d) for d in inputs.shape]}}
 
     def check(self, key, reference, tolerance=None):
         session, kind = self.sessions[key]
         data = np.load(reference)
-        out = session.run(["logits"], self.feed_of(session, kind, data["images"], data["pixels"]))[0]
+        out = session.run(self.output_of(session, kind), self.feed_of(session, kind, data["images"], data["pixels"]))[0]
         return compare(out, data["logits"]) if tolerance is None else compare(out, data["logits"], tolerance)
 
     def predict(self, key, images, pixels, batch):
@@ -78,7 +88,7 @@ class OrtEngines:
         session, kind = self.sessions[key]
         x, p = np.load(images, mmap_mode="r"), np.load(pixels, mmap_mode="r")
         return [int(c) for i in range(0, len(x), batch) for c in np.argmax(session.run(
-            ["logits"], self.feed_of(session, kind, x[i:i + batch], p[i:i + batch]))[0], -1)]
+            self.output_of(session, kind), self.feed_of(session, kind, x[i:i + batch], p[i:i + batch]))[0], -1)]
 
     def drop(self, key):
         self.sessions.pop(key, None)

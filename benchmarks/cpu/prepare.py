@@ -12,6 +12,7 @@ exercised):
   the legacy exporter (`torch.onnx.export(..., dynamo=False)`, dynamic batch axis; float32 NCHW input);
 - `reference.npz`: uint8 images (random; with `weights`, real test images), their preprocessed float32 NHWC
   pixels and our Keras logits;
+- Keras' own ONNX export of the same logits network (tf2onnx), for the choice of our ONNX writer to be measured;
 - the other runtimes (issue 27), through the public exports: OpenVINO IR (`export_openvino`), LiteRT
   (`export_litert`), and int8 ONNX and OpenVINO IR (`keras_resnet.export.int8`);
 - with `weights="cifar10"` (ResNet-20/56 only) the published akamaster weights instead of random BN, their
@@ -132,6 +133,17 @@ def export_pretrained_ours(model, network, export_kwargs, folder):
                           "onnx_ours": str(onnx_dir / "model.onnx"), "weights": "cifar10 (akamaster)"}
 
 
+def export_keras_onnx(logits_model, folder, size):
+    """Keras' own ONNX export of the logits network (`Model.export(format="onnx")`, tf2onnx): float32 NHWC
+    preprocessed pixels in, no preprocessing in the graph."""
+    import tf2onnx
+
+    logits_model(np.zeros((1, size, size, 3), np.float32), training=False)  # Keras exports called models only
+    path = os.path.join(folder, "keras.onnx")
+    logits_model.export(path, format="onnx", verbose=False)
+    return {"onnx_keras": path, "onnx_keras_exporter": f"keras.Model.export(format='onnx'), tf2onnx {tf2onnx.__version__}"}
+
+
 def export_torch(model, network, folder, size):
     """The PyTorch copy with our weights (state dict) and its legacy-exporter ONNX file."""
     import torch
@@ -247,6 +259,7 @@ def prepare_model(model, work_dir, seed, r50_serving, weights=None, data=None, r
     real = np.load(manifest["top1_set"]["images"]) if weights else None  # int8 is checked on natural images
     manifest.update(write_reference(model, logits_model, export_kwargs, folder, rng, real))
     if runtimes:
+        manifest.update(export_keras_onnx(logits_model, folder, size))
         manifest.update(export_runtimes(network, folder, export_kwargs, data if weights else None, rng, size))
     manifest["keras_parameters"] = int(sum(int(np.prod(w.shape)) for w in network.trainable_weights))
     keras.backend.clear_session()

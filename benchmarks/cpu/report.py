@@ -30,7 +30,7 @@ from benchmarks.cpu.settings import COLUMN_TITLES, thread_settings
 PACKAGES = ("tensorflow", "keras", "torch", "onnxruntime", "onnx", "jax", "numpy")
 REQUIRED = ("torch", "onnxruntime", "onnx", "openvino", "ai_edge_litert")
 RATIOS = (("ours", "torch_nchw"), ("ours", "torch_cl"), ("ours", "ort_torch"), ("ours", "ort_ours"),
-          ("ort_ours", "ort_torch"), ("ours_jax", "torch_cl"), ("ours_lt", "ort_torch"),
+          ("ort_ours", "ort_torch"), ("ort_ours", "ort_keras"), ("ours_jax", "torch_cl"), ("ours_lt", "ort_torch"),
           ("ours_lt", "ort_torch_lt"), ("ov_ours", "ov_torch"), ("ov_ours_f32", "ov_torch_f32"),
           ("ort_ours_int8", "ort_torch"), ("ort_ours_int8", "ov_torch"), ("ov_ours_int8", "ov_torch"),
           ("litert_ours", "ort_torch"))

@@ -70,6 +70,7 @@ COLUMN_TITLES = {
     "torch_cl": "PyTorch channels_last",
     "ort_torch": "ONNX Runtime (PyTorch's ONNX)",
     "ort_ours": "ONNX Runtime (our ONNX)",
+    "ort_keras": "ONNX Runtime (Keras' ONNX, tf2onnx)",
     "ov_torch": "OpenVINO default precision (PyTorch's ONNX)",
     "ov_torch_f32": "OpenVINO f32 (PyTorch's ONNX)",
     "ov_ours": "OpenVINO default precision (our IR)",
@@ -80,7 +81,7 @@ COLUMN_TITLES = {
     "ours_lt": "ours, --latency-threads",
     "ort_torch_lt": "ONNX Runtime (PyTorch's ONNX), --latency-threads",
 }
-INFER_COLUMNS = ("ours", "torch_nchw", "torch_cl", "ort_torch", "ort_ours", "ov_torch", "ov_torch_f32", "ov_ours",
+INFER_COLUMNS = ("ours", "torch_nchw", "torch_cl", "ort_torch", "ort_ours", "ort_keras", "ov_torch", "ov_torch_f32", "ov_ours",
                  "ov_ours_f32", "litert_ours", "ort_ours_int8", "ov_ours_int8")
 LOW_PRECISION_COLUMNS = ("ov_torch", "ov_ours", "ort_ours_int8", "ov_ours_int8")
 """Columns that do not compute in float32 (OpenVINO's default bf16 on AVX-512 BF16 / AMX processors, int8):

@@ -88,6 +88,11 @@ class Int8Plan:
             raise ValueError(f"--max_top1_drop must be a number of top-1 points; received {self.max_top1_drop!r}.")
         return self
 
+    def require_installed(self) -> Int8Plan:
+        """Itself when the quantizer (ONNX Runtime) is installed; `ImportError` naming the extra otherwise."""
+        require_quantization()
+        return self
+
     def for_run(self, config) -> Int8Plan:
         """The plan of an export from a training run: its data, TFDS directory and held-out images unless
         `--data` was given; `ValueError` naming `--data` when neither says where the images are."""

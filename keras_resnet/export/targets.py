@@ -69,10 +69,7 @@ class ExportTarget:
         if quantization is None:
             return
         self.refuse_float_only()
-        from keras_resnet.export import int8
-
-        int8.require_quantization()
-        quantization.checked()
+        quantization.checked().require_installed()
 
     def write(self, staging, model, dataset, inputs, extra, overwrite, quantization=None) -> Path:
         """Writes and publishes one version into `staging` (`versions.Staging`), int8 with `quantization`;

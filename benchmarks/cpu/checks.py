@@ -36,3 +36,9 @@ def softmax(logits):
     logits = np.asarray(logits, np.float64)
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def predicted_classes(outputs_of, count, batch):
+    """The argmax class of each of `count` images, from `outputs_of(start, stop)` (scores of images
+    `start..stop-1`) called batch by batch; the top-1 pass of every worker."""
+    return [int(c) for i in range(0, count, batch) for c in np.argmax(outputs_of(i, min(i + batch, count)), -1)]

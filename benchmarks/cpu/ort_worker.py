@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from benchmarks.cpu.channel import Channel, serve
-from benchmarks.cpu.checks import compare
+from benchmarks.cpu.checks import compare, predicted_classes
 from benchmarks.cpu.timing import Timer
 
 KINDS = ("torch", "ours", "keras")
@@ -87,8 +87,9 @@ class OrtEngines:
         """The predicted class of every image of the `.npy` files (uint8 NHWC images, float32 NHWC pixels)."""
         session, kind = self.sessions[key]
         x, p = np.load(images, mmap_mode="r"), np.load(pixels, mmap_mode="r")
-        return [int(c) for i in range(0, len(x), batch) for c in np.argmax(session.run(
-            self.output_of(session, kind), self.feed_of(session, kind, x[i:i + batch], p[i:i + batch]))[0], -1)]
+        output = self.output_of(session, kind)
+        return predicted_classes(lambda i, j: session.run(output, self.feed_of(session, kind, x[i:j], p[i:j]))[0],
+                                 len(x), batch)
 
     def drop(self, key):
         self.sessions.pop(key, None)

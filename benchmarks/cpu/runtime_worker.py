@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from benchmarks.cpu.channel import Channel, serve
-from benchmarks.cpu.checks import compare, softmax
+from benchmarks.cpu.checks import compare, predicted_classes, softmax
 from benchmarks.cpu.timing import Timer
 
 ENGINES = ("openvino", "litert")
@@ -92,8 +92,7 @@ class RuntimeEngines:
         """The predicted class of every image of the `.npy` files (uint8 NHWC images, float32 NHWC pixels)."""
         run, _, kind = self.calls[key]
         x, p = np.load(images, mmap_mode="r"), np.load(pixels, mmap_mode="r")
-        return [int(c) for i in range(0, len(x), batch)
-                for c in np.argmax(run(self.feed(kind, x[i:i + batch], p[i:i + batch])), -1)]
+        return predicted_classes(lambda i, j: run(self.feed(kind, x[i:j], p[i:j])), len(x), batch)
 
     def drop(self, key):
         self.calls.pop(key, None)

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from benchmarks.cpu.channel import Channel, serve
-from benchmarks.cpu.checks import compare, softmax
+from benchmarks.cpu.checks import compare, predicted_classes, softmax
 from benchmarks.cpu.timing import Timer
 
 
@@ -81,8 +81,8 @@ class ServingEngines:
         """The predicted class (`serving_default` probabilities) of every uint8 image of the `.npy` file."""
         signature = self.load(self.keys[key]).signatures["serving_default"]
         x = np.load(images, mmap_mode="r")
-        return [int(c) for i in range(0, len(x), batch) for c in np.argmax(
-            signature(images=self.tf.constant(x[i:i + batch]))["probabilities"].numpy(), -1)]
+        return predicted_classes(lambda i, j: signature(images=self.tf.constant(x[i:j]))["probabilities"].numpy(),
+                                 len(x), batch)
 
     def drop(self, key):
         self.keys.pop(key, None)

@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from benchmarks.cpu.channel import Channel, serve
-from benchmarks.cpu.checks import compare
+from benchmarks.cpu.checks import compare, predicted_classes
 from benchmarks.cpu.timing import Timer
 
 LAYOUTS = ("nchw", "channels_last")
@@ -141,12 +141,12 @@ class TorchEngines:
         torch = self.torch
         net, layout = self.nets[key]
         p = np.load(pixels, mmap_mode="r")
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(p), batch):
-                x = self.to_layout(torch.from_numpy(np.ascontiguousarray(p[i:i + batch].transpose(0, 3, 1, 2))), layout)
-                out += [int(c) for c in net(x).argmax(-1)]
-        return out
+        def scores(i, j):
+            with torch.inference_mode():
+                return net(self.to_layout(torch.from_numpy(np.ascontiguousarray(p[i:j].transpose(0, 3, 1, 2))),
+                                          layout)).numpy()
+
+        return predicted_classes(scores, len(p), batch)
 
     def drop(self, key):
         self.nets.pop(key, None)

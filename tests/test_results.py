@@ -89,3 +89,45 @@ def test_the_soak_verdict_committed_is_the_records():
     record = RESULTS / "resnet20-paper" / "soak.csv"
     verdict = read("resnet20-paper", "soak.json")
     assert soak.judge(soak.read_record(str(record))) == verdict
+
+
+FIG6 = RESULTS / "fig6-16k"
+FIG6_RUNS = sorted(path.name for path in FIG6.iterdir() if (path / "summary.json").is_file())
+FIG6_LABELS = {"plain20": "plain-20", "plain56": "plain-56", "resnet20": "ResNet-20", "resnet56": "ResNet-56"}
+
+
+def test_the_fig6_runs_finished_the_same_recipe_at_16000_iterations():
+    """Issue 22: every committed run of the 16k Fig. 6 holds the identical recipe (the paper's, compressed to
+    16,000 iterations: boundaries at 50% and 75%) and finished it, each epoch logged once across resumes."""
+    assert FIG6_RUNS and set(FIG6_RUNS) <= set(FIG6_LABELS), FIG6_RUNS
+    recipes = set()
+    for run in FIG6_RUNS:
+        config, summary = read(f"fig6-16k/{run}", "config.json"), read(f"fig6-16k/{run}", "summary.json")
+        recipe = config["recipe_fields"]
+        assert (config["model"], config["batch_size"], config["validation_split"]) == (run, 128, 5000), run
+        assert (recipe["train_steps"], recipe["boundaries"], recipe["learning_rate"], recipe["weight_decay"],
+                recipe["momentum"]) == (16_000, [8_000, 12_000], 0.1, 1e-4, 0.9), run
+        recipes.add(json.dumps({key: value for key, value in config.items() if key not in ("model", "model_dir")},
+                               sort_keys=True))
+        log = read(f"fig6-16k/{run}", "log.csv")
+        assert [int(row["epoch"]) for row in log] == list(range(46)), run
+        assert int(log[-1]["iteration"]) == summary["iterations"] == 16_000, run
+        assert float(log[-1]["test_error"]) == summary["test_error"], run
+        # Issue 22, point 2: the cross-entropy is logged apart from the L2 term and ends well below its start.
+        first, last = (float(log[i]["cross_entropy"]) for i in (0, -1))
+        assert last < 0.8 * first, (run, first, last)
+        assert float(log[-1]["loss"]) == pytest.approx(last + float(log[-1]["regularization"]), rel=1e-6), run
+        assert (FIG6 / run / "curves.png").stat().st_size > 10_000, run
+    assert len(recipes) == 1, "the runs differ in more than their model"
+
+
+@pytest.mark.parametrize("run", FIG6_RUNS)
+def test_the_fig6_table_shows_each_committed_run(run):
+    summary = read(f"fig6-16k/{run}", "summary.json")
+    row = table_row(FIG6 / "README.md", FIG6_LABELS[run])
+    assert row[2] == f"{percent(summary['test_error'])} (top-5 {percent(summary['test_top5_error'])})", row
+    assert row[3] == percent(summary["train_error"]), row
+    assert row[4] == (f"{percent(summary['val_error'])} ({percent(summary['best_validation_error'])} at "
+                      f"{summary['best_iteration']:,})"), row
+    seconds = summary["wall_time_s"]
+    assert row[5].startswith(f"{seconds / 60:.0f} min ({seconds:,.0f} s)"), row

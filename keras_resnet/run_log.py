@@ -72,6 +72,13 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def row_numbers(row):
+    """A row of `read_csv` as the numbers the trainer logged: `epoch` and `iteration` ints, the rest floats,
+    an empty cell (a column the run has no value for, such as `val_error` without a validation split) None."""
+    return {key: None if value in ("", None) else int(value) if key in ("epoch", "iteration") else float(value)
+            for key, value in row.items()}
+
+
 def rewrite_csv(path, rows):
     """Writes `rows` (dicts keyed by `CSV_FIELDS`, then any extra columns such as `test_top5_error`, in the
     order they first appear) as the whole CSV log, atomically."""

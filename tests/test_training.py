@@ -390,3 +390,24 @@ def test_tensorboard_holds_each_step_once_when_log_every_meets_an_epoch_end(tmp_
     rows = run_log.read_csv(tmp_path / "run" / "log.csv")
     epoch_losses = dict(scalar_steps(tmp_path / "run" / "logs" / "train", "loss"))
     assert [epoch_losses[int(r["iteration"])] for r in rows] == pytest.approx([float(r["loss"]) for r in rows])
+
+
+@pytest.mark.parametrize("train_steps", [7, 8], ids=["last-epoch-short", "whole-epochs"])
+def test_rerunning_a_finished_run_trains_nothing_and_writes_the_same_summary(tmp_path, capsys, train_steps):
+    """The same command again on a finished run (as the degradation experiment does for the networks it
+    finished before a stop): no epoch row is added, log.csv, the checkpoints and summary.json stay as they
+    were (a run whose last epoch is shorter than the others once logged a 100%-error, zero-loss row and
+    wrote its zeros into summary.json), and the summary returned is the logged one."""
+    data = array_data(train=128, test=32)
+    config = tiny(tmp_path, train_steps=train_steps, verbose=1)
+    first = training.train(config, data=data)
+    run = tmp_path / "run"
+    files = {name: (run / name).read_bytes() for name in ("log.csv", "summary.json", "checkpoints/latest.keras")}
+    capsys.readouterr()
+    again = training.train(config, data=data)
+    assert f"at iteration {train_steps} (finished: nothing left to train)" in capsys.readouterr().out
+    assert {name: (run / name).read_bytes() for name in files} == files
+    rows = run_log.read_csv(run / "log.csv")
+    assert [int(r["iteration"]) for r in rows] == [4, train_steps]
+    assert again == first and again["train_error"] == pytest.approx(float(rows[-1]["error"]))
+    assert again["train_loss"] > 0 and again["train_cross_entropy"] > 0

@@ -46,7 +46,7 @@ import keras
 
 from keras_resnet import faults, run_log
 from keras_resnet.stop_request import StopRequest
-from keras_resnet.run_log import read_csv, rewrite_csv, write_json
+from keras_resnet.run_log import read_csv, rewrite_csv, row_numbers, write_json
 from keras_resnet.training import scoring
 from keras_resnet.training.checkpoints import BackupCheckpointer, BestCheckpoint, save_model_atomic
 from keras_resnet.training.config import NaNLossError
@@ -89,6 +89,7 @@ def resume(run, callbacks=None):
     if run.state.start:
         done, into = divmod(run.state.start, run.steps_per_epoch)
         where = f"epoch {done}" if not into else f"epoch {done + 1}, {into} of its {run.steps_per_epoch} iterations done"
+        where = "finished: nothing left to train" if finished(run) else where
         log(verbose, f"Resuming {name} from {os.path.join(model_dir, 'backup')} at iteration {run.state.start} "
                      f"({where}).")
     log(verbose, f"{name}: {recipe.train_steps} iterations, global batch {run.run_input.global_batch} on "
@@ -293,10 +294,18 @@ def write_epoch_files(run):
     tensorboard.flush()
 
 
+def finished(run):
+    """Whether the backup restored is at the recipe's last iteration (a rerun of a finished run trains nothing)."""
+    return run.state.start >= run.recipe.train_steps
+
+
 def final_evaluation(run):
-    """The test numbers of the last epoch, or of the restored model when nothing was left to train."""
+    """The numbers of the last epoch: this process's, else the logged ones of the epoch the backup restored
+    (a rerun of a finished run), else the restored model's test numbers."""
     if run.state.last:
         return run.state.last
+    if run.state.rows and int(run.state.rows[-1]["iteration"]) == run.state.iteration:
+        return row_numbers(run.state.rows[-1])
     run.stepper.sync()  # already finished before this start: evaluate the restored model
     test = evaluate(run, "test")
     return {"test_loss": test.loss, "test_error": test.error, "test_top5_error": test.top5_error}
@@ -365,7 +374,7 @@ def train_prepared(run, stop):
     schedule = run.recipe.learning_rate_schedule()
     run.callbacks.on_train_begin()
     try:
-        for epoch in range(run.state.start // run.steps_per_epoch, run.epochs):
+        for epoch in range(run.state.start // run.steps_per_epoch, 0 if finished(run) else run.epochs):
             if run.runtime.any_worker(stop.requested is not None):
                 raise stop.stopped(run.state.iteration)  # the backup is at this iteration already
             totals = train_epoch(run, epoch, schedule, stop)

@@ -88,8 +88,10 @@ def resume(run, callbacks=None):
     name, recipe = run.parts.model.name, run.recipe
     if run.state.start:
         done, into = divmod(run.state.start, run.steps_per_epoch)
-        where = f"epoch {done}" if not into else f"epoch {done + 1}, {into} of its {run.steps_per_epoch} iterations done"
-        where = "finished: nothing left to train" if finished(run) else where
+        if finished(run):
+            where = "finished: nothing left to train"
+        else:
+            where = f"epoch {done + 1}, {into} of its {run.steps_per_epoch} iterations done" if into else f"epoch {done}"
         log(verbose, f"Resuming {name} from {os.path.join(model_dir, 'backup')} at iteration {run.state.start} "
                      f"({where}).")
     log(verbose, f"{name}: {recipe.train_steps} iterations, global batch {run.run_input.global_batch} on "

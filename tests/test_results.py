@@ -91,6 +91,26 @@ def test_the_soak_verdict_committed_is_the_records():
     assert soak.judge(soak.read_record(str(record))) == verdict
 
 
+def test_the_one_host_soak_record_meets_every_target_and_is_the_one_reproduction_shows():
+    """Issue 21, point 2: a whole 46-epoch ResNet-20 run (Fig. 6 at 16k) in one process on one host."""
+    import sys
+
+    sys.path.insert(0, str(Path(REPO) / "benchmarks"))
+    import soak
+
+    rows = soak.read_record(str(FIG6 / "resnet20" / "soak.csv"))
+    verdict = read("fig6-16k/resnet20", "soak.json")
+    assert soak.judge(rows) == verdict
+    assert verdict["memory_ok"] and verdict["cpu_ok"] and verdict["logs_ok"]
+    assert (verdict["segments"], verdict["epochs_recorded"]) == (1, 46)
+    log = read("fig6-16k/resnet20", "log.csv")
+    assert [int(r["iteration"]) for r in rows] == [int(r["iteration"]) for r in log]  # a row per logged epoch
+    text = REPRODUCTION.read_text()
+    assert (f"{verdict['cpu_ratio']:.3f}x ({verdict['cpu_s_per_iteration_last_10']:.3f} against "
+            f"{verdict['cpu_s_per_iteration_epochs_2_11']:.3f} s)") in text
+    assert f"{verdict['memory'][0]['growth_mib']:.1f} MiB" in text
+
+
 FIG6 = RESULTS / "fig6-16k"
 FIG6_RUNS = sorted(path.name for path in FIG6.iterdir() if (path / "summary.json").is_file())
 FIG6_LABELS = {"plain20": "plain-20", "plain56": "plain-56", "resnet20": "ResNet-20", "resnet56": "ResNet-56"}

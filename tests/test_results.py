@@ -80,12 +80,18 @@ def test_reproduction_shows_the_like_for_like_comparison(label, run, keys):
     assert iterations == 4800, summary
 
 
-def test_the_soak_verdict_committed_is_the_records():
+def soak_module():
+    """`benchmarks/soak.py`, the record's reader and judge."""
     import sys
 
     sys.path.insert(0, str(Path(REPO) / "benchmarks"))
     import soak
 
+    return soak
+
+
+def test_the_soak_verdict_committed_is_the_records():
+    soak = soak_module()
     record = RESULTS / "resnet20-paper" / "soak.csv"
     verdict = read("resnet20-paper", "soak.json")
     assert soak.judge(soak.read_record(str(record))) == verdict
@@ -93,11 +99,7 @@ def test_the_soak_verdict_committed_is_the_records():
 
 def test_the_one_host_soak_record_meets_every_target_and_is_the_one_reproduction_shows():
     """Issue 21, point 2: a whole 46-epoch ResNet-20 run (Fig. 6 at 16k) in one process on one host."""
-    import sys
-
-    sys.path.insert(0, str(Path(REPO) / "benchmarks"))
-    import soak
-
+    soak = soak_module()
     rows = soak.read_record(str(FIG6 / "resnet20" / "soak.csv"))
     verdict = read("fig6-16k/resnet20", "soak.json")
     assert soak.judge(rows) == verdict

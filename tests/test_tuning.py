@@ -139,6 +139,21 @@ def test_bad_options_fail_fast_naming_the_flag(tmp_path):
         search.SearchOptions(project_dir=str(tmp_path), validation_split=0).validate()
     with pytest.raises(search.SearchError, match="--model"):
         search.SearchOptions(project_dir=str(tmp_path), model="plain20").validate()
+    search.SearchOptions(project_dir=str(tmp_path), tuner="bayesian").validate()  # installed by the test extra
+
+
+def test_bayesian_without_scikit_learn_names_the_extra_before_any_work(tmp_path, monkeypatch):
+    """A user's install without the `bayesian` extra gets one line naming the flag and the extra."""
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` fails, as when it is not installed
+    with pytest.raises(search.SearchError) as raised:
+        search.SearchOptions(project_dir=str(tmp_path / "p"), tuner="bayesian").validate()
+    assert str(raised.value) == ("--tuner=bayesian needs scikit-learn and SciPy (sklearn not installed): "
+                                 "pip install 'keras-resnet[bayesian]'; or use --tuner=random|hyperband.")
+    assert not (tmp_path / "p").exists()
+    search.SearchOptions(project_dir=str(tmp_path / "p"), tuner="random").validate()
+
+
+def test_roles_name_the_missing_variable_and_workers_get_the_chiefs_flags():
     with pytest.raises(search.SearchError, match="KERASTUNER_ORACLE_PORT"):
         search.resolve_role(search.SearchOptions(project_dir=".", role="worker"), {"KERASTUNER_ORACLE_IP": "x"})
     with pytest.raises(search.SearchError, match="KERASTUNER_TUNER_ID"):

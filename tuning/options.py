@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 
 from keras_resnet.training import PRECISIONS
@@ -23,6 +24,8 @@ from keras_resnet.stop_request import EXIT_STOPPED
 
 ROLES = ("auto", "chief", "worker")
 TUNERS = ("random", "bayesian", "hyperband")
+BAYESIAN_NEEDS = ("sklearn", "scipy")
+"""Modules keras-tuner's Bayesian oracle needs: the `bayesian` extra (`pip install 'keras-resnet[bayesian]'`)."""
 OBJECTIVE = "val_accuracy"
 EXIT_BAD_CONFIG = 2
 EXIT_INCOMPLETE = EXIT_STOPPED  # 4: incomplete (stopped early or on request); the same command continues
@@ -74,6 +77,10 @@ class SearchOptions:
                                       ("role", self.role, ROLES)):
             if value not in accepted:
                 raise SearchError(f"--{flag} must be one of {list(accepted)}; received {value!r}.")
+        missing = [name for name in BAYESIAN_NEEDS if importlib.util.find_spec(name) is None]
+        if self.tuner == "bayesian" and missing:
+            raise SearchError(f"--tuner=bayesian needs scikit-learn and SciPy ({', '.join(missing)} not installed): "
+                              "pip install 'keras-resnet[bayesian]'; or use --tuner=random|hyperband.")
         self.validate_model()
         for name in ("max_trials", "budget_iterations", "batch_size", "hyperband_max_units"):
             value = getattr(self, name)

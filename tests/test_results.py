@@ -153,3 +153,51 @@ def test_the_fig6_table_shows_each_committed_run(run):
                       f"{summary['best_iteration']:,})"), row
     seconds = summary["wall_time_s"]
     assert row[5].startswith(f"{seconds / 60:.0f} min ({seconds:,.0f} s)"), row
+
+
+FIG6_REPORT_LOSSES = "\nWhat the training loss is made of (first epochs and the last):\n\n"
+
+
+def fig6_results():
+    """The committed runs as `keras_resnet.analysis.train_runs` returns them to the degradation trainer."""
+    from keras_resnet import analysis
+
+    results = {}
+    for run in FIG6_RUNS:
+        curves = analysis.read_log(str(FIG6 / run))
+        results[run] = dict(read(f"fig6-16k/{run}", "summary.json"), curves=curves,
+                            error=float(curves["error"][-1]))
+    return results
+
+
+def test_the_fig6_report_is_what_the_four_committed_runs_give():
+    """Issue 22, point 3: `degradation.md`, as the trainer wrote it when the fourth run finished, is the report
+    of the committed logs and summaries (final errors, one verdict per half of the claim, the loss's parts)."""
+    from keras_resnet import analysis
+
+    assert FIG6_RUNS == ["plain20", "plain56", "resnet20", "resnet56"]
+    results = fig6_results()
+    table = analysis.degradation_table(results)
+    losses = analysis.loss_table({run: result["curves"] for run, result in results.items()})
+    assert (FIG6 / "degradation.md").read_text() == table + FIG6_REPORT_LOSSES + losses
+    assert (FIG6 / "degradation.png").stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("document", [FIG6 / "README.md", REPRODUCTION, README], ids=lambda path: str(path.relative_to(REPO)))
+def test_the_fig6_verdicts_shown_are_the_reports(document):
+    """Each half of the claim is stated with the report's own sentence wherever the 16k run is shown."""
+    from keras_resnet import analysis
+
+    verdicts = [line for line in analysis.degradation_table(fig6_results()).splitlines() if line.startswith("- ")]
+    assert [line.split(":")[0] for line in verdicts] == ["- Plain networks", "- ResNets"], verdicts
+    text = " ".join(document.read_text().split())
+    for verdict in verdicts:
+        assert verdict in text, (document.name, verdict)
+    assert "degradation.png)" in text, document.name
+
+
+def test_the_readme_fig6_table_shows_the_committed_runs():
+    for run in FIG6_RUNS:
+        summary = read(f"fig6-16k/{run}", "summary.json")
+        row = table_row(README, f"{FIG6_LABELS[run]}, 16k")
+        assert row[1:3] == [percent(summary["train_error"]), percent(summary["test_error"])], row

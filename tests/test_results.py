@@ -5,6 +5,7 @@ A number in the README's "Results" section or in docs/REPRODUCTION.md's tables m
 """
 
 import csv
+import functools
 import json
 from pathlib import Path
 
@@ -158,8 +159,10 @@ def test_the_fig6_table_shows_each_committed_run(run):
 FIG6_REPORT_LOSSES = "\nWhat the training loss is made of (first epochs and the last):\n\n"
 
 
+@functools.cache
 def fig6_results():
-    """The committed runs as `keras_resnet.analysis.train_runs` returns them to the degradation trainer."""
+    """The committed runs as `keras_resnet.analysis.train_runs` returns them to the degradation trainer (read
+    once: every test of the report takes the same, and none changes it)."""
     from keras_resnet import analysis
 
     results = {}
@@ -183,7 +186,8 @@ def test_the_fig6_report_is_what_the_four_committed_runs_give():
     assert (FIG6 / "degradation.png").stat().st_size > 20_000
 
 
-@pytest.mark.parametrize("document", [FIG6 / "README.md", REPRODUCTION, README], ids=lambda path: str(path.relative_to(REPO)))
+@pytest.mark.parametrize("document", [FIG6 / "README.md", REPRODUCTION, README],
+                         ids=lambda path: str(path.relative_to(REPO)))
 def test_the_fig6_verdicts_shown_are_the_reports(document):
     """Each half of the claim is stated with the report's own sentence wherever the 16k run is shown."""
     from keras_resnet import analysis

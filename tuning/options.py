@@ -77,8 +77,9 @@ class SearchOptions:
                                       ("role", self.role, ROLES)):
             if value not in accepted:
                 raise SearchError(f"--{flag} must be one of {list(accepted)}; received {value!r}.")
-        missing = [name for name in BAYESIAN_NEEDS if importlib.util.find_spec(name) is None]
-        if self.tuner == "bayesian" and missing:
+        missing = [name for name in BAYESIAN_NEEDS if importlib.util.find_spec(name) is None] \
+            if self.tuner == "bayesian" else []
+        if missing:
             raise SearchError(f"--tuner=bayesian needs scikit-learn and SciPy ({', '.join(missing)} not installed): "
                               "pip install 'keras-resnet[bayesian]'; or use --tuner=random|hyperband.")
         self.validate_model()

@@ -200,8 +200,10 @@ def test_the_fig6_verdicts_shown_are_the_reports(document):
     assert "degradation.png)" in text, document.name
 
 
-def test_the_readme_fig6_table_shows_the_committed_runs():
+@pytest.mark.parametrize("document, suffix", [(README, ", 16k"), (REPRODUCTION, "")],
+                         ids=["README.md", "REPRODUCTION.md"])
+def test_the_fig6_tables_show_the_committed_runs(document, suffix):
     for run in FIG6_RUNS:
         summary = read(f"fig6-16k/{run}", "summary.json")
-        row = table_row(README, f"{FIG6_LABELS[run]}, 16k")
+        row = table_row(document, f"{FIG6_LABELS[run]}{suffix}")
         assert row[1:3] == [percent(summary["train_error"]), percent(summary["test_error"])], row

@@ -49,6 +49,8 @@ Modules, one job each:
 - `onnx_export`: `export_onnx`, the same network as ONNX in `<export_root>/onnx/<version>/model.onnx`;
 - `openvino_export`: `export_openvino`, that ONNX graph as OpenVINO IR in `<export_root>/openvino/<version>/`;
 - `litert_export`: `export_litert`, the SavedModel's `serving_default` as `<export_root>/litert/<version>/model.tflite`;
+- `int8`: `--quantize=int8`, a calibrated int8 ONNX graph gated on top-1 (`Int8Plan`, `Int8Refused`);
+- `signal_stack`: `kept()`, the thread's alternate signal stack put back after OpenVINO's compiled models;
 - `targets`: the formats (`--format`), each resolved once into an `ExportTarget` (root, packages, writer);
 - `contract`: `SIGNATURES`, `OUTPUT_KEYS`;
 - `cli` (+ `__main__`): the command line, absl flags in their own `FlagValues`.

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_resnet.export import signal_stack
+
 METHOD = ("onnxruntime.quantization.quantize_static: QDQ, int8 weights per output channel (symmetric), uint8 "
           "activations, MinMax calibration")
 RUNTIMES = ("onnxruntime", "openvino")
@@ -242,8 +244,9 @@ def quantize_staged(onnx_path, inputs, plan, runtime="onnxruntime", log=None) ->
     images, calibration = calibration_set(inputs, plan)
     quantize_onnx(float_path, onnx_path, images)
     log(f"int8: evaluating the float and int8 networks on {plan.eval_data or plan.data} ({runtime})")
-    top1_float, top1_int8, count, split, source = compare_top1(runtime_logits(runtime, float_path),
-                                                               runtime_logits(runtime, onnx_path), inputs, plan)
+    with signal_stack.kept():  # OpenVINO's compiled models leave the thread on a freed signal stack otherwise
+        top1_float, top1_int8, count, split, source = compare_top1(runtime_logits(runtime, float_path),
+                                                                   runtime_logits(runtime, onnx_path), inputs, plan)
     float_path.unlink()
     drop = round(100.0 * (top1_float - top1_int8), 4)
     if drop > plan.max_top1_drop:

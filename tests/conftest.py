@@ -32,6 +32,31 @@ def share_cores_between_workers():
 
 
 share_cores_between_workers()
+
+
+@functools.lru_cache(maxsize=None)
+def file_seconds():
+    """`{test file: seconds}` of one measured run of the suite (`tests/data/file_seconds.json`, written by
+    `tests/data/measure_file_seconds.py`) and the seconds a file not in it counts as (the median file's)."""
+    with open(os.path.join(REPO, "tests", "data", "file_seconds.json")) as f:
+        seconds = json.load(f)["seconds"]
+    return seconds, float(np.median(list(seconds.values()))) if seconds else 0.0
+
+
+def file_of(item):
+    """The path of a collected test's file relative to the repository, as `tests/test_x.py`."""
+    return os.path.relpath(str(item.path), REPO).replace(os.sep, "/")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Costliest test files first, each file's tests together and in their own order.
+
+    `--dist loadfile` hands whole files to the workers in collection order; handing the long ones out first
+    lets the two workers end together (`file_seconds`). Nothing is deselected."""
+    seconds, default = file_seconds()
+    items.sort(key=lambda item: (-seconds.get(file_of(item), default), file_of(item)))  # stable sort
+
+
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
              "OMP_NUM_THREADS": "2"}
 # Optional packages TensorFlow / Keras import at start-up when installed, absent from a user's install of the

@@ -300,15 +300,19 @@ def test_normalization_argument_forms():
 
 def test_a_converted_weights_file_exports_with_its_recorded_normalisation(tmp_path):
     """`--weights=FILE`: the classes and the normalisation come from the file's record (here Caffe, BGR)."""
+    keras.utils.set_random_seed(7)  # the same network whichever tests ran before in this process
     model = randomise_batch_norms(keras_resnet.build("resnet8", classes=4), seed=7)
+    classifier = model.get_layer("predictions")  # logits scaled into softmax's unsaturated range: on raw Caffe
+    classifier.set_weights([w / 100 for w in classifier.get_weights()])  # inputs they are ~100x a unit scale's
     path = keras_resnet.weights.write_weights(model, tmp_path / "mine.weights.h5", {
         "model": "resnet8", "classes": 4, "source": "mine.h5", "source_format": "keras_applications",
         "preprocessing": CAFFE.to_dict()})
     version = export.export_pretrained("resnet8", path, tmp_path / "out", class_names=["a", "b", "c", "d"])
     images = np.random.default_rng(3).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     served = tf.saved_model.load(str(version)).signatures["serving_default"](images=tf.constant(images))
-    np.testing.assert_allclose(served["probabilities"].numpy(), model.predict(CAFFE.apply(images), verbose=0),
-                               atol=1e-5)
+    expected = model.predict(CAFFE.apply(images), verbose=0)
+    assert expected.max(axis=1).max() < 0.99, expected  # spread out: a wrong normalisation could not match them
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
     assert [n.decode() for n in served["class_names"].numpy()] == ["abcd"[i] for i in served["classes"].numpy()]
     card = json.loads((version / "assets" / "model_card.json").read_text())
     assert card["preprocessing"]["normalization"] == CAFFE.to_dict() and card["preprocessing"]["kind"] == "cifar"

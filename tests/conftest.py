@@ -54,7 +54,12 @@ def pytest_collection_modifyitems(session, config, items):
     `--dist loadfile` hands whole files to the workers in collection order; handing the long ones out first
     lets the two workers end together (`file_seconds`). Nothing is deselected."""
     seconds, default = file_seconds()
-    items.sort(key=lambda item: (-seconds.get(file_of(item), default), file_of(item)))  # stable sort
+
+    def cost(item):
+        path = file_of(item)
+        return -seconds.get(path, default), path
+
+    items.sort(key=cost)  # stable: each file's tests keep their order
 
 
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",

@@ -6,7 +6,9 @@ costliest files first (longest processing time first; `--no-loadscope-reorder` k
 them by their number of tests instead), so that the two workers end together rather than one waiting while the
 other runs a long file handed out last. On 2026-12-04 (2-core AMD EPYC, 1,082 tests, 2,160 test-seconds) the
 order by number of tests ended the two workers' shares at 1,130 and 1,030 s (simulated from these seconds; the
-run took 1,136 s), the costliest-first order at 1,083 and 1,077 s. The order never selects: every test runs,
+run took 1,136 s), the costliest-first order at 1,083 and 1,077 s; measured in three runs since, the time the
+two cores were not both busy (68, 73, 98 s against 78 s) moved within the run-to-run spread, so the order only
+guards against a long file handed out last. The order never selects: every test runs,
 each file's tests in their own order. Refresh the table after a file gains or loses minutes, from the
 repository root:
 
@@ -22,7 +24,6 @@ Example:
 import argparse
 import collections
 import datetime
-import json
 import os
 import re
 import sys
@@ -52,11 +53,9 @@ def main(argv=None):
         parser.exit(2, f"error: log {args.log} cannot be read: {error.strerror}\n")
     if not seconds:
         parser.exit(2, f"error: log {args.log} holds no `--durations=0` lines (run pytest with --durations=0)\n")
-    table = {"measured": datetime.date.today().isoformat(), "seconds": seconds}
-    with open(TABLE + ".tmp", "w") as f:
-        json.dump(table, f, indent=1)
-        f.write("\n")
-    os.replace(TABLE + ".tmp", TABLE)
+    from keras_resnet import run_log
+
+    run_log.write_json(TABLE, {"measured": datetime.date.today().isoformat(), "seconds": seconds})
     print(f"{TABLE}: {len(seconds)} files, {sum(seconds.values()):.0f} s")
     return 0
 

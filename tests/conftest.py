@@ -15,6 +15,9 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+import zygote
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR = Path(REPO).parent / "shared" / "datasets" / "cifar10-jpeg"
@@ -32,6 +35,19 @@ def share_cores_between_workers():
 
 
 share_cores_between_workers()
+
+
+@pytest.fixture(autouse=True)
+def fresh_process(request):
+    """Tests marked `fresh_process` start every command line in a fresh interpreter (what a process prints from
+    its first instruction on is their contract); the others may fork them from the zygote."""
+    zygote.ZYGOTE.fresh = request.node.get_closest_marker("fresh_process") is not None
+    yield
+    zygote.ZYGOTE.fresh = False
+
+
+def pytest_sessionfinish(session):
+    zygote.ZYGOTE.close()
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,6 +133,11 @@ def env(**extra):
     out["KERAS_RESNET_TESTS_ABSENT"] = ",".join(absent)
     out["PYTHONPATH"] = os.pathsep.join([CLI_SITE, *filter(None, [out.get("PYTHONPATH")])])
     return out
+
+
+# The package's command lines a test starts are forked from a process that has imported TensorFlow in this
+# environment (tests/zygote.py).
+zygote.install(env())
 
 
 def run_cli(args, module="trainers.cifar", timeout=300, **env_extra):

@@ -54,6 +54,7 @@ def test_validation_split_beyond_the_data_names_the_flag_and_makes_nothing(data,
     assert not model_dir.exists() and (not cache.exists() or not list(cache.rglob("*")))  # no run, no cached mean
 
 
+@pytest.mark.fresh_process  # what a started process prints, its imports included
 def test_the_trainer_process_prints_one_line_and_exits_2(data, tmp_path):
     out = run_cli(["--model=resnet8", f"--data={data}", f"--model_dir={tmp_path / 'run'}", "--validation_split=999999"])
     assert out.returncode == 2, out.stderr[-3000:]
@@ -426,6 +427,7 @@ PROCESS_MISTAKES = [
 ]
 
 
+@pytest.mark.fresh_process  # what a started process prints, its imports included
 @pytest.mark.parametrize("module, args, says", PROCESS_MISTAKES, ids=[m for m, _, _ in PROCESS_MISTAKES])
 def test_the_command_process_prints_one_line_and_exits_2(tmp_path, module, args, says):
     paths = {"MISSING": tmp_path / "missing", "OUT": tmp_path / "out"}

@@ -1,0 +1,66 @@
+"""The suite's zygote (tests/zygote.py): the package's command lines forked from a process that has imported
+TensorFlow behave as fresh processes (exit status, streams, environment, signals), and everything the zygote
+cannot honour starts a fresh interpreter."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import zygote
+from conftest import REPO, env, make_image_folder, run_cli
+
+pytestmark = pytest.mark.skipif(zygote.ZYGOTE.failed, reason="the zygote is off here (KERAS_RESNET_TESTS_ZYGOTE=0)")
+
+MISTAKE = ["--model=resnet7", "--model_dir=unused"]
+SAYS = "error: --model: `name` 'resnet7' has no valid depth"
+
+
+def test_a_command_line_is_forked_with_its_streams_exit_status_and_directory(tmp_path):
+    before = zygote.ZYGOTE.forked
+    out = run_cli(MISTAKE)
+    assert zygote.ZYGOTE.forked == before + 1
+    assert (out.returncode, out.stdout) == (2, "") and out.stderr.startswith(SAYS) and out.stderr.count("\n") == 1
+    assert not (tmp_path / "unused").exists() and not os.path.exists(os.path.join(REPO, "unused"))
+
+
+def test_a_forked_process_reads_the_tests_runtime_variables_and_is_signalled_as_any_child(tmp_path):
+    """`KERAS_RESNET_FAULT` (read after start-up) reaches the forked trainer, which kills itself at the site; a
+    second trainer is killed by the test at once: both end with -9, reaped by the test's own `Popen`."""
+    data = make_image_folder(tmp_path / "data", train=8, test=4)
+    log = tmp_path / "faults.log"
+    args = [sys.executable, "-m", "trainers.cifar", "--model=resnet8", f"--data={data}", "--batch_size=4",
+            "--train_steps=2"]
+    before = zygote.ZYGOTE.forked
+    killed_itself = subprocess.run([*args, f"--model_dir={tmp_path / 'a'}"], cwd=REPO, capture_output=True, text=True,
+                                   env=env(KERAS_RESNET_FAULT="train.start:kill", KERAS_RESNET_FAULT_LOG=str(log)))
+    assert killed_itself.returncode == -signal.SIGKILL, killed_itself.stderr[-3000:]
+    assert "train.start" in log.read_text()
+    process = subprocess.Popen([*args, f"--model_dir={tmp_path / 'b'}"], cwd=REPO, env=env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.kill()
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGKILL
+    assert zygote.ZYGOTE.forked == before + 2
+
+
+def test_other_variables_options_and_programs_start_a_fresh_interpreter(tmp_path):
+    before = zygote.ZYGOTE.forked
+    out = run_cli(MISTAKE, KERAS_HOME=str(tmp_path))  # read when Keras is imported
+    assert out.returncode == 2 and out.stderr.startswith(SAYS)
+    out = subprocess.run([sys.executable, "-m", "trainers.cifar", *MISTAKE], cwd=REPO, env=env(),
+                         capture_output=True, text=True, preexec_fn=os.getpid)
+    assert out.returncode == 2 and out.stderr.startswith(SAYS)
+    out = subprocess.run([sys.executable, "-c", "print('fresh')"], env=env(), capture_output=True, text=True)
+    assert out.stdout == "fresh\n"
+    assert zygote.ZYGOTE.forked == before
+
+
+@pytest.mark.fresh_process
+def test_a_test_marked_fresh_process_starts_a_fresh_interpreter():
+    before = zygote.ZYGOTE.forked
+    out = run_cli(MISTAKE)
+    assert out.returncode == 2 and out.stderr.startswith(SAYS)
+    assert zygote.ZYGOTE.forked == before

@@ -1,0 +1,258 @@
+"""The command-line processes the suite starts, forked from one that has imported TensorFlow already.
+
+Every `python -m trainers.cifar ...` (and the other command lines of the package) that a test starts used to
+pay TensorFlow + Keras's import, about 3 CPU-s, before reading its first flag: about 100 such processes in a
+run of the suite. Each pytest worker now starts one *zygote* process in the
+same environment as those processes, which imports `keras_resnet` (and through it Keras and TensorFlow,
+which start no thread and create no TensorFlow runtime at import) and then waits. A test's
+`subprocess.Popen` / `subprocess.run` of such a command line is answered by a process forked from the
+zygote: it takes the test's pipes as its standard streams, the test's environment, working directory and
+arguments, and runs the module as `python -m` does (`runpy`), then exits through the interpreter's normal
+shutdown. It is a real process of its own: the test holds a `subprocess.Popen` for it (the worker is made
+its parent, `PR_SET_CHILD_SUBREAPER`), signals and kills reach it, its exit status is its own.
+
+What differs from a fresh interpreter is only what happened before the command line was known: the
+imports, in the environment of `conftest.env()`. So a process is forked only when the test's environment
+differs from that one in variables read after start-up (`RUNTIME_ENV`), for the package's own modules, and
+without options that a fork cannot honour (`preexec_fn`, `pass_fds`, users, groups); anything else, and
+every test marked `fresh_process` (the tests of what a process prints from its first instruction on),
+starts a fresh interpreter as before. `KERAS_RESNET_TESTS_ZYGOTE=0` turns the zygote off.
+
+Measured on 2026-12-04 (2-core Xeon VM, the whole suite, one run each, benchmarks/BENCHMARKS.md): 834 s wall
+and 1,535 CPU-s against 903 s and 1,694 CPU-s without it; the fault-harness, stop-request and trainer files
+take about half their time.
+"""
+
+import ctypes
+import inspect
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SWITCH_ENV = "KERAS_RESNET_TESTS_ZYGOTE"
+# Modules a forked process may run: the package's command lines. The zygote imports `PRELOADED` (not the
+# command-line modules themselves: `runpy` warns when the module it runs as `__main__` is imported already).
+MODULE_PREFIXES = ("trainers.", "tuning.", "keras_resnet.")
+PRELOADED = ("keras_resnet", "keras_resnet.training", "keras_resnet.export", "keras_resnet.evaluate",
+             "keras_tuner")
+# Variables the package and its libraries read only after start-up, when a command runs: a test may set
+# them. Every other variable must be as the zygote was started with.
+RUNTIME_ENV = ("KERAS_RESNET_FAULT", "KERAS_RESNET_FAULT_LOG", "KERAS_RESNET_WEIGHTS", "KERAS_RESNET_CACHE_DIR",
+               "KERAS_RESNET_FUSED_BN", "TF_CONFIG", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP",
+               "KERASTUNER_ORACLE_PORT")
+IGNORED_PREFIX = "PYTEST_"  # pytest's own bookkeeping (the current test's name)
+PR_SET_CHILD_SUBREAPER = 36
+# private: the arguments `Popen` hands its process-starting step, which `Popen` below answers by a fork
+EXECUTE_CHILD = list(inspect.signature(subprocess.Popen._execute_child).parameters)[1:]
+
+
+# --- the zygote process ---------------------------------------------------------------------------------
+
+def _read_line(sock):
+    data = b""
+    while not data.endswith(b"\n"):
+        part = sock.recv(65536)
+        if not part:
+            return None
+        data += part
+    return data
+
+
+def _serve(sock):
+    """Answers requests until the worker closes the socket (then exits); returns, in a forked process only,
+    `(request, fds)` of the command that process is to run."""
+    while True:
+        message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+        if not message:
+            os._exit(0)  # private: the worker has gone; nothing of this process's to clean up
+        while not message.endswith(b"\n"):
+            more = sock.recv(1 << 20)
+            if not more:
+                os._exit(0)  # private: the worker has gone mid-request
+            message += more
+        request = json.loads(message)
+        read_end, write_end = os.pipe()
+        middle = os.fork()
+        if middle == 0:  # forks the command's process and exits, so that it is handed to the worker
+            os.close(read_end)
+            pid = os.fork()
+            if pid == 0:
+                os.close(write_end)
+                return request, fds
+            os.write(write_end, str(pid).encode())
+            os._exit(0)  # private: a forked copy of the zygote leaves without its exit handlers
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as f:
+            pid = f.read().decode()
+        os.waitpid(middle, 0)
+        for fd in fds:
+            os.close(fd)
+        sock.sendall(f"{pid}\n".encode())
+
+
+def _become(request, fds, sock):
+    """In the forked process: takes the test's streams, environment, directory and arguments, and runs."""
+    sock.close()
+    if request["new_session"]:
+        os.setsid()
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    for fd in set(fds) - {0, 1, 2}:
+        os.close(fd)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.environ.clear()
+    os.environ.update(request["env"])
+    for name, value in request["startup_env"].items():
+        os.environ.setdefault(name, value)
+    os.chdir(request["cwd"])
+    sys.path[0] = os.getcwd()  # as `python -m` has it
+    sys.stdout.reconfigure(line_buffering=os.isatty(1))
+    import numpy as np
+
+    np.random.seed()  # a fresh process's NumPy draws differ from its siblings'; Python's `random` reseeds itself
+    import runpy
+
+    sys.argv = ["-m", *request["args"]]
+    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+
+
+def _main(fd):
+    sock = socket.socket(fileno=fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C of the test run is the worker's to handle
+    initial = dict(os.environ)
+    sys.path[0] = os.getcwd()
+    sys.argv = ["-m"]  # as `python -m <tool>` starts: `keras_resnet.startup` imports TensorFlow without its banners
+    for name in PRELOADED:
+        __import__(name)
+    from tensorflow.python.eager import context
+
+    import threading
+
+    # private: whether importing created TensorFlow's runtime (its thread pools would not survive a fork)
+    safe = threading.active_count() == 1 and context.context()._context_handle is None
+    added = {k: v for k, v in os.environ.items() if k not in initial}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sock.sendall((json.dumps({"safe": safe, "startup_env": added}) + "\n").encode())
+    if not safe:
+        return
+    request, fds = _serve(sock)
+    request["startup_env"] = added
+    _become(request, fds, sock)
+
+
+# --- the worker's side ----------------------------------------------------------------------------------
+
+class _Zygote:
+    """One per pytest worker, started at its first eligible command."""
+
+    def __init__(self):
+        self.process = self.sock = self.base = None
+        self.failed = not sys.platform.startswith("linux") or os.environ.get(SWITCH_ENV, "1") == "0"
+        self.fresh = False  # set by the `fresh_process` marker for the current test
+        self.forked = 0  # processes forked so far
+
+    def start(self):
+        ours, theirs = socket.socketpair()
+        self.process = _ORIGINAL_POPEN([sys.executable, os.path.abspath(__file__), str(theirs.fileno())],
+                                       pass_fds=[theirs.fileno()], cwd=REPO, env=self.base,
+                                       stdin=subprocess.DEVNULL)
+        theirs.close()
+        line = _read_line(ours)
+        ready = json.loads(line) if line else {"safe": False}
+        if not ready["safe"]:
+            ours.close()
+            self.failed = True
+            return
+        self.sock = ours
+
+    def request(self, args, executable, env, cwd, call):
+        """The request for `args`, or None when a fresh interpreter must run it."""
+        if self.failed or self.fresh or env is None or executable not in (None, sys.executable):
+            return None
+        if call["shell"] or call["preexec_fn"] is not None or call["pass_fds"] or call["gid"] is not None \
+                or call["gids"] is not None or call["uid"] is not None or call["umask"] >= 0 \
+                or call["process_group"] != -1 or not call["close_fds"]:
+            return None
+        args = [os.fspath(a) for a in args] if not isinstance(args, (str, bytes)) else None
+        if not args or len(args) < 3 or args[0] != sys.executable or args[1] != "-m" \
+                or not args[2].startswith(MODULE_PREFIXES):
+            return None
+        env = {str(k): str(v) for k, v in env.items()}
+        mine = {k: v for k, v in env.items() if not k.startswith(IGNORED_PREFIX)}
+        differing = {k for k in set(mine) | set(self.base) if mine.get(k) != self.base.get(k)}
+        if not differing <= set(RUNTIME_ENV):
+            return None
+        if self.sock is None:
+            self.start()
+            if self.failed:
+                return None
+        return {"module": args[2], "args": args[3:], "env": env, "cwd": os.path.abspath(cwd or os.getcwd()),
+                "new_session": bool(call["start_new_session"])}
+
+    def spawn(self, request, fds):
+        """Forks `request`'s process with `fds` as its standard streams; returns its pid, a child of ours, or
+        None (and no more forks in this worker) when the zygote cannot (it ended, the kernel refused)."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+            try:
+                socket.send_fds(self.sock, [(json.dumps(request) + "\n").encode()], list(fds))
+                line = _read_line(self.sock)
+            finally:
+                libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+            if line is None:
+                raise OSError(f"the zygote (pid {self.process.pid}) ended")
+        except OSError as error:
+            print(f"tests/zygote.py: {error}; command lines start fresh interpreters from now on", file=sys.stderr)
+            self.failed = True
+            return None
+        pid = int(line)
+        self.forked += 1
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # ChildProcessError unless it is ours
+        return pid
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.process.wait(timeout=60)
+            self.sock = None
+
+
+ZYGOTE = _Zygote()
+_ORIGINAL_POPEN = subprocess.Popen
+
+
+class Popen(subprocess.Popen):
+    """`subprocess.Popen` whose eligible command lines are forked from the zygote (see the module's text)."""
+
+    def _execute_child(self, *values):
+        call = dict(zip(EXECUTE_CHILD, values))
+        request = ZYGOTE.request(call["args"], call["executable"], call["env"], call["cwd"], call)
+        if request is None:
+            return super()._execute_child(*values)  # private: the fresh interpreter, as before
+        streams = [call["p2cread"], call["c2pwrite"], call["errwrite"]]
+        pid = ZYGOTE.spawn(request, [fd if fd != -1 else i for i, fd in enumerate(streams)])
+        if pid is None:
+            return super()._execute_child(*values)  # private: the fresh interpreter, as before
+        self.pid = pid
+        # private: what `Popen` records once its child runs: it waits for it and closes the child's pipe ends
+        self._child_created = True
+        self._close_pipe_fds(call["p2cread"], call["p2cwrite"], call["c2pread"], call["c2pwrite"],
+                             call["errread"], call["errwrite"])
+
+
+def install(base_env):
+    """Makes `subprocess.Popen` (and so `subprocess.run`) of this process fork eligible commands from a zygote
+    started, at the first of them, in `base_env` (the environment of the suite's command-line processes)."""
+    ZYGOTE.base = {k: v for k, v in base_env.items() if not k.startswith(IGNORED_PREFIX) and k not in RUNTIME_ENV}
+    subprocess.Popen = Popen
+
+
+if __name__ == "__main__":
+    _main(int(sys.argv[1]))

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import keras_resnet  # noqa: F401  the worker's own imports put variables in env() (TF2_BEHAVIOR, ...), as in the suite
 import zygote
 from conftest import REPO, env, make_image_folder, run_cli
 
@@ -21,7 +22,7 @@ SAYS = "error: --model: `name` 'resnet7' has no valid depth"
 def test_a_command_line_is_forked_with_its_streams_exit_status_and_directory(tmp_path):
     before = zygote.ZYGOTE.forked
     out = run_cli(MISTAKE)
-    assert zygote.ZYGOTE.forked == before + 1
+    assert zygote.ZYGOTE.forked == before + 1, zygote.ZYGOTE.refused
     assert (out.returncode, out.stdout) == (2, "") and out.stderr.startswith(SAYS) and out.stderr.count("\n") == 1
     assert not (tmp_path / "unused").exists() and not os.path.exists(os.path.join(REPO, "unused"))
 
@@ -43,13 +44,14 @@ def test_a_forked_process_reads_the_tests_runtime_variables_and_is_signalled_as_
     process.kill()
     process.communicate(timeout=120)
     assert process.returncode == -signal.SIGKILL
-    assert zygote.ZYGOTE.forked == before + 2
+    assert zygote.ZYGOTE.forked == before + 2, zygote.ZYGOTE.refused
 
 
 def test_other_variables_options_and_programs_start_a_fresh_interpreter(tmp_path):
     before = zygote.ZYGOTE.forked
     out = run_cli(MISTAKE, KERAS_HOME=str(tmp_path))  # read when Keras is imported
     assert out.returncode == 2 and out.stderr.startswith(SAYS)
+    assert zygote.ZYGOTE.refused == "the environment differs before start-up in ['KERAS_HOME']"
     out = subprocess.run([sys.executable, "-m", "trainers.cifar", *MISTAKE], cwd=REPO, env=env(),
                          capture_output=True, text=True, preexec_fn=os.getpid)
     assert out.returncode == 2 and out.stderr.startswith(SAYS)

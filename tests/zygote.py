@@ -44,6 +44,9 @@ PRELOADED = ("keras_resnet", "keras_resnet.training", "keras_resnet.export", "ke
 RUNTIME_ENV = ("KERAS_RESNET_FAULT", "KERAS_RESNET_FAULT_LOG", "KERAS_RESNET_WEIGHTS", "KERAS_RESNET_CACHE_DIR",
                "KERAS_RESNET_FUSED_BN", "TF_CONFIG", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP",
                "KERASTUNER_ORACLE_PORT")
+# Set in a worker by its own imports of packages the command lines' processes lack (`conftest.ABSENT_IN_PROCESSES`):
+# scikit-learn's for Intel's OpenMP runtime, JAX's for the TPU runtime; neither runtime is loaded by those processes.
+SET_BY_ABSENT = ("KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK", "TPU_SKIP_MDS_QUERY")
 IGNORED_PREFIX = "PYTEST_"  # pytest's own bookkeeping (the current test's name)
 PR_SET_CHILD_SUBREAPER = 36
 # private: the arguments `Popen` hands its process-starting step, which `Popen` below answers by a fork
@@ -137,11 +140,11 @@ def _main(fd):
     added = {k: v for k, v in os.environ.items() if k not in initial}
     sys.stdout.flush()
     sys.stderr.flush()
-    sock.sendall((json.dumps({"safe": safe, "startup_env": added}) + "\n").encode())
+    sock.sendall((json.dumps({"safe": safe, "after": dict(os.environ)}) + "\n").encode())
     if not safe:
         return
     request, fds = _serve(sock)
-    request["startup_env"] = added
+    request["startup_env"] = added  # what a fresh process's imports would have set too
     _become(request, fds, sock)
 
 
@@ -151,7 +154,8 @@ class _Zygote:
     """One per pytest worker, started at its first eligible command."""
 
     def __init__(self):
-        self.process = self.sock = self.base = None
+        self.process = self.sock = self.base = self.after = None
+        self.refused = ""  # why the last command line started a fresh interpreter
         self.failed = not sys.platform.startswith("linux") or os.environ.get(SWITCH_ENV, "1") == "0"
         self.fresh = False  # set by the `fresh_process` marker for the current test
         self.forked = 0  # processes forked so far
@@ -168,7 +172,7 @@ class _Zygote:
             ours.close()
             self.failed = True
             return
-        self.sock = ours
+        self.sock, self.after = ours, ready["after"]
 
     def request(self, args, executable, env, cwd, call):
         """The request for `args`, or None when a fresh interpreter must run it."""
@@ -182,17 +186,27 @@ class _Zygote:
         if not args or len(args) < 3 or args[0] != sys.executable or args[1] != "-m" \
                 or not args[2].startswith(MODULE_PREFIXES):
             return None
-        env = {str(k): str(v) for k, v in env.items()}
-        mine = {k: v for k, v in env.items() if not k.startswith(IGNORED_PREFIX)}
-        differing = {k for k in set(mine) | set(self.base) if mine.get(k) != self.base.get(k)}
-        if not differing <= set(RUNTIME_ENV):
-            return None
         if self.sock is None:
             self.start()
             if self.failed:
                 return None
-        return {"module": args[2], "args": args[3:], "env": env, "cwd": os.path.abspath(cwd or os.getcwd()),
+        mine = {str(k): str(v) for k, v in env.items()}
+        differing = sorted(k for k in set(mine) | set(self.base) if not self.same_start(k, mine.get(k)))
+        if differing:
+            self.refused = f"the environment differs before start-up in {differing}"
+            return None
+        self.refused = ""
+        return {"module": args[2], "args": args[3:], "env": mine, "cwd": os.path.abspath(cwd or os.getcwd()),
                 "new_session": bool(call["start_new_session"])}
+
+    def same_start(self, name, value):
+        """Whether a process started with `name=value` imports as the zygote did: the value it had (pytest's own
+        variables aside), one read only later (`RUNTIME_ENV`), or the value the zygote's imports set themselves
+        (TensorFlow's `TF2_BEHAVIOR`, `keras_resnet.startup`'s `TF_ENABLE_ONEDNN_OPTS`, ... which the worker's own
+        imports put in its environment too)."""
+        if name.startswith(IGNORED_PREFIX) or name in RUNTIME_ENV + SET_BY_ABSENT or value == self.base.get(name):
+            return True
+        return name not in self.base and value == self.after.get(name)
 
     def spawn(self, request, fds):
         """Forks `request`'s process with `fds` as its standard streams; returns its pid, a child of ours, or

@@ -13,7 +13,8 @@ its parent, `PR_SET_CHILD_SUBREAPER`), signals and kills reach it, its exit stat
 
 What differs from a fresh interpreter is only what happened before the command line was known: the
 imports, in the environment of `conftest.env()`. So a process is forked only when the test's environment
-differs from that one in variables read after start-up (`RUNTIME_ENV`), for the package's own modules, and
+differs from that one in variables the imports do not read (`IMPORT_PREFIXES`, `RUNTIME_ENV`) or in the values
+the imports set themselves, for the package's own modules, and
 without options that a fork cannot honour (`preexec_fn`, `pass_fds`, users, groups); anything else, and
 every test marked `fresh_process` (the tests of what a process prints from its first instruction on),
 starts a fresh interpreter as before. `KERAS_RESNET_TESTS_ZYGOTE=0` turns the zygote off.
@@ -44,10 +45,11 @@ PRELOADED = ("keras_resnet", "keras_resnet.training", "keras_resnet.export", "ke
 RUNTIME_ENV = ("KERAS_RESNET_FAULT", "KERAS_RESNET_FAULT_LOG", "KERAS_RESNET_WEIGHTS", "KERAS_RESNET_CACHE_DIR",
                "KERAS_RESNET_FUSED_BN", "TF_CONFIG", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP",
                "KERASTUNER_ORACLE_PORT")
-# Set in a worker by its own imports of packages the command lines' processes lack (`conftest.ABSENT_IN_PROCESSES`):
-# scikit-learn's for Intel's OpenMP runtime, JAX's for the TPU runtime; neither runtime is loaded by those processes.
-SET_BY_ABSENT = ("KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK", "TPU_SKIP_MDS_QUERY")
-IGNORED_PREFIX = "PYTEST_"  # pytest's own bookkeeping (the current test's name)
+# Variables the zygote's imports (Python, NumPy, TensorFlow, Keras, the test site) can read: a command whose value of
+# one of them differs starts fresh. Others (PyTorch's, scikit-learn's, JAX's, pytest's, which tests and the
+# worker's own imports put in its environment) are read by nothing the zygote has loaded.
+IMPORT_PREFIXES = ("TF_", "KERAS", "CUDA", "XLA_", "JAX_", "PYTHON", "LD_", "OMP_", "MKL_", "OPENBLAS_", "HOME", "XDG_",
+                   "LANG", "LC_", "TMPDIR", "MPL")
 PR_SET_CHILD_SUBREAPER = 36
 # private: the arguments `Popen` hands its process-starting step, which `Popen` below answers by a fork
 EXECUTE_CHILD = list(inspect.signature(subprocess.Popen._execute_child).parameters)[1:]
@@ -200,11 +202,11 @@ class _Zygote:
                 "new_session": bool(call["start_new_session"])}
 
     def same_start(self, name, value):
-        """Whether a process started with `name=value` imports as the zygote did: the value it had (pytest's own
-        variables aside), one read only later (`RUNTIME_ENV`), or the value the zygote's imports set themselves
+        """Whether a process started with `name=value` imports as the zygote did: a variable its imports do not
+        read (`IMPORT_PREFIXES`) or read only later (`RUNTIME_ENV`), the value it had, or the value its imports set
         (TensorFlow's `TF2_BEHAVIOR`, `keras_resnet.startup`'s `TF_ENABLE_ONEDNN_OPTS`, ... which the worker's own
         imports put in its environment too)."""
-        if name.startswith(IGNORED_PREFIX) or name in RUNTIME_ENV + SET_BY_ABSENT or value == self.base.get(name):
+        if name in RUNTIME_ENV or not name.startswith(IMPORT_PREFIXES) or value == self.base.get(name):
             return True
         return name not in self.base and value == self.after.get(name)
 
@@ -264,7 +266,7 @@ class Popen(subprocess.Popen):
 def install(base_env):
     """Makes `subprocess.Popen` (and so `subprocess.run`) of this process fork eligible commands from a zygote
     started, at the first of them, in `base_env` (the environment of the suite's command-line processes)."""
-    ZYGOTE.base = {k: v for k, v in base_env.items() if not k.startswith(IGNORED_PREFIX) and k not in RUNTIME_ENV}
+    ZYGOTE.base = {k: v for k, v in base_env.items() if k not in RUNTIME_ENV}
     subprocess.Popen = Popen
 
 

@@ -19,8 +19,8 @@ without options that a fork cannot honour (`preexec_fn`, `pass_fds`, users, grou
 every test marked `fresh_process` (the tests of what a process prints from its first instruction on),
 starts a fresh interpreter as before. `KERAS_RESNET_TESTS_ZYGOTE=0` turns the zygote off.
 
-Measured on 2026-12-04 (2-core Xeon VM, the whole suite, one run each, benchmarks/BENCHMARKS.md): 834 s wall
-and 1,535 CPU-s against 903 s and 1,694 CPU-s without it; the fault-harness, stop-request and trainer files
+Measured on 2026-12-04 (2-core Xeon VM, the whole suite, one run each, benchmarks/BENCHMARKS.md): 863 s wall
+and 1,534 CPU-s against 903 s and 1,694 CPU-s without it; the fault-harness, stop-request and trainer files
 take about half their time.
 """
 

@@ -41,7 +41,7 @@ MODULE_PREFIXES = ("trainers.", "tuning.", "keras_resnet.")
 PRELOADED = ("keras_resnet", "keras_resnet.training", "keras_resnet.export", "keras_resnet.evaluate",
              "keras_tuner")
 # Variables the package and its libraries read only after start-up, when a command runs: a test may set
-# them. Every other variable must be as the zygote was started with.
+# them, although some match `IMPORT_PREFIXES` below.
 RUNTIME_ENV = ("KERAS_RESNET_FAULT", "KERAS_RESNET_FAULT_LOG", "KERAS_RESNET_WEIGHTS", "KERAS_RESNET_CACHE_DIR",
                "KERAS_RESNET_FUSED_BN", "TF_CONFIG", "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP",
                "KERASTUNER_ORACLE_PORT")
@@ -142,7 +142,7 @@ def _main(fd):
     added = {k: v for k, v in os.environ.items() if k not in initial}
     sys.stdout.flush()
     sys.stderr.flush()
-    sock.sendall((json.dumps({"safe": safe, "after": dict(os.environ)}) + "\n").encode())
+    sock.sendall((json.dumps({"safe": safe, "added": added}) + "\n").encode())
     if not safe:
         return
     request, fds = _serve(sock)
@@ -156,7 +156,7 @@ class _Zygote:
     """One per pytest worker, started at its first eligible command."""
 
     def __init__(self):
-        self.process = self.sock = self.base = self.after = None
+        self.process = self.sock = self.base = self.added = None
         self.refused = ""  # why the last command line started a fresh interpreter
         self.failed = not sys.platform.startswith("linux") or os.environ.get(SWITCH_ENV, "1") == "0"
         self.fresh = False  # set by the `fresh_process` marker for the current test
@@ -174,7 +174,7 @@ class _Zygote:
             ours.close()
             self.failed = True
             return
-        self.sock, self.after = ours, ready["after"]
+        self.sock, self.added = ours, ready["added"]  # the variables the zygote's imports set
 
     def request(self, args, executable, env, cwd, call):
         """The request for `args`, or None when a fresh interpreter must run it."""
@@ -208,7 +208,7 @@ class _Zygote:
         imports put in its environment too)."""
         if name in RUNTIME_ENV or not name.startswith(IMPORT_PREFIXES) or value == self.base.get(name):
             return True
-        return name not in self.base and value == self.after.get(name)
+        return name not in self.base and value == self.added.get(name)
 
     def spawn(self, request, fds):
         """Forks `request`'s process with `fds` as its standard streams; returns its pid, a child of ours, or

@@ -173,7 +173,11 @@ def test_bgr_caffe_normalisation_in_the_saved_model_and_onnx(tmp_path):
     path = export.export_saved_model(model, tmp_path / "sm", normalization=CAFFE)
     loaded = tf.saved_model.load(str(path))
     served = loaded.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
-    np.testing.assert_allclose(served, tf.nn.softmax(expected).numpy(), atol=1e-5)
+    # As close as the logits below allow: within 1e-4 of the largest logit, which Caffe's unscaled pixels and random
+    # BN statistics put in the thousands, and a softmax moves by at most half its logits' largest change (an
+    # unseeded network whose two best logits nearly tie was 1.5e-4 apart, more than a fixed 1e-5 allowed).
+    bound = max(1e-5, 0.5 * 1e-4 * float(np.abs(expected).max()))
+    assert np.abs(served - tf.nn.softmax(expected).numpy()).max() <= bound
     logits = loaded.signatures["logits"](images=tf.constant(CAFFE.apply(images)))["logits"].numpy()
     assert relative_difference(logits, expected) < 1e-4
     card = json.loads((path / "assets" / "model_card.json").read_text())

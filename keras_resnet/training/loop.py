@@ -368,6 +368,8 @@ def train(config, data=None, callbacks=None):
         try:
             return train_prepared(resume(run, callbacks), stop)
         finally:
+            if run.stepper is not None:
+                run.stepper.close()
             run.lock.release()
 
 
@@ -390,6 +392,9 @@ def train_prepared(run, stop):
         problem = undecodable_image(run.parts.data, error)
         if problem is None:
             raise
-        raise problem from None
+        try:
+            raise problem from None
+        finally:  # this frame would hold the error whose traceback holds this frame: no cycle to collect later
+            del problem, error
     run.callbacks.on_train_end(dict(run.state.last))
     return finish(run)

@@ -12,7 +12,10 @@ Both steppers have the interface `train()` drives:
   weight decay's `sum(l * ||w||^2)`; the training loss is their sum) and the number of correct predictions
   of each iteration, unread (reading them is what makes the host wait);
 - `predict(x)`: probabilities of a numpy batch (inference mode), as numpy;
-- `sync()`: makes the Keras variables hold the stepper's state (before checkpoints and evaluation).
+- `sync()`: makes the Keras variables hold the stepper's state (before checkpoints and evaluation);
+- `close()`: lets go of the epoch's iterator; `train()` calls it however the run ends (a `tf.data` iterator
+  left in a reference cycle is destroyed by a later garbage collection, which then waits, holding the GIL,
+  for the iterator's autotuning thread to wake: 30 to 90 s measured in the test suite).
 
 `TFStepper(model, runtime, device_data=None)`: `strategy.run` of the step on every replica, gradients
 all-reduced by the optimizer; `k > 1` is a `tf.function` with a loop over `k` batches of the distributed
@@ -185,6 +188,11 @@ class TFStepper:
         if self.runtime.replicas > 1 and self.model.non_trainable_variables:
             self._average()
 
+    def close(self):
+        """Drops the epoch's distributed iterator (its `tf.data` threads end now, not at a later garbage
+        collection)."""
+        self._iterator = None
+
 
 class JaxStepper:
     """A jitted stateless step (JAX): `model.stateless_call` + `optimizer.stateless_apply`.
@@ -347,6 +355,10 @@ class JaxStepper:
                                      self.state):
             for variable, value in zip(variables, values):
                 variable.assign(value)
+
+    def close(self):
+        """Drops the epoch's batch iterator (on streamed data, a `tf.data` one)."""
+        self._batches = self._plans = None
 
 
 def make_stepper(model, runtime, run_input):

@@ -269,7 +269,7 @@ def test_a_run_ended_by_an_undecodable_image_lets_go_of_its_tf_data_iterators(ph
     data = tmp_path / "data"
     shutil.copytree(photos, data)
     (data / "val" / "n01" / "bad.jpg").write_bytes(b"not an image")  # met while streaming, after epoch 1
-    before = {id(o) for o in gc.get_objects() if isinstance(o, tf.data.Iterator)}
+    before = {id(o): o for o in gc.get_objects() if isinstance(o, tf.data.Iterator)}  # held: no id is reused
     code, _, stderr = train_here(capsys, data, tmp_path / "run")
     assert code == 2 and "bad.jpg" in stderr
     left = [o for o in gc.get_objects() if isinstance(o, tf.data.Iterator) and id(o) not in before]

@@ -395,6 +395,6 @@ def train_prepared(run, stop):
         try:
             raise problem from None
         finally:  # this frame would hold the error whose traceback holds this frame: no cycle to collect later
-            del problem, error
+            del problem
     run.callbacks.on_train_end(dict(run.state.last))
     return finish(run)

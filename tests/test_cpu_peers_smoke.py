@@ -1,4 +1,5 @@
-"""benchmarks/cpu_peers.py (issue 15) with the smallest settings: one inference row, tiny batch, one window.
+"""benchmarks/cpu_peers.py (issue 15) with the smallest settings: an inference row and a latency row in one run
+(shared by two tests), tiny batch, one window.
 
 What is checked is the contract of the script, never a speed: every engine (our SavedModel in a process
 without `keras_resnet`, PyTorch NCHW and channels_last, ONNX Runtime on both ONNX files) passed the
@@ -25,6 +26,8 @@ RUNTIME_COLUMNS = {"ort_keras", "ov_torch", "ov_torch_f32", "ov_ours", "ov_ours_
 """Issue 27: Keras' own ONNX export (tf2onnx), OpenVINO (default precision and f32) on PyTorch's ONNX and our IR,
 LiteRT, and the int8 exports."""
 LOW_PRECISION = {"ov_torch", "ov_ours", "ort_ours_int8", "ov_ours_int8"}
+LATENCY_THREAD_COLUMNS = {"ours_lt", "ort_torch_lt"}
+"""`--latency-threads`: our SavedModel and ONNX Runtime again on the batch-1 rows with their own threads."""
 
 
 def run_peers(tmp_path, *flags, env=None):
@@ -38,18 +41,27 @@ def run_peers(tmp_path, *flags, env=None):
     return result.stdout, json.loads(out.read_text())
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"benchmarks/cpu_peers.py needs {', '.join(MISSING)}")
-def test_cpu_peers_smoke_one_tiny_row(tmp_path):
-    stdout, results = run_peers(tmp_path, "--rows=infer20", "--batch=2", "--threads=1")
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One run for the two random-weight tests, its networks prepared and exported once: the tiny inference row
+    with every column at 2 threads, and the latency row with its own-thread columns (`--latency-threads=1`)."""
+    if MISSING:
+        pytest.skip(f"benchmarks/cpu_peers.py needs {', '.join(MISSING)}")
+    return run_peers(tmp_path_factory.mktemp("peers"), "--rows=infer20,latency20", "--batch=2", "--threads=2",
+                     "--latency-threads=1")
+
+
+def test_cpu_peers_smoke_one_tiny_row(tiny_run):
+    stdout, results = tiny_run
     assert "Checks: all passed" in stdout
     all_columns = COLUMNS | RUNTIME_COLUMNS
     assert {"command", "date_utc", "settings", "environment", "rows", "prepared", "engines", "checks", "targets",
             "checks_ok"} <= set(results)
     assert results["checks_ok"] is True
-    assert results["settings"]["threads"] == 1 and results["settings"]["row_batches"] == {"infer20": 2}
+    assert results["settings"]["threads"] == 2 and results["settings"]["row_batches"]["infer20"] == 2
     assert results["environment"]["versions"]["torch"] and results["environment"]["versions"]["onnxruntime"]
     checks = {check["column"]: check for check in results["checks"]}
-    assert set(checks) == all_columns
+    assert set(checks) == all_columns | LATENCY_THREAD_COLUMNS
     assert all(check["ok"] for check in checks.values()), checks
     assert all(checks[c]["relative"] < 1e-4 for c in all_columns - LOW_PRECISION), checks  # float32 engines
     assert all(checks[c]["tolerance"] == 0.1 for c in LOW_PRECISION), checks  # bf16 / int8: loosely, then top-1
@@ -80,14 +92,11 @@ def test_cpu_peers_bad_flag_is_exit_2_naming_it():
     assert "--rows" in result.stderr and "'infer20,nope'" in result.stderr and "latency50" in result.stderr
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"benchmarks/cpu_peers.py needs {', '.join(MISSING)}")
-def test_cpu_peers_latency_threads_adds_two_checked_columns_with_their_own_threads(tmp_path):
-    _, results = run_peers(tmp_path, "--rows=latency20", "--threads=2", "--latency-threads=1",
-                           f"--columns={','.join(sorted(COLUMNS))}")
-    extra = {"ours_lt", "ort_torch_lt"}
+def test_cpu_peers_latency_threads_adds_two_checked_columns_with_their_own_threads(tiny_run):
+    _, results = tiny_run
     row = results["rows"]["latency20"]
-    assert set(row["cells"]) == COLUMNS | extra
-    assert {check["column"] for check in results["checks"] if check["ok"]} == COLUMNS | extra
+    assert set(row["cells"]) == COLUMNS | RUNTIME_COLUMNS | LATENCY_THREAD_COLUMNS
+    assert {check["column"] for check in results["checks"] if check["ok"]} >= COLUMNS | LATENCY_THREAD_COLUMNS
     assert {"ours_lt/ort_torch", "ours_lt/ort_torch_lt"} <= set(row["ratios"])
     engines = results["engines"]
     assert (engines["serving"]["intra_op_threads"], engines["serving"]["inter_op_threads"]) == (2, 2)

@@ -66,3 +66,24 @@ def test_a_test_marked_fresh_process_starts_a_fresh_interpreter():
     out = run_cli(MISTAKE)
     assert out.returncode == 2 and out.stderr.startswith(SAYS)
     assert zygote.ZYGOTE.forked == before
+
+
+def test_a_python_c_program_of_the_package_is_forked_as_python_runs_it(tmp_path):
+    """`python -c CODE ARGS` that imports the package: `sys.argv`, the path's first entry, `__main__`, the exit
+    status and the streams are those of a fresh `python -c`; a program that hides or checks modules, or reads the
+    environment, starts fresh."""
+    code = "import sys, keras_resnet\nprint(sys.argv, repr(sys.path[0]), __name__, 'zygote' in globals())\nsys.exit(3)"
+    before = zygote.ZYGOTE.forked
+    out = subprocess.run([sys.executable, "-c", code, "a", "b"], cwd=tmp_path, env=env(), capture_output=True,
+                         text=True)
+    assert zygote.ZYGOTE.forked == before + 1, zygote.ZYGOTE.refused
+    assert (out.returncode, out.stdout, out.stderr) == (3, "['-c', 'a', 'b'] '' __main__ False\n", "")
+    failing = subprocess.run([sys.executable, "-c", "import keras_resnet\nraise ValueError('bad')"], env=env(),
+                             capture_output=True, text=True)
+    assert failing.returncode == 1 and failing.stderr.strip().endswith("ValueError: bad")
+    assert zygote.ZYGOTE.forked == before + 2
+    for fresh in ("import sys, keras_resnet\nprint('keras_resnet' in sys.modules and 'fresh')",
+                  "import os\nos.environ['TF_ENABLE_ONEDNN_OPTS'] = '0'\nimport keras_resnet\nprint('fresh')"):
+        out = subprocess.run([sys.executable, "-c", fresh], env=env(), capture_output=True, text=True)
+        assert out.stdout == "fresh\n", out.stderr[-2000:]
+    assert zygote.ZYGOTE.forked == before + 2

@@ -8,7 +8,9 @@ which start no thread and create no TensorFlow runtime at import) and then waits
 `subprocess.Popen` / `subprocess.run` of such a command line is answered by a process forked from the
 zygote: it takes the test's pipes as its standard streams, the test's environment, working directory and
 arguments, and runs the module as `python -m` does (`runpy`), then exits through the interpreter's normal
-shutdown. It is a real process of its own: the test holds a `subprocess.Popen` for it (the worker is made
+shutdown. A test's `python -c` program that imports the package is forked the same way (`forkable_code`: not one
+that hides or checks modules or sets the environment before its imports) and run as `python -c` runs it: the
+multi-worker processes, the fault harness's small programs. It is a real process of its own: the test holds a `subprocess.Popen` for it (the worker is made
 its parent, `PR_SET_CHILD_SUBREAPER`), signals and kills reach it, its exit status is its own.
 
 What differs from a fresh interpreter is only what happened before the command line was known: the
@@ -119,6 +121,17 @@ def _become(request, fds, sock):
     import numpy as np
 
     np.random.seed()  # a fresh process's NumPy draws differ from its siblings'; Python's `random` reseeds itself
+    if request["option"] == "-c":  # as `python -c CODE ARGS` runs it: a fresh `__main__`, the path starting at ""
+        import builtins
+        import types
+
+        sys.argv = ["-c", *request["args"]]
+        sys.path[0] = ""
+        main = types.ModuleType("__main__")
+        main.__builtins__ = builtins
+        sys.modules["__main__"] = main
+        exec(compile(request["module"], "<string>", "exec"), main.__dict__)
+        return
     import runpy
 
     sys.argv = ["-m", *request["args"]]
@@ -151,6 +164,13 @@ def _main(fd):
 
 
 # --- the worker's side ----------------------------------------------------------------------------------
+
+def forkable_code(code):
+    """Whether a `python -c` program may be forked: one that imports the package (so the zygote's imports are
+    its own) and reads neither `sys.modules` nor the environment before its imports could (a program that hides
+    or checks a module, or sets a variable the imports read, needs the fresh interpreter)."""
+    return "keras_resnet" in code and "sys.modules" not in code and "environ" not in code and "KERAS_BACKEND" not in code
+
 
 class _Zygote:
     """One per pytest worker, started at its first eligible command."""
@@ -185,8 +205,8 @@ class _Zygote:
                 or call["process_group"] != -1 or not call["close_fds"]:
             return None
         args = [os.fspath(a) for a in args] if not isinstance(args, (str, bytes)) else None
-        if not args or len(args) < 3 or args[0] != sys.executable or args[1] != "-m" \
-                or not args[2].startswith(MODULE_PREFIXES):
+        if not args or len(args) < 3 or args[0] != sys.executable or not (
+                args[1] == "-m" and args[2].startswith(MODULE_PREFIXES) or args[1] == "-c" and forkable_code(args[2])):
             return None
         if self.sock is None:
             self.start()
@@ -198,8 +218,8 @@ class _Zygote:
             self.refused = f"the environment differs before start-up in {differing}"
             return None
         self.refused = ""
-        return {"module": args[2], "args": args[3:], "env": mine, "cwd": os.path.abspath(cwd or os.getcwd()),
-                "new_session": bool(call["start_new_session"])}
+        return {"option": args[1], "module": args[2], "args": args[3:], "env": mine,
+                "cwd": os.path.abspath(cwd or os.getcwd()), "new_session": bool(call["start_new_session"])}
 
     def same_start(self, name, value):
         """Whether a process started with `name=value` imports as the zygote did: a variable its imports do not

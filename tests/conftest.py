@@ -341,6 +341,24 @@ def torch_nhwc_logits(model, images_nhwc, batch_size=500):
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+def akamaster_test_set(tmp_path_factory, depth=20):
+    """`(images, labels, names, logits)`: the 10,000 real CIFAR-10 test JPEGs (`real_cifar_test_images`) and the
+    published akamaster ResNet-`depth`'s logits on them (PyTorch, `(x / 255 - TORCH_MEAN) / TORCH_STD`). Computed
+    once per run (decoding and a PyTorch pass, about 10 CPU-s) and shared by the pytest-xdist workers through a
+    file in the run's temporary directory (written whole, then renamed); skips when ../shared is absent."""
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / f"akamaster{depth}-test-set.npz"
+    if not cache.is_file():
+        reference = akamaster_published(depth)
+        images, labels, names = real_cifar_test_images(per_class=1000)
+        logits = torch_nhwc_logits(reference, (images / np.float32(255.0) - TORCH_MEAN) / TORCH_STD)
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.npz")
+        np.savez(partial, images=images, labels=labels, names=np.array(names), logits=logits)
+        os.replace(partial, cache)
+    with np.load(cache) as arrays:
+        return arrays["images"], arrays["labels"], arrays["names"].tolist(), arrays["logits"]
+
+
 @functools.lru_cache(maxsize=None)
 def torchvision_torch_classes():
     """`(TVBasic, TVBottleneck, TVResNet)`: torchvision's ResNet in PyTorch with its state-dict names (`conv1`,

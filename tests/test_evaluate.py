@@ -97,19 +97,17 @@ def test_bad_input_exits_2_with_one_line(run, photos, tmp_path, capsys):
         assert len(lines) == 1 and wanted in lines[0], (args, err)
 
 
-def test_published_cifar10_weights_agree_with_the_pytorch_original_on_the_real_test_jpegs():
-    from conftest import TORCH_MEAN, TORCH_STD, akamaster_published, real_cifar_test_images, torch_nhwc_logits
+def test_published_cifar10_weights_agree_with_the_pytorch_original_on_the_real_test_jpegs(tmp_path_factory):
+    from conftest import akamaster_test_set
 
     if not (CIFAR / "cifar10-test.tar.gz").is_file() or not (AKAMASTER / "resnet20-12fca82f.th").is_file():
         pytest.skip("../shared CIFAR-10 JPEGs or akamaster weights absent")
-    torch_model = akamaster_published(20)
     out = evaluate("--model=resnet20", "--weights=cifar10", f"--data={CIFAR}", "--batch_size=500",
                    KERAS_RESNET_WEIGHTS=str(AKAMASTER))
     assert out.returncode == 0, out.stderr[-3000:]
     result = printed_json(out)
     assert (result["split"], result["images"], result["normalization"]["name"]) == ("test", 10000, "torch")
-    images, labels, _ = real_cifar_test_images(per_class=1000)
-    logits = torch_nhwc_logits(torch_model, (images / 255.0 - TORCH_MEAN) / TORCH_STD)
+    _, labels, _, logits = akamaster_test_set(tmp_path_factory)
     torch_error = float(np.mean(logits.argmax(1) != labels))
     assert len(labels) == 10000 and sorted(set(labels.tolist())) == list(range(len(CIFAR_CLASSES)))
     assert abs(result["top1_error"] - torch_error) <= 0.001  # within 0.1 point of the PyTorch original

@@ -29,6 +29,7 @@ from conftest import (
     TORCH_MEAN,
     TORCH_STD,
     akamaster_published,
+    akamaster_test_set,
     randomise_batch_norms,
     real_cifar_test_images,
     relative_difference,
@@ -80,7 +81,7 @@ def offline_weights(tmp_path, monkeypatch):
 def served(tmp_path_factory):
     """`python -m keras_resnet.export --model=resnet20 --weights=cifar10`, then `serve_bytes` on the 10,000 test
     JPEGs in a TensorFlow-only process; and the PyTorch original's logits on the same files."""
-    reference = akamaster_published(20)  # skips without PyTorch or ../shared
+    akamaster_published(20)  # skips without PyTorch or ../shared
     archive = CIFAR / "cifar10-test.tar.gz"
     if not archive.is_file():
         pytest.skip(f"real CIFAR-10 test archive not found at {archive} (../shared absent)")
@@ -96,8 +97,7 @@ def served(tmp_path_factory):
                              capture_output=True, text=True, timeout=600, cwd=str(base),
                              env=dict(os.environ, **QUIET_ENV))
     assert serving.returncode == 0, serving.stderr[-3000:]
-    images, labels, names = real_cifar_test_images(per_class=1000)
-    logits = torch_nhwc_logits(reference, (images / np.float32(255.0) - TORCH_MEAN) / TORCH_STD)
+    images, labels, names, logits = akamaster_test_set(tmp_path_factory)
     return {"root": root, "version": root / "1", "arrays": dict(np.load(out)),
             "info": json.loads((base / "served.npz.json").read_text()), "images": images, "labels": labels,
             "names": names, "torch_logits": logits}

@@ -69,9 +69,9 @@ def test_a_test_marked_fresh_process_starts_a_fresh_interpreter():
 
 
 def test_a_python_c_program_of_the_package_is_forked_as_python_runs_it(tmp_path):
-    """`python -c CODE ARGS` that imports the package: `sys.argv`, the path's first entry, `__main__`, the exit
-    status and the streams are those of a fresh `python -c`; a program that hides or checks modules, or reads the
-    environment, starts fresh."""
+    """`python -c CODE ARGS` (or `python SCRIPT ARGS`) that imports the package: `sys.argv`, the path's first
+    entry, `__main__`, the exit status and the streams are those of a fresh `python -c` (or script); a program
+    that hides or checks modules, or reads the environment, starts fresh."""
     code = "import sys, keras_resnet\nprint(sys.argv, repr(sys.path[0]), __name__, 'zygote' in globals())\nsys.exit(3)"
     before = zygote.ZYGOTE.forked
     out = subprocess.run([sys.executable, "-c", code, "a", "b"], cwd=tmp_path, env=env(), capture_output=True,
@@ -81,9 +81,15 @@ def test_a_python_c_program_of_the_package_is_forked_as_python_runs_it(tmp_path)
     failing = subprocess.run([sys.executable, "-c", "import keras_resnet\nraise ValueError('bad')"], env=env(),
                              capture_output=True, text=True)
     assert failing.returncode == 1 and failing.stderr.strip().endswith("ValueError: bad")
-    assert zygote.ZYGOTE.forked == before + 2
+    script = tmp_path / "tool" / "script.py"
+    script.parent.mkdir()
+    script.write_text("import sys, keras_tuner\nprint(sys.argv, sys.path[0], __name__, __file__)\n")
+    out = subprocess.run([sys.executable, "tool/script.py", "c"], cwd=tmp_path, env=env(), capture_output=True,
+                         text=True)
+    assert out.stdout == f"['tool/script.py', 'c'] {script.parent} __main__ tool/script.py\n", out.stderr[-2000:]
+    assert zygote.ZYGOTE.forked == before + 3, zygote.ZYGOTE.refused
     for fresh in ("import sys, keras_resnet\nprint('keras_resnet' in sys.modules and 'fresh')",
                   "import os\nos.environ['TF_ENABLE_ONEDNN_OPTS'] = '0'\nimport keras_resnet\nprint('fresh')"):
         out = subprocess.run([sys.executable, "-c", fresh], env=env(), capture_output=True, text=True)
         assert out.stdout == "fresh\n", out.stderr[-2000:]
-    assert zygote.ZYGOTE.forked == before + 2
+    assert zygote.ZYGOTE.forked == before + 3

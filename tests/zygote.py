@@ -1,17 +1,17 @@
 """The command-line processes the suite starts, forked from one that has imported TensorFlow already.
 
-Every `python -m trainers.cifar ...` (and the other command lines of the package) that a test starts used to
-pay TensorFlow + Keras's import, about 3 CPU-s, before reading its first flag: about 100 such processes in a
-run of the suite. Each pytest worker now starts one *zygote* process in the
-same environment as those processes, which imports `keras_resnet` (and through it Keras and TensorFlow,
-which start no thread and create no TensorFlow runtime at import) and then waits. A test's
-`subprocess.Popen` / `subprocess.run` of such a command line is answered by a process forked from the
-zygote: it takes the test's pipes as its standard streams, the test's environment, working directory and
-arguments, and runs the module as `python -m` does (`runpy`), then exits through the interpreter's normal
-shutdown. A test's `python -c` program that imports the package is forked the same way (`forkable_code`: not one
-that hides or checks modules or sets the environment before its imports) and run as `python -c` runs it: the
-multi-worker processes, the fault harness's small programs. It is a real process of its own: the test holds a `subprocess.Popen` for it (the worker is made
-its parent, `PR_SET_CHILD_SUBREAPER`), signals and kills reach it, its exit status is its own.
+Every `python -m trainers.cifar ...` (and the other command lines of the package) that a test starts used to pay
+TensorFlow + Keras's import, about 3 CPU-s, before reading its first flag: about 100 such processes in a run of the
+suite. Each pytest worker now starts one *zygote* process in the same environment as those processes, which imports
+`keras_resnet` (and through it Keras and TensorFlow, which start no thread and create no TensorFlow runtime at
+import) and then waits. A test's `subprocess.Popen` / `subprocess.run` of such a command line is answered by a
+process forked from the zygote: it takes the test's pipes as its standard streams, the test's environment, working
+directory and arguments, and runs the module as `python -m` does (`runpy`), then exits through the interpreter's
+normal shutdown. A test's `python -c` program or `python SCRIPT` that imports the package or KerasTuner is forked
+the same way (`forkable_code`: not one that hides or checks modules or sets the environment before its imports) and
+run as Python runs it: the multi-worker processes, the fault harness's small programs, the toy searches. It is a
+real process of its own: the test holds a `subprocess.Popen` for it (the worker is made its parent,
+`PR_SET_CHILD_SUBREAPER`), signals and kills reach it, its exit status is its own.
 
 What differs from a fresh interpreter is only what happened before the command line was known: the
 imports, in the environment of `conftest.env()`. So a process is forked only when the test's environment
@@ -121,7 +121,12 @@ def _become(request, fds, sock):
     import numpy as np
 
     np.random.seed()  # a fresh process's NumPy draws differ from its siblings'; Python's `random` reseeds itself
-    if request["option"] == "-c":  # as `python -c CODE ARGS` runs it: a fresh `__main__`, the path starting at ""
+    import runpy
+
+    if request["option"] == "-m":
+        sys.argv = ["-m", *request["args"]]
+        runpy.run_module(request["target"], run_name="__main__", alter_sys=True)
+    elif request["option"] == "-c":  # as `python -c CODE ARGS` runs it: a fresh `__main__`, the path starting at ""
         import builtins
         import types
 
@@ -130,12 +135,11 @@ def _become(request, fds, sock):
         main = types.ModuleType("__main__")
         main.__builtins__ = builtins
         sys.modules["__main__"] = main
-        exec(compile(request["module"], "<string>", "exec"), main.__dict__)
-        return
-    import runpy
-
-    sys.argv = ["-m", *request["args"]]
-    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        exec(compile(request["target"], "<string>", "exec"), main.__dict__)
+    else:  # `python SCRIPT ARGS`: the path starting at the script's directory
+        sys.argv = [request["target"], *request["args"]]
+        sys.path[0] = os.path.dirname(os.path.abspath(request["target"]))
+        runpy.run_path(request["target"], run_name="__main__")
 
 
 def _main(fd):
@@ -165,11 +169,30 @@ def _main(fd):
 
 # --- the worker's side ----------------------------------------------------------------------------------
 
+def program(args, cwd):
+    """`(option, target, arguments)` of a command line the zygote may fork (`"-m"` and a module of the package's,
+    `"-c"` and its code, `"script"` and its path), or None."""
+    if len(args) >= 3 and args[1] == "-m" and args[2].startswith(MODULE_PREFIXES):
+        return "-m", args[2], args[3:]
+    if len(args) >= 3 and args[1] == "-c" and forkable_code(args[2]):
+        return "-c", args[2], args[3:]
+    if args[1].endswith(".py"):
+        try:
+            with open(os.path.join(cwd or os.getcwd(), args[1]), encoding="utf-8") as f:
+                code = f.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if forkable_code(code):
+            return "script", args[1], args[2:]
+    return None
+
+
 def forkable_code(code):
-    """Whether a `python -c` program may be forked: one that imports the package (so the zygote's imports are
-    its own) and reads neither `sys.modules` nor the environment before its imports could (a program that hides
-    or checks a module, or sets a variable the imports read, needs the fresh interpreter)."""
-    return "keras_resnet" in code and "sys.modules" not in code and "environ" not in code and "KERAS_BACKEND" not in code
+    """Whether a test's `python -c` program or script may be forked: one that imports what the zygote has imported
+    (the package, KerasTuner) and reads neither `sys.modules` nor the environment before its imports could (a
+    program that hides or checks a module, or sets a variable the imports read, needs the fresh interpreter)."""
+    return any(name in code for name in ("keras_resnet", "keras_tuner")) and not any(
+        word in code for word in ("sys.modules", "environ", "KERAS_BACKEND"))
 
 
 class _Zygote:
@@ -205,8 +228,8 @@ class _Zygote:
                 or call["process_group"] != -1 or not call["close_fds"]:
             return None
         args = [os.fspath(a) for a in args] if not isinstance(args, (str, bytes)) else None
-        if not args or len(args) < 3 or args[0] != sys.executable or not (
-                args[1] == "-m" and args[2].startswith(MODULE_PREFIXES) or args[1] == "-c" and forkable_code(args[2])):
+        found = program(args, cwd) if args and len(args) >= 2 and args[0] == sys.executable else None
+        if found is None:
             return None
         if self.sock is None:
             self.start()
@@ -218,7 +241,8 @@ class _Zygote:
             self.refused = f"the environment differs before start-up in {differing}"
             return None
         self.refused = ""
-        return {"option": args[1], "module": args[2], "args": args[3:], "env": mine,
+        option, target, arguments = found
+        return {"option": option, "target": target, "args": arguments, "env": mine,
                 "cwd": os.path.abspath(cwd or os.getcwd()), "new_session": bool(call["start_new_session"])}
 
     def same_start(self, name, value):

@@ -23,7 +23,9 @@ starts a fresh interpreter as before. `KERAS_RESNET_TESTS_ZYGOTE=0` turns the zy
 
 Measured on 2026-12-04 (2-core Xeon VM, the whole suite, one run each, benchmarks/BENCHMARKS.md): 863 s wall
 and 1,534 CPU-s against 903 s and 1,694 CPU-s without it; the fault-harness, stop-request and trainer files
-take about half their time.
+take about half their time. Forking the tests' `python -c` programs and scripts too (27 fresh interpreters fewer a
+run, of 108): 729-762 s and 1,367-1,394 CPU-s against 865 s and 1,610 CPU-s, with the other changes of that
+session (BENCHMARKS.md, "Fresh interpreters: ...").
 """
 
 import ctypes

@@ -5,6 +5,7 @@ used by more than one module live here too.
 """
 
 import functools
+import gc
 import glob
 import io
 import json
@@ -71,6 +72,19 @@ def fresh_process(request):
 
 def pytest_sessionfinish(session):
     zygote.ZYGOTE.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After each test (its fixtures finalised), collects the garbage it left and freezes what survives
+    (`gc.freeze`): Python's automatic full collections, and pytest's five at the end of the session, then walk only
+    what later tests create, not the TensorFlow / Keras modules and the cached models of earlier ones. Measured on
+    the 2-core Xeon (test_models, test_backbone, test_imagenet_v2, test_weight_tags in one process): 28 full
+    collections took 20 s of 221 s; with the freeze 200 s, and a lower peak memory (5.5 GB against 6.5 GB).
+    What survives a test is kept to the process's end (cached models, module fixtures), as it mostly was."""
+    yield
+    gc.collect()
+    gc.freeze()
 
 
 @functools.lru_cache(maxsize=None)

@@ -125,13 +125,20 @@ def test_imagenet_shortcut_options_ordered(depth):
     assert counts[1] == EXPECTED_PARAMS[f"resnet{depth}"]
 
 
-def _structure_models():
-    return [
-        keras_resnet.cifar_resnet(8, shortcut="B"),
-        keras_resnet.cifar_resnet(8, shortcut=None),
-        keras_resnet.imagenet_resnet(18, input_shape=(64, 64, 3)),
-        keras_resnet.imagenet_resnet(50, input_shape=(64, 64, 3), shortcut="C"),
-    ]
+STRUCTURE_MODELS = {  # test id (the model's name): how to build it
+    "resnet8": lambda: keras_resnet.cifar_resnet(8, shortcut="B"),
+    "plain8": lambda: keras_resnet.cifar_resnet(8, shortcut=None),
+    "resnet18": lambda: keras_resnet.imagenet_resnet(18, input_shape=(64, 64, 3)),
+    "resnet50": lambda: keras_resnet.imagenet_resnet(50, input_shape=(64, 64, 3), shortcut="C"),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def structure_model(name):
+    """One of `STRUCTURE_MODELS`, built when a test first asks for it (not while every worker collects)."""
+    model = STRUCTURE_MODELS[name]()
+    assert model.name == name
+    return model
 
 
 def _consumers(model):
@@ -143,9 +150,10 @@ def _consumers(model):
     return consumers
 
 
-@pytest.mark.parametrize("model", _structure_models(), ids=lambda m: m.name)
-def test_structure(model):
+@pytest.mark.parametrize("name", STRUCTURE_MODELS)
+def test_structure(name):
     """No conv bias, BN after every conv, ReLU after every addition, He-normal init, no dropout."""
+    model = structure_model(name)
     consumers = _consumers(model)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs
@@ -160,9 +168,10 @@ def test_structure(model):
             assert [type(c) for c in consumers[layer.name]] == [keras.layers.ReLU], layer.name
 
 
-@pytest.mark.parametrize("model", _structure_models(), ids=lambda m: m.name)
-def test_stride2_convolutions_pad_symmetrically(model):
+@pytest.mark.parametrize("name", STRUCTURE_MODELS)
+def test_stride2_convolutions_pad_symmetrically(name):
     """Every strided k>1 convolution is a `valid` conv fed by a symmetric ZeroPadding2D of (k-1)/2."""
+    model = structure_model(name)
     strided = [
         layer
         for layer in model.layers

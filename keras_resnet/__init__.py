@@ -11,7 +11,7 @@ Example:
     >>> pretrained = keras_resnet.ResNet56(weights="cifar10")  # needs a published weights file  # doctest: +SKIP
 """
 
-from keras_resnet.startup import prefer_onednn, quiet_if_command_line_tool
+from keras_resnet.startup import freeze_if_command_line_tool, prefer_onednn, quiet_if_command_line_tool
 
 prefer_onednn()  # TensorFlow's oneDNN kernels on every x86-64 CPU, not only AVX-512 ones (3.3x on AVX2, see there)
 quiet_if_command_line_tool()  # `python -m trainers.* | keras_resnet.*`: no TensorFlow start-up banners (see there)
@@ -28,6 +28,8 @@ from keras_resnet.preactivation import preact_cifar_resnet
 from keras_resnet.registry import MODELS, build
 from keras_resnet import weights  # pretrained weights: named sets, converters (python -m keras_resnet.weights)
 from keras_resnet.weights import preprocess_input
+
+freeze_if_command_line_tool()  # the tools' start-up objects out of the collector's sight (see there)
 
 __version__ = "0.1.0"
 

@@ -41,3 +41,17 @@ def test_prefer_onednn_leaves_other_processors_and_an_imported_tensorflow_alone(
     assert startup.prefer_onednn(machine="aarch64") is False and startup.ONEDNN_ENV not in os.environ
     assert "tensorflow" in sys.modules  # imported by the package in this process: too late to choose
     assert startup.prefer_onednn(machine="x86_64") is False and startup.ONEDNN_ENV not in os.environ
+
+
+def test_only_a_command_line_tool_freezes_its_start_up_objects(monkeypatch):
+    """`python -m <tool>`'s start-up objects are frozen (`gc.freeze`: its collections and its exit then skip them);
+    a program or notebook importing the package keeps Python's collector as it was."""
+    import gc
+
+    survivors = [[i] for i in range(1000)]  # objects this test made, not frozen yet
+    before = gc.get_freeze_count()
+    assert startup.freeze_if_command_line_tool() is False  # pytest's process: not one of the tools
+    assert gc.get_freeze_count() == before
+    monkeypatch.setattr(sys, "argv", ["-m"])  # as `python -m keras_resnet.<tool>` has it while importing
+    assert startup.freeze_if_command_line_tool() is True
+    assert gc.get_freeze_count() >= before + len(survivors)

@@ -26,7 +26,7 @@ and 1,534 CPU-s against 903 s and 1,694 CPU-s without it; the fault-harness, sto
 take about half their time. Forking the tests' `python -c` programs and scripts too (27 fresh interpreters fewer a
 run, of 108): 729-762 s and 1,367-1,394 CPU-s against 865 s and 1,610 CPU-s, with the other changes of that
 session (BENCHMARKS.md, "Fresh interpreters: ..."). With the imports' objects frozen before the forks and each
-test's survivors frozen after it (`conftest.pytest_runtest_teardown`): 655-688 s and 1,232-1,282 CPU-s
+test's survivors frozen after it (`conftest.pytest_runtest_teardown`): 655-746 s and 1,232-1,383 CPU-s
 (BENCHMARKS.md, "Python's garbage collector walking a heap of models").
 """
 

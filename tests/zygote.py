@@ -13,13 +13,13 @@ run as Python runs it: the multi-worker processes, the fault harness's small pro
 real process of its own: the test holds a `subprocess.Popen` for it (the worker is made its parent,
 `PR_SET_CHILD_SUBREAPER`), signals and kills reach it, its exit status is its own.
 
-What differs from a fresh interpreter is only what happened before the command line was known: the
-imports, in the environment of `conftest.env()` (their objects frozen, `gc.freeze`, as they would live to the end). So a process is forked only when the test's environment
-differs from that one in variables the imports do not read (`IMPORT_PREFIXES`, `RUNTIME_ENV`) or in the values
-the imports set themselves, for the package's own modules, and
-without options that a fork cannot honour (`preexec_fn`, `pass_fds`, users, groups); anything else, and
-every test marked `fresh_process` (the tests of what a process prints from its first instruction on),
-starts a fresh interpreter as before. `KERAS_RESNET_TESTS_ZYGOTE=0` turns the zygote off.
+What differs from a fresh interpreter is only what happened before the command line was known: the imports, in the
+environment of `conftest.env()` (their objects frozen, `gc.freeze`, as they would live to the end). So a process is
+forked only when the test's environment differs from that one in variables the imports do not read
+(`IMPORT_PREFIXES`, `RUNTIME_ENV`) or in the values the imports set themselves, for the package's own modules, and
+without options that a fork cannot honour (`preexec_fn`, `pass_fds`, users, groups); anything else, and every test
+marked `fresh_process` (the tests of what a process prints from its first instruction on), starts a fresh
+interpreter as before. `KERAS_RESNET_TESTS_ZYGOTE=0` turns the zygote off.
 
 Measured on 2026-12-04 (2-core Xeon VM, the whole suite, one run each, benchmarks/BENCHMARKS.md): 863 s wall
 and 1,534 CPU-s against 903 s and 1,694 CPU-s without it; the fault-harness, stop-request and trainer files
@@ -31,7 +31,6 @@ test's survivors frozen after it (`conftest.pytest_runtest_teardown`): 655-746 s
 """
 
 import ctypes
-import gc
 import inspect
 import json
 import os
@@ -162,11 +161,13 @@ def _main(fd):
     # private: whether importing created TensorFlow's runtime (its thread pools would not survive a fork)
     safe = threading.active_count() == 1 and context.context()._context_handle is None
     added = {k: v for k, v in os.environ.items() if k not in initial}
-    # The imports' objects frozen, as Python's documentation advises before forking: a forked process's garbage
-    # collections, and its exit, walk only what it creates (copying none of the zygote's pages to do so).
+    # The imports' objects frozen as the package's tools freeze theirs (`import keras_resnet` froze its own; this
+    # adds the rest of `PRELOADED`), and as Python's documentation advises before forking: a forked process's
+    # garbage collections, and its exit, walk only what it creates (copying none of the zygote's pages to do so).
     # test_faults_trainer, test_stop_request and test_command_errors: 116 CPU-s against 135 (2-core Xeon).
-    gc.collect()
-    gc.freeze()
+    from keras_resnet import startup
+
+    startup.freeze_if_command_line_tool()
     sys.stdout.flush()
     sys.stderr.flush()
     sock.sendall((json.dumps({"safe": safe, "added": added}) + "\n").encode())

@@ -115,13 +115,15 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=cost)  # stable: each file's tests keep their order
 
 
-QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
-             "OMP_NUM_THREADS": "2"}
+CLI_SITE = os.path.join(REPO, "tests", "cli_site")
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join([CLI_SITE, REPO]),
+             "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2"}
+"""The environment every process the suite starts gets: quiet, CPU only, the repository importable, and
+tests/cli_site/sitecustomize.py (each process's objects frozen at its exit)."""
 # Optional packages TensorFlow / Keras import at start-up when installed, absent from a user's install of the
 # package; `env()` starts its processes without them (tests/cli_site/sitecustomize.py), JAX kept for the JAX
 # backend.
 ABSENT_IN_PROCESSES = ("jax", "IPython", "sklearn")
-CLI_SITE = os.path.join(REPO, "tests", "cli_site")
 
 
 def toy_arrays(n, size=8, classes=3, seed=0):
@@ -168,7 +170,6 @@ def env(**extra):
     out.update({k: str(v) for k, v in extra.items()})
     absent = [name for name in ABSENT_IN_PROCESSES if not (name == "jax" and out.get("KERAS_BACKEND") == "jax")]
     out["KERAS_RESNET_TESTS_ABSENT"] = ",".join(absent)
-    out["PYTHONPATH"] = os.pathsep.join([CLI_SITE, *filter(None, [out.get("PYTHONPATH")])])
     return out
 
 

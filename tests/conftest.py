@@ -54,6 +54,19 @@ def share_jax_compilations():
 
 
 JAX_CACHE = share_jax_compilations()
+CLI_SITE = os.path.join(REPO, "tests", "cli_site")
+
+
+def freeze_every_process_at_exit():
+    """Puts tests/cli_site on `PYTHONPATH` for the workers and every process they start (`QUIET_ENV` and `env()`
+    keep it too): its sitecustomize freezes a process's objects as it exits, so that the interpreter's exit
+    does not walk what TensorFlow, Keras or JAX made (about 1 CPU-s of each such process)."""
+    paths = list(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    if CLI_SITE not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([CLI_SITE, *paths])
+
+
+freeze_every_process_at_exit()
 
 
 def pytest_unconfigure(config):
@@ -115,7 +128,6 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=cost)  # stable: each file's tests keep their order
 
 
-CLI_SITE = os.path.join(REPO, "tests", "cli_site")
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join([CLI_SITE, REPO]),
              "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2"}
 """The environment every process the suite starts gets: quiet, CPU only, the repository importable, and

@@ -51,7 +51,7 @@ def test_only_a_command_line_tool_freezes_its_start_up_objects(monkeypatch):
     survivors = [[i] for i in range(1000)]  # objects this test made, not frozen yet
     before = gc.get_freeze_count()
     assert startup.freeze_if_command_line_tool() is False  # pytest's process: not one of the tools
-    assert gc.get_freeze_count() == before
+    assert gc.get_freeze_count() <= before  # none frozen (frozen objects may still be freed meanwhile)
     monkeypatch.setattr(sys, "argv", ["-m"])  # as `python -m keras_resnet.<tool>` has it while importing
     assert startup.freeze_if_command_line_tool() is True
     assert gc.get_freeze_count() >= before + len(survivors)

@@ -1,5 +1,6 @@
-"""Started with every command-line process the suite runs through `conftest.env()`: marks the modules named in
-`KERAS_RESNET_TESTS_ABSENT` as not installed, so that the process starts as it would in a user's install.
+"""Started with every process the suite runs (`conftest.freeze_every_process_at_exit`): marks the modules named
+in `KERAS_RESNET_TESTS_ABSENT` (set by `conftest.env()`) as not installed, so that the process starts as it
+would in a user's install, and freezes the process's objects at its exit.
 
 TensorFlow and Keras import some optional packages at start-up whenever they are installed, and fall back
 when they are not: JAX (TF Lite's authoring API), IPython (Keras' file editor) and scikit-learn (Keras'

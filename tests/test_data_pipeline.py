@@ -3,10 +3,7 @@ the paper's augmentation, determinism, sharding and bad input."""
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,7 @@ from keras_resnet.data.augment import cifar_crop_flip, imagenet_eval_geometry, t
 from keras_resnet.data.convert import convert  # noqa: E402
 from keras_resnet.data.tfrecord import make_example  # noqa: E402
 
-from conftest import CIFAR, CIFAR_CLASSES, REPO, make_folder, make_tar, png_bytes  # noqa: E402
+from conftest import CIFAR, CIFAR_CLASSES, make_folder, make_tar, png_bytes, run_cli  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -114,9 +111,8 @@ def test_convert_cli_tfrecord_round_trip_imagenet_style(tmp_path):
     folder = make_jpeg_folder(tmp_path / "imgs")
     archive = make_tar(folder, tmp_path / "imgs.tar.gz")
     out = tmp_path / "shards"
-    res = subprocess.run([sys.executable, "-m", "keras_resnet.data.convert", f"--input={archive}",
-                          f"--output={out}", "--shards=2"], cwd=REPO, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    res = run_cli([f"--input={archive}", f"--output={out}", "--shards=2"], module="keras_resnet.data.convert",
+                  timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     names = sorted(p.name for p in out.iterdir())
     assert names == ["dataset.json", "test-00000-of-00002", "test-00001-of-00002",

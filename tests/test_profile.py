@@ -1,12 +1,10 @@
 """FLOP (multiply-add) and parameter counting against the paper's Table 1 and PAPER.md."""
 
-import subprocess
-import sys
-
 import keras
 import pytest
 
 import keras_resnet
+from conftest import run_cli
 from keras_resnet.profile import PAPER_MACS, block_comparison, profile
 
 
@@ -58,12 +56,7 @@ def test_bottleneck_costs_about_a_basic_block():
 
 
 def test_profile_cli_prints_table():
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_resnet.profile", "--models", "resnet20,plain20,resnet18"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_cli(["--models", "resnet20,plain20,resnet18"], module="keras_resnet.profile")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "| resnet20 | 32x32x3 | 269,722 | 0.3M | 40.6M | 40.6M |" in out
@@ -72,8 +65,6 @@ def test_profile_cli_prints_table():
 
 
 def test_profile_cli_rejects_unknown_model():
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_resnet.profile", "--models", "resnet7"], capture_output=True, text=True, timeout=120
-    )
+    result = run_cli(["--models", "resnet7"], module="keras_resnet.profile", timeout=120)
     assert result.returncode == 2
     assert "--models" in result.stderr and "resnet7" in result.stderr

@@ -78,13 +78,13 @@ def pytest_unconfigure(config):
 def fresh_process(request):
     """Tests marked `fresh_process` start every command line in a fresh interpreter (what a process prints from
     its first instruction on is their contract); the others may fork them from the zygote."""
-    zygote.ZYGOTE.fresh = request.node.get_closest_marker("fresh_process") is not None
+    zygote.start_fresh(request.node.get_closest_marker("fresh_process") is not None)
     yield
-    zygote.ZYGOTE.fresh = False
+    zygote.start_fresh(False)
 
 
 def pytest_sessionfinish(session):
-    zygote.ZYGOTE.close()
+    zygote.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

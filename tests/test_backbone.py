@@ -124,8 +124,9 @@ def test_a_model_of_another_package_is_refused_with_one_line():
 
 
 SERVE_FEATURES = r'''
-import json, sys
+import sys
 sys.modules["keras"] = sys.modules["keras_resnet"] = None  # a serving process: neither can be imported
+import json
 import numpy as np, tensorflow as tf
 work = sys.argv[1]
 out = {}

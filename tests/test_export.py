@@ -216,7 +216,7 @@ def run(tmp_path_factory):
         (work / f"img_{i:03d}.jpg").write_bytes(data)
     np.save(work / "mean_image.npy", mean)
     (work / "serve.py").write_text(SERVING_SCRIPT)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, **QUIET_ENV)
     cli = subprocess.Popen(["saved_model_cli", "show", "--dir", str(v1), "--all"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=env)  # runs alongside the serving process
     result = subprocess.run([sys.executable, str(work / "serve.py"), str(work), str(root)], capture_output=True,

@@ -11,7 +11,7 @@ import pytest
 
 import keras_resnet  # noqa: F401  the worker's own imports put variables in env() (TF2_BEHAVIOR, ...), as in the suite
 import zygote
-from conftest import REPO, env, make_image_folder, run_cli
+from conftest import QUIET_ENV, REPO, env, make_image_folder, run_cli
 
 pytestmark = pytest.mark.skipif(zygote.ZYGOTE.failed, reason="the zygote is off here (KERAS_RESNET_TESTS_ZYGOTE=0)")
 
@@ -94,3 +94,27 @@ def test_a_python_c_program_of_the_package_is_forked_as_python_runs_it(tmp_path)
         out = subprocess.run([sys.executable, "-c", fresh], env=env(), capture_output=True, text=True)
         assert out.stdout == "fresh\n", out.stderr[-2000:]
     assert zygote.ZYGOTE.forked == before + 3
+
+
+def test_a_serving_script_is_forked_from_a_zygote_without_keras_or_the_package(tmp_path):
+    """A script that starts with `zygote.SERVING_HEAD` (TensorFlow, Keras and the package blocked: a serving
+    process) is forked from the serving zygote: neither module is imported, its path, arguments, exit status and
+    output are a fresh script's (TensorFlow's start-up lines excepted: the zygote printed none); a later
+    `import keras` fails there as in a fresh one."""
+    script = tmp_path / "serve.py"
+    script.write_text(zygote.SERVING_HEAD + "\nimport tensorflow as tf\n"
+                      "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'keras_resnet') "
+                      "and sys.modules[m])\n"
+                      "print(sys.argv, sys.path[0], loaded, tf.constant(2).numpy())\n"
+                      "try:\n    import keras\nexcept ImportError:\n    sys.exit(4)\n")
+    before, package = zygote.SERVING.forked, zygote.ZYGOTE.forked
+    serving_env = dict(os.environ, **QUIET_ENV)  # as the suite's serving scripts run
+    out = subprocess.run([sys.executable, str(script), "x"], cwd=tmp_path, env=serving_env, capture_output=True,
+                         text=True)
+    assert zygote.SERVING.forked == before + 1, zygote.SERVING.refused
+    assert zygote.ZYGOTE.forked == package
+    assert (out.returncode, out.stdout) == (4, f"[{str(script)!r}, 'x'] {tmp_path} [] 2\n"), out.stderr[-2000:]
+    out = subprocess.run([sys.executable, str(script), "y"], cwd=tmp_path, env=dict(serving_env, KERAS_HOME="k"),
+                         capture_output=True, text=True)  # read by Keras alone, which is blocked here
+    assert zygote.SERVING.forked == before + 2, zygote.SERVING.refused
+    assert out.returncode == 4, out.stderr[-2000:]

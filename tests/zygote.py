@@ -21,6 +21,12 @@ without options that a fork cannot honour (`preexec_fn`, `pass_fds`, users, grou
 marked `fresh_process` (the tests of what a process prints from its first instruction on), starts a fresh
 interpreter as before. `KERAS_RESNET_TESTS_ZYGOTE=0` turns the zygote off.
 
+A second zygote, `SERVING`, forks the tests' serving scripts: the processes that load an export as TF Serving
+would, with TensorFlow and neither Keras nor the package (their first lines are `SERVING_HEAD`, which blocks both).
+It imports TensorFlow so, in the environment of the first such script of its worker, and drops TensorFlow's
+start-up lines, which a fresh script prints on its stderr; variables only Keras reads (`KERAS_ONLY_ENV`) do not
+matter to it. Eight scripts a run, about 3 CPU-s of imports each.
+
 Measured on 2026-12-04 (2-core Xeon VM, the whole suite, one run each, benchmarks/BENCHMARKS.md): 863 s wall
 and 1,534 CPU-s against 903 s and 1,694 CPU-s without it; the fault-harness, stop-request and trainer files
 take about half their time. Forking the tests' `python -c` programs and scripts too (27 fresh interpreters fewer a
@@ -56,6 +62,10 @@ RUNTIME_ENV = ("KERAS_RESNET_FAULT", "KERAS_RESNET_FAULT_LOG", "KERAS_RESNET_WEI
 # worker's own imports put in its environment) are read by nothing the zygote has loaded.
 IMPORT_PREFIXES = ("TF_", "KERAS", "CUDA", "XLA_", "JAX_", "PYTHON", "LD_", "OMP_", "MKL_", "OPENBLAS_", "HOME", "XDG_",
                    "LANG", "LC_", "TMPDIR", "MPL")
+# The first line of a test's serving script: a process with TensorFlow and neither Keras nor the package, as TF
+# Serving loads an export. Such scripts are forked from a second zygote, `SERVING`, which imported TensorFlow so.
+SERVING_HEAD = 'import sys\nsys.modules["keras"] = sys.modules["keras_resnet"] = None'
+KERAS_ONLY_ENV = ("KERAS_HOME", "KERAS_BACKEND")  # read by Keras alone: not by a serving process's imports
 PR_SET_CHILD_SUBREAPER = 36
 # private: the arguments `Popen` hands its process-starting step, which `Popen` below answers by a fork
 EXECUTE_CHILD = list(inspect.signature(subprocess.Popen._execute_child).parameters)[1:]
@@ -146,21 +156,11 @@ def _become(request, fds, sock):
         runpy.run_path(request["target"], run_name="__main__")
 
 
-def _main(fd):
-    sock = socket.socket(fileno=fd)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C of the test run is the worker's to handle
-    initial = dict(os.environ)
-    sys.path[0] = os.getcwd()
+def _import_package():
+    """The package zygote's imports: `PRELOADED`, their objects frozen as the package's tools freeze theirs."""
     sys.argv = ["-m"]  # as `python -m <tool>` starts: `keras_resnet.startup` imports TensorFlow without its banners
     for name in PRELOADED:
         __import__(name)
-    from tensorflow.python.eager import context
-
-    import threading
-
-    # private: whether importing created TensorFlow's runtime (its thread pools would not survive a fork)
-    safe = threading.active_count() == 1 and context.context()._context_handle is None
-    added = {k: v for k, v in os.environ.items() if k not in initial}
     # The imports' objects frozen as the package's tools freeze theirs (`import keras_resnet` froze its own; this
     # adds the rest of `PRELOADED`), and as Python's documentation advises before forking: a forked process's
     # garbage collections, and its exit, walk only what it creates (copying none of the zygote's pages to do so).
@@ -168,6 +168,41 @@ def _main(fd):
     from keras_resnet import startup
 
     startup.freeze_if_command_line_tool()
+
+
+def _import_serving():
+    """The serving zygote's imports: TensorFlow with Keras and the package blocked (`SERVING_HEAD`), frozen as
+    above (by hand: the package, whose `startup.freeze_if_command_line_tool` does it, is what is blocked)."""
+    exec(SERVING_HEAD, {})
+    import gc
+
+    import numpy  # noqa: F401
+
+    saved = os.dup(2)  # TensorFlow's start-up lines (a fresh script prints them on its own stderr) are dropped
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    gc.collect()
+    gc.freeze()
+
+
+def _main(fd, kind):
+    sock = socket.socket(fileno=fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C of the test run is the worker's to handle
+    initial = dict(os.environ)
+    sys.path[0] = os.getcwd()
+    _import_serving() if kind == "serving" else _import_package()
+    from tensorflow.python.eager import context
+
+    import threading
+
+    # private: whether importing created TensorFlow's runtime (its thread pools would not survive a fork)
+    safe = threading.active_count() == 1 and context.context()._context_handle is None
+    added = {k: v for k, v in os.environ.items() if k not in initial}
     sys.stdout.flush()
     sys.stderr.flush()
     sock.sendall((json.dumps({"safe": safe, "added": added}) + "\n").encode())
@@ -181,21 +216,31 @@ def _main(fd):
 # --- the worker's side ----------------------------------------------------------------------------------
 
 def program(args, cwd):
-    """`(option, target, arguments)` of a command line the zygote may fork (`"-m"` and a module of the package's,
-    `"-c"` and its code, `"script"` and its path), or None."""
+    """`(zygote kind, option, target, arguments)` of a command line a zygote may fork (`"-m"` and a module of the
+    package's, `"-c"` and its code, `"script"` and its path), or None. The kind is "serving" for a serving
+    script (`SERVING_HEAD`), "package" for the others."""
     if len(args) >= 3 and args[1] == "-m" and args[2].startswith(MODULE_PREFIXES):
-        return "-m", args[2], args[3:]
-    if len(args) >= 3 and args[1] == "-c" and forkable_code(args[2]):
-        return "-c", args[2], args[3:]
+        return "package", "-m", args[2], args[3:]
+    if len(args) >= 3 and args[1] == "-c":
+        kind = code_kind(args[2])
+        return (kind, "-c", args[2], args[3:]) if kind else None
     if args[1].endswith(".py"):
         try:
             with open(os.path.join(cwd or os.getcwd(), args[1]), encoding="utf-8") as f:
                 code = f.read()
         except (OSError, UnicodeDecodeError):
             return None
-        if forkable_code(code):
-            return "script", args[1], args[2:]
+        kind = code_kind(code)
+        return (kind, "script", args[1], args[2:]) if kind else None
     return None
+
+
+def code_kind(code):
+    """The zygote that may fork a test's program: "serving" for one that starts with `SERVING_HEAD` (and then
+    imports what it likes), "package" for a `forkable_code` one, or None."""
+    if code.lstrip().startswith(SERVING_HEAD):
+        return "serving"
+    return "package" if forkable_code(code) else None
 
 
 def forkable_code(code):
@@ -207,18 +252,20 @@ def forkable_code(code):
 
 
 class _Zygote:
-    """One per pytest worker, started at its first eligible command."""
+    """One of each kind ("package", "serving") per pytest worker, started at its first eligible command."""
 
-    def __init__(self):
+    fresh = False  # set by the `fresh_process` marker for the current test (`start_fresh`), for every kind
+
+    def __init__(self, kind):
+        self.kind = kind
         self.process = self.sock = self.base = self.added = None
         self.refused = ""  # why the last command line started a fresh interpreter
         self.failed = not sys.platform.startswith("linux") or os.environ.get(SWITCH_ENV, "1") == "0"
-        self.fresh = False  # set by the `fresh_process` marker for the current test
         self.forked = 0  # processes forked so far
 
     def start(self):
         ours, theirs = socket.socketpair()
-        self.process = _ORIGINAL_POPEN([sys.executable, os.path.abspath(__file__), str(theirs.fileno())],
+        self.process = _ORIGINAL_POPEN([sys.executable, os.path.abspath(__file__), str(theirs.fileno()), self.kind],
                                        pass_fds=[theirs.fileno()], cwd=REPO, env=self.base,
                                        stdin=subprocess.DEVNULL)
         theirs.close()
@@ -240,19 +287,21 @@ class _Zygote:
             return None
         args = [os.fspath(a) for a in args] if not isinstance(args, (str, bytes)) else None
         found = program(args, cwd) if args and len(args) >= 2 and args[0] == sys.executable else None
-        if found is None:
+        if found is None or found[0] != self.kind:
             return None
+        mine = {str(k): str(v) for k, v in env.items()}
+        if self.base is None:  # the serving zygote starts in the environment of the first script it is to fork
+            self.base = {k: v for k, v in mine.items() if k not in RUNTIME_ENV}
         if self.sock is None:
             self.start()
             if self.failed:
                 return None
-        mine = {str(k): str(v) for k, v in env.items()}
         differing = sorted(k for k in set(mine) | set(self.base) if not self.same_start(k, mine.get(k)))
         if differing:
             self.refused = f"the environment differs before start-up in {differing}"
             return None
         self.refused = ""
-        option, target, arguments = found
+        _, option, target, arguments = found
         return {"option": option, "target": target, "args": arguments, "env": mine,
                 "cwd": os.path.abspath(cwd or os.getcwd()), "new_session": bool(call["start_new_session"])}
 
@@ -260,8 +309,10 @@ class _Zygote:
         """Whether a process started with `name=value` imports as the zygote did: a variable its imports do not
         read (`IMPORT_PREFIXES`) or read only later (`RUNTIME_ENV`), the value it had, or the value its imports set
         (TensorFlow's `TF2_BEHAVIOR`, `keras_resnet.startup`'s `TF_ENABLE_ONEDNN_OPTS`, ... which the worker's own
-        imports put in its environment too)."""
+        imports put in its environment too); for the serving zygote also one only Keras reads (`KERAS_ONLY_ENV`)."""
         if name in RUNTIME_ENV or not name.startswith(IMPORT_PREFIXES) or value == self.base.get(name):
+            return True
+        if self.kind == "serving" and name in KERAS_ONLY_ENV:
             return True
         return name not in self.base and value == self.added.get(name)
 
@@ -295,7 +346,8 @@ class _Zygote:
             self.sock = None
 
 
-ZYGOTE = _Zygote()
+ZYGOTE = _Zygote("package")
+SERVING = _Zygote("serving")
 _ORIGINAL_POPEN = subprocess.Popen
 
 
@@ -304,11 +356,14 @@ class Popen(subprocess.Popen):
 
     def _execute_child(self, *values):
         call = dict(zip(EXECUTE_CHILD, values))
-        request = ZYGOTE.request(call["args"], call["executable"], call["env"], call["cwd"], call)
-        if request is None:
+        for zygote in (ZYGOTE, SERVING):
+            request = zygote.request(call["args"], call["executable"], call["env"], call["cwd"], call)
+            if request is not None:
+                break
+        else:
             return super()._execute_child(*values)  # private: the fresh interpreter, as before
         streams = [call["p2cread"], call["c2pwrite"], call["errwrite"]]
-        pid = ZYGOTE.spawn(request, [fd if fd != -1 else i for i, fd in enumerate(streams)])
+        pid = zygote.spawn(request, [fd if fd != -1 else i for i, fd in enumerate(streams)])
         if pid is None:
             return super()._execute_child(*values)  # private: the fresh interpreter, as before
         self.pid = pid
@@ -325,5 +380,15 @@ def install(base_env):
     subprocess.Popen = Popen
 
 
+def start_fresh(fresh):
+    """Whether the current test's command lines all start fresh interpreters (the `fresh_process` marker)."""
+    _Zygote.fresh = fresh
+
+
+def close():
+    for zygote in (ZYGOTE, SERVING):
+        zygote.close()
+
+
 if __name__ == "__main__":
-    _main(int(sys.argv[1]))
+    _main(int(sys.argv[1]), sys.argv[2])

@@ -34,7 +34,7 @@ run, of 108): 729-762 s and 1,367-1,394 CPU-s against 865 s and 1,610 CPU-s, wit
 session (BENCHMARKS.md, "Fresh interpreters: ..."). With the imports' objects frozen before the forks and each
 test's survivors frozen after it (`conftest.pytest_runtest_teardown`): 655-746 s and 1,232-1,383 CPU-s
 (BENCHMARKS.md, "Python's garbage collector walking a heap of models"). With every process's objects frozen at its
-exit (tests/cli_site) and the serving zygote: 639-670 s and 1,192-1,220 CPU-s (BENCHMARKS.md, "Interpreters'
+exit (tests/cli_site) and the serving zygote: 639-680 s and 1,192-1,262 CPU-s (BENCHMARKS.md, "Interpreters'
 exits and the serving scripts").
 """
 

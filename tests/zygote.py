@@ -237,6 +237,20 @@ def program(args, cwd):
     return None
 
 
+def forkable_call(call):
+    """`program()` of a `Popen` call (`EXECUTE_CHILD`'s values by name) that a fork can honour, or None: this
+    interpreter with arguments, no shell, no `preexec_fn`, `pass_fds`, users, groups, umask or process group."""
+    if call["executable"] not in (None, sys.executable) or call["shell"] or call["preexec_fn"] is not None \
+            or call["pass_fds"] or call["gid"] is not None or call["gids"] is not None or call["uid"] is not None \
+            or call["umask"] >= 0 or call["process_group"] != -1 or not call["close_fds"]:
+        return None
+    args = call["args"]
+    args = [os.fspath(a) for a in args] if not isinstance(args, (str, bytes)) else None
+    if not args or len(args) < 2 or args[0] != sys.executable:
+        return None
+    return program(args, call["cwd"])
+
+
 def code_kind(code):
     """The zygote that may fork a test's program: "serving" for one that starts with `SERVING_HEAD` (and then
     imports what it likes), "package" for a `forkable_code` one, or None."""
@@ -260,6 +274,8 @@ class _Zygote:
 
     def __init__(self, kind):
         self.kind = kind
+        # variables that its imports do not read at start-up (Keras' own, too, where Keras is blocked)
+        self.unread = RUNTIME_ENV + (KERAS_ONLY_ENV if kind == "serving" else ())
         self.process = self.sock = self.base = self.added = None
         self.refused = ""  # why the last command line started a fresh interpreter
         self.failed = not sys.platform.startswith("linux") or os.environ.get(SWITCH_ENV, "1") == "0"
@@ -279,21 +295,14 @@ class _Zygote:
             return
         self.sock, self.added = ours, ready["added"]  # the variables the zygote's imports set
 
-    def request(self, args, executable, env, cwd, call):
-        """The request for `args`, or None when a fresh interpreter must run it."""
-        if self.failed or self.fresh or env is None or executable not in (None, sys.executable):
+    def request(self, found, call):
+        """The request for `found` (`program()` of the `Popen` call `call`), or None when a fresh interpreter must
+        run it."""
+        if self.failed or self.fresh or call["env"] is None:
             return None
-        if call["shell"] or call["preexec_fn"] is not None or call["pass_fds"] or call["gid"] is not None \
-                or call["gids"] is not None or call["uid"] is not None or call["umask"] >= 0 \
-                or call["process_group"] != -1 or not call["close_fds"]:
-            return None
-        args = [os.fspath(a) for a in args] if not isinstance(args, (str, bytes)) else None
-        found = program(args, cwd) if args and len(args) >= 2 and args[0] == sys.executable else None
-        if found is None or found[0] != self.kind:
-            return None
-        mine = {str(k): str(v) for k, v in env.items()}
+        mine = {str(k): str(v) for k, v in call["env"].items()}
         if self.base is None:  # the serving zygote starts in the environment of the first script it is to fork
-            self.base = {k: v for k, v in mine.items() if k not in RUNTIME_ENV}
+            self.base = {k: v for k, v in mine.items() if k not in self.unread}
         if self.sock is None:
             self.start()
             if self.failed:
@@ -305,16 +314,14 @@ class _Zygote:
         self.refused = ""
         _, option, target, arguments = found
         return {"option": option, "target": target, "args": arguments, "env": mine,
-                "cwd": os.path.abspath(cwd or os.getcwd()), "new_session": bool(call["start_new_session"])}
+                "cwd": os.path.abspath(call["cwd"] or os.getcwd()), "new_session": bool(call["start_new_session"])}
 
     def same_start(self, name, value):
         """Whether a process started with `name=value` imports as the zygote did: a variable its imports do not
         read (`IMPORT_PREFIXES`) or read only later (`RUNTIME_ENV`), the value it had, or the value its imports set
         (TensorFlow's `TF2_BEHAVIOR`, `keras_resnet.startup`'s `TF_ENABLE_ONEDNN_OPTS`, ... which the worker's own
         imports put in its environment too); for the serving zygote also one only Keras reads (`KERAS_ONLY_ENV`)."""
-        if name in RUNTIME_ENV or not name.startswith(IMPORT_PREFIXES) or value == self.base.get(name):
-            return True
-        if self.kind == "serving" and name in KERAS_ONLY_ENV:
+        if name in self.unread or not name.startswith(IMPORT_PREFIXES) or value == self.base.get(name):
             return True
         return name not in self.base and value == self.added.get(name)
 
@@ -350,6 +357,7 @@ class _Zygote:
 
 ZYGOTE = _Zygote("package")
 SERVING = _Zygote("serving")
+ZYGOTES = {zygote.kind: zygote for zygote in (ZYGOTE, SERVING)}
 _ORIGINAL_POPEN = subprocess.Popen
 
 
@@ -358,11 +366,10 @@ class Popen(subprocess.Popen):
 
     def _execute_child(self, *values):
         call = dict(zip(EXECUTE_CHILD, values))
-        for zygote in (ZYGOTE, SERVING):
-            request = zygote.request(call["args"], call["executable"], call["env"], call["cwd"], call)
-            if request is not None:
-                break
-        else:
+        found = forkable_call(call)
+        zygote = ZYGOTES[found[0]] if found else None
+        request = zygote.request(found, call) if zygote else None
+        if request is None:
             return super()._execute_child(*values)  # private: the fresh interpreter, as before
         streams = [call["p2cread"], call["c2pwrite"], call["errwrite"]]
         pid = zygote.spawn(request, [fd if fd != -1 else i for i, fd in enumerate(streams)])
@@ -378,7 +385,7 @@ class Popen(subprocess.Popen):
 def install(base_env):
     """Makes `subprocess.Popen` (and so `subprocess.run`) of this process fork eligible commands from a zygote
     started, at the first of them, in `base_env` (the environment of the suite's command-line processes)."""
-    ZYGOTE.base = {k: v for k, v in base_env.items() if k not in RUNTIME_ENV}
+    ZYGOTE.base = {k: v for k, v in base_env.items() if k not in ZYGOTE.unread}
     subprocess.Popen = Popen
 
 
@@ -388,7 +395,7 @@ def start_fresh(fresh):
 
 
 def close():
-    for zygote in (ZYGOTE, SERVING):
+    for zygote in ZYGOTES.values():
         zygote.close()
 
 

@@ -31,9 +31,10 @@ LATENCY_THREAD_COLUMNS = {"ours_lt", "ort_torch_lt"}
 
 
 def run_peers(tmp_path, *flags, env=None):
-    """Runs the script with `flags` and one window; returns `(stdout, results JSON)` (exit code 0 asserted)."""
+    """Runs the script with `flags`, one window and no pause between windows (nothing here is timed); returns
+    `(stdout, results JSON)` (exit code 0 asserted)."""
     out = tmp_path / "results.json"
-    cmd = [sys.executable, SCRIPT, *flags, "--windows=1", "--window-seconds=0.01", f"--json={out}",
+    cmd = [sys.executable, SCRIPT, *flags, "--windows=1", "--window-seconds=0.01", "--pause=0", f"--json={out}",
            f"--work-dir={tmp_path / 'work'}"]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **QUIET_ENV, **(env or {})},
                             cwd=REPO, timeout=900)

@@ -192,12 +192,15 @@ def _import_serving():
     gc.freeze()
 
 
+IMPORTS = {"package": _import_package, "serving": _import_serving}  # each zygote kind's start-up imports
+
+
 def _main(fd, kind):
     sock = socket.socket(fileno=fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C of the test run is the worker's to handle
     initial = dict(os.environ)
     sys.path[0] = os.getcwd()
-    _import_serving() if kind == "serving" else _import_package()
+    IMPORTS[kind]()
     from tensorflow.python.eager import context
 
     import threading

@@ -4,6 +4,7 @@ Test modules import these as `from conftest import ...` (pytest puts `tests/` on
 used by more than one module live here too.
 """
 
+import ctypes
 import functools
 import gc
 import glob
@@ -89,20 +90,20 @@ def unpinned_malloc():
     million page faults, 91 CPU-s (30 of them in the kernel) pinned, against 0.9 million and 53 CPU-s (2.4) with
     the thresholds set back. So the patch is triggered once here, before any test, and the thresholds are then
     set where glibc's own dynamic threshold would take them: 32 MiB to `mmap`, 64 MiB kept free before trimming.
-    Subprocesses are left as the package runs them. A no-op without TensorFlow or glibc."""
+    Subprocesses are left as the package runs them. A no-op where TensorFlow is not imported (the collection of
+    any file that uses it imports it: a run of only TensorFlow-free files does not pay for its import) or there is
+    no glibc."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return
     try:
-        import ctypes
-
         libc = ctypes.CDLL("libc.so.6")
-        import tensorflow as tf
-    except (ImportError, OSError):
-        yield
+    except OSError:
         return
     for _ in tf.data.Dataset.from_generator(lambda: iter(()), output_signature=tf.TensorSpec((), tf.int32)):
         pass
     libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
     libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
-    yield
 
 
 @pytest.fixture(autouse=True)

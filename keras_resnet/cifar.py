@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from keras_resnet import compat
 from keras_resnet.blocks import basic_block
 from keras_resnet.common import check_arguments, finish, model_input, residual_stages, stem
 from keras_resnet.weights.api import check_weights, load_weights
@@ -104,12 +105,14 @@ def cifar_resnet(
     # Keras walks the functional graph recursively (several frames per layer); ResNet-1202's 4,000+ layers
     # overflow Python's default limit, which TensorFlow's import lowers to 3,000.
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 16 * depth + 3000))
-    inputs, x = model_input(input_tensor, shape)
-    x = stem(x, CIFAR_FILTERS[0], 3, 1, kernel_regularizer)
-    x = residual_stages(x, [(filters, n) for filters in CIFAR_FILTERS], basic_block, shortcut=shortcut,
-                        kernel_regularizer=kernel_regularizer, zero_init_residual=zero_init_residual)
-    model = finish(inputs, x, depth=depth, shortcut=shortcut, name=name, include_top=include_top, pooling=pooling,
-                   classes=classes, classifier_activation=classifier_activation, kernel_regularizer=kernel_regularizer)
+    with compat.deferred_initial_values():  # values after the build: load_weights
+        inputs, x = model_input(input_tensor, shape)
+        x = stem(x, CIFAR_FILTERS[0], 3, 1, kernel_regularizer)
+        x = residual_stages(x, [(filters, n) for filters in CIFAR_FILTERS], basic_block, shortcut=shortcut,
+                            kernel_regularizer=kernel_regularizer, zero_init_residual=zero_init_residual)
+        model = finish(inputs, x, depth=depth, shortcut=shortcut, name=name, include_top=include_top,
+                       pooling=pooling, classes=classes, classifier_activation=classifier_activation,
+                       kernel_regularizer=kernel_regularizer)
 
     def full_network(classes):
         return cifar_resnet(depth, shortcut=shortcut, input_shape=(None, None, shape[-1]), classes=classes)

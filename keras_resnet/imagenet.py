@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+from keras_resnet import compat
 from keras_resnet.blocks import basic_block, bottleneck_block
 from keras_resnet.common import check_arguments, finish, model_input, residual_stages, stem
 from keras_resnet.weights.api import check_weights, load_weights
@@ -103,13 +104,16 @@ def imagenet_resnet(
                             classes=classes, stride_in_3x3=stride_in_3x3, channels=shape[-1])
     block_type, blocks_per_stage = IMAGENET_SPECS[depth]
 
-    inputs, x = model_input(input_tensor, shape)
-    x = stem(x, 64, 7, 2, kernel_regularizer, max_pool=True)
-    block = basic_block if block_type == "basic" else functools.partial(bottleneck_block, stride_in_3x3=stride_in_3x3)
-    x = residual_stages(x, list(zip(IMAGENET_FILTERS, blocks_per_stage)), block, shortcut=shortcut,
-                        kernel_regularizer=kernel_regularizer, zero_init_residual=zero_init_residual)
-    model = finish(inputs, x, depth=depth, shortcut=shortcut, name=name, include_top=include_top, pooling=pooling,
-                   classes=classes, classifier_activation=classifier_activation, kernel_regularizer=kernel_regularizer)
+    with compat.deferred_initial_values():  # values after the build: load_weights
+        inputs, x = model_input(input_tensor, shape)
+        x = stem(x, 64, 7, 2, kernel_regularizer, max_pool=True)
+        block = (basic_block if block_type == "basic"
+                 else functools.partial(bottleneck_block, stride_in_3x3=stride_in_3x3))
+        x = residual_stages(x, list(zip(IMAGENET_FILTERS, blocks_per_stage)), block, shortcut=shortcut,
+                            kernel_regularizer=kernel_regularizer, zero_init_residual=zero_init_residual)
+        model = finish(inputs, x, depth=depth, shortcut=shortcut, name=name, include_top=include_top,
+                       pooling=pooling, classes=classes, classifier_activation=classifier_activation,
+                       kernel_regularizer=kernel_regularizer)
 
     def full_network(classes):
         return imagenet_resnet(depth, shortcut=shortcut, input_shape=(None, None, shape[-1]), classes=classes,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from keras_resnet import compat
 from keras_resnet.blocks import conv
 from keras_resnet.common import check_arguments, classifier_head, model_input
 from keras_resnet.imagenet import IMAGENET_FILTERS, IMAGENET_INPUT_SHAPE, IMAGENET_MIN_SIZE, IMAGENET_SPECS
@@ -91,18 +92,19 @@ def imagenet_resnet_v2(depth, include_top=True, input_shape=None, pooling=None, 
                             classifier_activation=classifier_activation, input_tensor=input_tensor)
     request = check_weights(weights, family="imagenet", depth=depth, shortcut="B", include_top=include_top,
                             classes=classes, stride_in_3x3=False, channels=shape[-1], variant="v2")
-    inputs, x = model_input(input_tensor, shape)
-    x = conv(x, 64, 7, 2, "stem", kernel_regularizer, use_bias=True)
-    x = layers.ZeroPadding2D(padding=1, name="stem_pool_pad")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
-    _, blocks_per_stage = IMAGENET_SPECS[depth]
-    for stage, (width, blocks) in enumerate(zip(IMAGENET_FILTERS, blocks_per_stage), start=1):
-        for index in range(1, blocks + 1):
-            strides = 2 if index == blocks and stage < len(blocks_per_stage) else 1
-            x = v2_unit(x, width, strides, index == 1, f"stage{stage}_block{index}", kernel_regularizer)
-    x = v2_bn_relu(x, "post")
-    outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
-    model = keras.Model(inputs, outputs, name=name or f"resnet{depth}v2")
+    with compat.deferred_initial_values():  # values after the build: load_weights
+        inputs, x = model_input(input_tensor, shape)
+        x = conv(x, 64, 7, 2, "stem", kernel_regularizer, use_bias=True)
+        x = layers.ZeroPadding2D(padding=1, name="stem_pool_pad")(x)
+        x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+        _, blocks_per_stage = IMAGENET_SPECS[depth]
+        for stage, (width, blocks) in enumerate(zip(IMAGENET_FILTERS, blocks_per_stage), start=1):
+            for index in range(1, blocks + 1):
+                strides = 2 if index == blocks and stage < len(blocks_per_stage) else 1
+                x = v2_unit(x, width, strides, index == 1, f"stage{stage}_block{index}", kernel_regularizer)
+        x = v2_bn_relu(x, "post")
+        outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
+        model = keras.Model(inputs, outputs, name=name or f"resnet{depth}v2")
 
     def full_network(classes):
         return imagenet_resnet_v2(depth, input_shape=(None, None, shape[-1]), classes=classes)

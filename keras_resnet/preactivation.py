@@ -30,6 +30,7 @@ import sys
 import keras
 from keras import layers
 
+from keras_resnet import compat
 from keras_resnet.blocks import ZeroPadShortcut, batch_norm, conv
 from keras_resnet.common import check_arguments, classifier_head, model_input
 from keras_resnet.weights.api import check_weights, load_weights
@@ -197,18 +198,19 @@ def preact_cifar_resnet(depth, block=None, shortcut=None, include_top=True, inpu
                             input_tensor=input_tensor)
     request = check_preact_weights(weights, depth, shortcut, include_top, classes, shape[-1])
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 16 * depth + 3000))  # as for ResNet-1202
-    inputs, x = model_input(input_tensor, shape)
-    x = conv(x, PREACT_WIDTHS[0], 3, 1, "stem", kernel_regularizer)
-    for stage, width in enumerate(PREACT_WIDTHS, start=1):
-        for index in range(1, units + 1):
-            strides, unit_name = (2 if stage > 1 and index == 1 else 1), f"stage{stage}_block{index}"
-            if block == "basic":
-                x = preact_basic_unit(x, width, strides, shortcut, unit_name, kernel_regularizer)
-            else:
-                x = preact_bottleneck_unit(x, width, strides, unit_name, kernel_regularizer)
-    x = bn_relu(x, "post")
-    outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
-    model = keras.Model(inputs, outputs, name=name or f"preact_resnet{depth}")
+    with compat.deferred_initial_values():  # values after the build: load_weights
+        inputs, x = model_input(input_tensor, shape)
+        x = conv(x, PREACT_WIDTHS[0], 3, 1, "stem", kernel_regularizer)
+        for stage, width in enumerate(PREACT_WIDTHS, start=1):
+            for index in range(1, units + 1):
+                strides, unit_name = (2 if stage > 1 and index == 1 else 1), f"stage{stage}_block{index}"
+                if block == "basic":
+                    x = preact_basic_unit(x, width, strides, shortcut, unit_name, kernel_regularizer)
+                else:
+                    x = preact_bottleneck_unit(x, width, strides, unit_name, kernel_regularizer)
+        x = bn_relu(x, "post")
+        outputs = classifier_head(x, include_top, pooling, classes, classifier_activation, kernel_regularizer)
+        model = keras.Model(inputs, outputs, name=name or f"preact_resnet{depth}")
 
     def full_network(classes):
         return preact_cifar_resnet(depth, block=block, shortcut=shortcut, input_shape=(None, None, shape[-1]),

@@ -8,6 +8,8 @@ import io
 from contextlib import redirect_stdout
 
 import keras
+import numpy as np
+import pytest
 
 from keras_resnet import compat
 
@@ -37,6 +39,8 @@ def test_progbar_shows_text_values_as_they_are():
 SAVE_LOOP = r'''
 import gc, os, sys, tempfile
 import keras
+import numpy as np
+import pytest
 from keras_resnet.training.checkpoints import save_model_atomic, BackupCheckpointer
 
 def rss_mib():
@@ -88,3 +92,47 @@ def test_keep_saving_skipsets_finds_what_keras_computed(tmp_path):
     assert compat.keep_saving_skipsets() >= 2, (
         f"keras {keras.__version__}: no skip-set cached under saving_attr_skipset_*: update "
         "keras_resnet/compat.py keep_saving_skipsets")
+
+
+def test_deferred_variables_get_their_first_values_and_leave_keras_nothing_to_initialise():
+    """`deferred_initial_values`, `set_value`, `initialize_deferred`, `forget_deferred`: Keras' deferred
+    variables (`_value`, `_initializer`, `_deferred_initialize`) and its global list of them."""
+    from keras.src.backend.common import global_state  # private: the list compat prunes, read to check it
+
+    def pending():
+        return global_state.get_global_attribute("uninitialized_variables") or []
+
+    with compat.deferred_initial_values():
+        dense = keras.layers.Dense(3, name="deferred")
+        dense.build((None, 2))
+    assert [compat.has_value(v) for v in dense.weights] == [False, False], (
+        f"keras {keras.__version__}: variables built in keras.StatelessScope(initialize_variables=False) have "
+        "values; update keras_resnet/compat.py has_value / deferred_initial_values")
+    assert {id(v) for v in dense.weights} <= {id(v) for v in pending()}
+    kernel = np.arange(6, dtype="float32").reshape(2, 3)
+    assert compat.set_value(dense.kernel, kernel) is True
+    assert compat.set_value(dense.kernel, kernel + 1) is False  # a value already: assigned
+    assert compat.initialize_deferred(dense.weights, zeros=True) == 1  # the bias
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(dense.kernel), kernel + 1)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(dense.bias), np.zeros(3, "float32"))
+    assert not {id(v) for v in dense.weights} & {id(v) for v in pending()}, (
+        f"keras {keras.__version__}: the deferred variables stay on Keras' list; update "
+        "keras_resnet/compat.py _pending / forget_deferred")
+    with keras.StatelessScope():  # initialises what is on the list at its exit: an error for a variable with a value
+        pass
+    np.testing.assert_array_equal(dense(np.ones((1, 2), "float32")), [[5.0, 7.0, 9.0]])
+
+    with compat.deferred_initial_values():
+        thrown_away = keras.layers.Dense(2)
+        thrown_away.build((None, 2))
+    assert compat.forget_deferred(thrown_away.weights) == 2
+    assert not {id(v) for v in thrown_away.weights} & {id(v) for v in pending()}
+    assert compat.initialize_deferred(thrown_away.weights) == 2  # their own initializers' values
+    assert keras.ops.convert_to_numpy(thrown_away.kernel).std() > 0
+
+    with pytest.raises(RuntimeError, match="a build that fails"):
+        with compat.deferred_initial_values():
+            failed = keras.layers.Dense(2)
+            failed.build((None, 2))
+            raise RuntimeError("a build that fails")
+    assert not {id(v) for v in failed.weights} & {id(v) for v in pending()}

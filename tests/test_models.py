@@ -101,6 +101,22 @@ def test_registry_contract(name):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_random_initial_values_are_each_initializers_draw():
+    """The builders give the variables their values after the build (keras_resnet.compat): each kernel is
+    still its initializer's draw (the seed is the initializer's), the BN variables its ones and zeros."""
+    model = keras_resnet.ResNet20()
+    kernels = 0
+    for layer in model.layers:
+        for variable in layer.weights:
+            initializer = getattr(layer, f"{variable.name}_initializer", None)
+            if initializer is None:
+                continue
+            expected = keras.ops.convert_to_numpy(initializer(variable.shape, dtype=variable.dtype))
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), expected, err_msg=variable.path)
+            kernels += variable.name == "kernel"
+    assert kernels == 20  # 19 convolutions and the classifier
+
+
 def test_named_constructor_equals_build():
     assert keras_resnet.ResNet56().name == keras_resnet.build("resnet56").name == "resnet56"
     assert keras_resnet.build("resnet8").name == "resnet8"

@@ -3,9 +3,10 @@
 `weights` is `None` (random initialisation), a named set ("cifar10", "imagenet"; see
 `keras_resnet.weights.sets`) or the path of a file: a Keras 3 `.weights.h5` / `.keras`, an akamaster `.th`,
 a torchvision `.pth`, a `.safetensors` state dict (torchvision / timm names) or a keras.applications Keras-2
-`.h5`. `check_weights` runs before any layer is built; `load_weights` after. A named set is converted once
-and cached as `.weights.h5` in the Keras cache (`keras_resnet.weights.fetch`); a converted file records its
-input normalisation, which `preprocess_input` applies.
+`.h5`. `check_weights` runs before any layer is built, `load_weights` after (it gives every variable its
+value: the file's, or its initializer's draw). A named set is converted once and cached as `.weights.h5` in
+the Keras cache (`keras_resnet.weights.fetch`); a converted file records its input normalisation, which
+`preprocess_input` applies.
 
 Example:
     >>> import keras_resnet, numpy as np
@@ -20,6 +21,7 @@ import os
 import re
 import warnings
 
+from keras_resnet import compat
 from keras_resnet.weights import fetch as fetching
 from keras_resnet.weights.assign import assign, copy_weights, has_classifier, read_metadata, write_weights
 from keras_resnet.normalization import CAFFE, TF_MODE, TORCH, Preprocessing
@@ -84,32 +86,52 @@ def check_weights(weights, *, family, depth, shortcut, include_top, classes, str
 
 
 def load_weights(model, request, factory):
-    """Loads a checked `weights=` into a freshly built model.
+    """Gives a freshly built model its values: the checked `weights=`, or (`None`) its initializers' draws.
+
+    The builders create the layers under `keras_resnet.compat.deferred_initial_values`: no variable has a
+    value yet, and none is drawn at random that a file replaces.
 
     Args:
         model: the built Keras model.
-        request: the `WeightsRequest` of `check_weights` (or `None`: nothing to do).
+        request: the `WeightsRequest` of `check_weights`, or `None` for random initialisation.
         factory: callable `factory(classes)` building the same network with its classifier (include_top,
             `classes` outputs): the layout a converted `.weights.h5` holds, used when `model` has another head.
     """
-    if request is None:
-        return model
-    if request.entry is not None:
-        load_named_set(model, request.entry, factory)
-    elif request.file_format == "keras":
-        load_keras_file(model, request.path, factory)
-    else:
-        assign(model, read_source(request.path, request.file_format)[0], request.path)
+    try:
+        if request is None:
+            pass
+        elif request.entry is not None:
+            load_named_set(model, request.entry, factory)
+        elif request.file_format == "keras":
+            load_keras_file(model, request.path, factory)
+        else:
+            assign(model, read_source(request.path, request.file_format)[0], request.path)
+    except BaseException:
+        compat.forget_deferred(model.variables)  # the model is not returned: nothing may initialise it later
+        raise
+    compat.initialize_deferred(model.variables)  # weights=None: every one; after a complete load: none
     return model
+
+
+def _keras_load(model, path):
+    """Keras' `load_weights`, which assigns: variables still without values get zeros to be overwritten."""
+    compat.initialize_deferred(model.variables, zeros=True)
+    model.load_weights(path)
+
+
+def _full_network(factory, classes):
+    """The network with its `classes`-way classifier, built without random initial values to load into."""
+    with compat.deferred_initial_values():
+        return factory(classes)
 
 
 def _load_into_head(model, path, classes, factory):
     """Keras' `load_weights` of a file saved from the full network, into `model` whatever its head."""
     if has_classifier(model, classes):
-        model.load_weights(path)
+        _keras_load(model, path)
         return
-    canonical = factory(classes)
-    canonical.load_weights(path)
+    canonical = _full_network(factory, classes)
+    _keras_load(canonical, path)
     copy_weights(canonical, model, path)
 
 
@@ -123,8 +145,12 @@ def load_named_set(model, entry, factory):
         except Exception as error:  # a cache from another version of the package: convert again
             warnings.warn(f"ignoring the cached conversion {cached} ({error}); converting {entry.file_name} again.")
     source = fetching.fetch(entry)
-    canonical = model if has_classifier(model, entry.classes) else factory(entry.classes)
-    assign(canonical, read_source(source, entry.source_format)[0], source)
+    canonical = model if has_classifier(model, entry.classes) else _full_network(factory, entry.classes)
+    try:
+        assign(canonical, read_source(source, entry.source_format)[0], source)
+    except BaseException:
+        compat.forget_deferred(canonical.weights)
+        raise
     metadata = describe(canonical, source, entry.source_format, entry.preprocessing, entry=entry)
     try:
         write_weights(canonical, os.path.join(fetching.keras_cache_dir(), entry.cache_name), metadata)
@@ -141,7 +167,7 @@ def load_keras_file(model, path, factory):
         if record and record.get("classes"):
             _load_into_head(model, path, int(record["classes"]), factory)
         else:
-            model.load_weights(path)
+            _keras_load(model, path)
     except Exception as error:  # noqa: BLE001 - h5py, zipfile, Keras: any unreadable or foreign file, one line
         reason = f"does not fit {model.name} or is unreadable ({first_line(error)})"
         raise WeightsFileError(path, reason, f"`weights`={path!r} {reason}") from None

@@ -21,7 +21,7 @@ import os
 import keras
 import numpy as np
 
-from keras_resnet import atomic, faults
+from keras_resnet import atomic, compat, faults
 from keras_resnet.weights.formats import CLASSIFIER
 
 METADATA_ATTR = "keras_resnet"
@@ -76,9 +76,11 @@ def plan(model, table, source):
 
 
 def assign(model, table, source):
-    """Loads a tensor table into `model`, all or nothing (see `plan`)."""
+    """Loads a tensor table into `model`, all or nothing (see `plan`); a model built under
+    `keras_resnet.compat.deferred_initial_values` gets its first values here (none drawn at random)."""
     for variable, array in plan(model, table, source):
-        variable.assign(np.asarray(array, dtype=variable.dtype))
+        compat.set_value(variable, array)
+    compat.forget_deferred(model.weights)
 
 
 def table_of(model):

@@ -106,6 +106,23 @@ def unpinned_malloc():
     libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
+@pytest.fixture
+def eager_draws(monkeypatch):
+    """The shapes of the truncated-normal draws TensorFlow runs during the test (Keras' He initialisation of
+    convolution kernels; a graph traced for output shapes runs none): a list that grows as draws run."""
+    import tensorflow as tf
+
+    draws, original = [], tf.random.stateless_truncated_normal
+
+    def counted(*args, **kwargs):
+        if tf.executing_eagerly():
+            draws.append(tuple(kwargs["shape"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tf.random, "stateless_truncated_normal", counted)
+    return draws
+
+
 @pytest.fixture(autouse=True)
 def fresh_process(request):
     """Tests marked `fresh_process` start every command line in a fresh interpreter (what a process prints from

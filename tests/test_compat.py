@@ -136,3 +136,17 @@ def test_deferred_variables_get_their_first_values_and_leave_keras_nothing_to_in
             failed.build((None, 2))
             raise RuntimeError("a build that fails")
     assert not {id(v) for v in failed.weights} & {id(v) for v in pending()}
+
+
+def test_set_weights_checks_every_array_before_setting_any():
+    with compat.deferred_initial_values():
+        dense = keras.layers.Dense(2, name="head")
+        dense.build((None, 3))
+    with compat.giving_values(dense.weights):
+        with pytest.raises(ValueError, match=r"layer 'head' has 2 weights; received 1 arrays"):
+            compat.set_weights(dense, [np.ones((3, 2))])
+        with pytest.raises(ValueError, match=r"head/bias: expected shape \(2,\), received \(3,\)"):
+            compat.set_weights(dense, [np.ones((3, 2)), np.ones(3)])
+        assert not any(compat.has_value(v) for v in dense.weights)
+        compat.set_weights(dense, [np.ones((3, 2)), np.full(2, 0.5)])
+    np.testing.assert_array_equal(dense(np.ones((1, 3), "float32")), [[3.5, 3.5]])

@@ -54,6 +54,20 @@ def _randomize(model, seed):
         layer.set_weights([np.asarray(w, np.float32) for w in weights])
 
 
+def test_the_served_float32_copy_has_the_models_weights_and_draws_none(eager_draws):
+    from keras_resnet.export.serving_model import float32_logits_clone
+
+    model = keras_resnet.cifar_resnet(8, shortcut="B")
+    _randomize(model, 3)
+    eager_draws.clear()
+    clone = float32_logits_clone(model)
+    assert eager_draws == []  # each variable's first value is its source's
+    assert clone.get_layer("predictions").get_config()["activation"] == "linear"
+    assert [v.path for v in clone.weights] == [v.path for v in model.weights]
+    for source, copied in zip(model.weights, clone.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(copied), keras.ops.convert_to_numpy(source))
+
+
 def _write_model_dir(path, preprocessing="cifar", seed=0):
     """A training run's model_dir as in docs/CONTRACTS.md, with a ResNet-8: best.keras in float32,
     latest.keras the same weights under the mixed_float16 policy."""

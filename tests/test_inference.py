@@ -36,10 +36,12 @@ def network_input(model, images):
 
 
 @pytest.mark.parametrize("name", CASES, ids=CASES.keys())
-def test_folding_is_exact_with_random_statistics(name, cifar_images):
+def test_folding_is_exact_with_random_statistics(name, cifar_images, eager_draws):
     model = randomise_batch_norms(CASES[name]())
     _, _, x = network_input(model, cifar_images[0])
+    eager_draws.clear()
     folded, pairs = fold_batch_norms(model)
+    assert eager_draws == []  # every value of the folded copy is its source's: none drawn to be overwritten
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(pairs) == len(bns) and pairs == foldable_pairs(model)
     assert not [layer for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)]

@@ -369,22 +369,6 @@ def test_nothing_is_assigned_when_the_last_tensor_does_not_fit():
         np.testing.assert_array_equal(variable.numpy(), value)
 
 
-def eager_draws(monkeypatch):
-    """Records the shape of every truncated-normal draw TensorFlow runs (Keras' He initialisation; a graph
-    traced for output shapes runs none)."""
-    import tensorflow as tf
-
-    draws, original = [], tf.random.stateless_truncated_normal
-
-    def counted(*args, **kwargs):
-        if tf.executing_eagerly():
-            draws.append(tuple(kwargs["shape"]))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(tf.random, "stateless_truncated_normal", counted)
-    return draws
-
-
 def randomised(model, seed=0):
     """`model` with every variable random (a fresh model's zero biases and unit statistics hide mix-ups)."""
     rng = np.random.default_rng(seed)
@@ -395,7 +379,7 @@ def randomised(model, seed=0):
 
 @pytest.mark.parametrize("source_format", ["weights.h5", "th"])
 @pytest.mark.parametrize("head", ["top", "no_top"])
-def test_a_network_built_from_a_file_draws_no_random_initial_values(source_format, head, tmp_path, monkeypatch):
+def test_a_network_built_from_a_file_draws_no_random_initial_values(source_format, head, tmp_path, eager_draws):
     if source_format == "th":
         if not HAS_TORCH:
             pytest.skip("PyTorch not installed (pip install 'keras-resnet[torch]')")
@@ -407,7 +391,8 @@ def test_a_network_built_from_a_file_draws_no_random_initial_values(source_forma
         reference = randomised(keras_resnet.ResNet20())
         reference.save_weights(path)
     kwargs = {} if head == "top" else {"include_top": False, "pooling": "avg"}
-    draws = eager_draws(monkeypatch)
+    draws = eager_draws
+    draws.clear()
     fresh = keras_resnet.ResNet20(**kwargs)
     kernels = [tuple(v.shape) for v in fresh.weights if v.name == "kernel" and len(v.shape) == 4]
     assert sorted(draws) == sorted(kernels) and len(kernels) == 19, "the random build draws every conv kernel"
@@ -423,10 +408,11 @@ def test_a_network_built_from_a_file_draws_no_random_initial_values(source_forma
     assert draws == []
 
 
-def test_a_failed_load_leaves_no_variable_for_keras_to_initialise_later(tmp_path, monkeypatch):
+def test_a_failed_load_leaves_no_variable_for_keras_to_initialise_later(tmp_path, eager_draws):
     path = tmp_path / "resnet8.weights.h5"
     keras_resnet.cifar_resnet(8).save_weights(path)
-    draws = eager_draws(monkeypatch)
+    draws = eager_draws
+    draws.clear()
     with pytest.raises(ValueError, match=r"`weights`='.*resnet8\.weights\.h5' does not fit resnet14"):
         keras_resnet.cifar_resnet(14, weights=path)
     with keras.StatelessScope():

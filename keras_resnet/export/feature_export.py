@@ -39,24 +39,11 @@ def feature_network(model):
     import keras
 
     from keras_resnet.backbone import features, pyramid_levels
-    from keras_resnet.export.serving_model import fold_batch_norm
+    from keras_resnet.export.serving_model import float32_clone, fold_batch_norm
 
     levels = pyramid_levels(model)
-    backbone = features(model)
     inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), dtype="float32", name="image")
-
-    def clone_layer(layer):
-        config = layer.get_config()
-        config["dtype"] = "float32"
-        return layer.__class__.from_config(config)
-
-    clone = keras.models.clone_model(backbone, input_tensors=inputs, clone_function=clone_layer)
-    source = {layer.name: layer for layer in backbone.layers}
-    for layer in clone.layers:
-        weights = source[layer.name].get_weights()
-        if weights:
-            layer.set_weights([np.asarray(w, np.float32) for w in weights])
-    return fold_batch_norm(clone), levels
+    return fold_batch_norm(float32_clone(features(model), inputs)), levels
 
 
 def _module(network, normalization, input_shape):

@@ -95,6 +95,49 @@ def training_policy(model):
     return policies[0] if len(policies) == 1 else (policies or None)
 
 
+def float32_clone(model, inputs, edit_config=None):
+    """A float32 copy of the functional `model` on `inputs`, layer by layer, with `model`'s weights.
+
+    The copy draws no random initial values (`keras_resnet.compat.deferred_initial_values`): each variable's
+    first value is its source's.
+
+    Args:
+        model: a functional or sequential `keras.Model`.
+        inputs: the `keras.Input` of the copy.
+        edit_config: optional `edit_config(layer, config)` changing a layer's config (in place) before it is
+            rebuilt.
+
+    Raises:
+        ValueError: the model cannot be cloned layer by layer (a subclassed model).
+    """
+    import keras
+
+    from keras_resnet import compat
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        if edit_config is not None:
+            edit_config(layer, config)
+        return layer.__class__.from_config(config)
+
+    try:
+        with compat.deferred_initial_values():
+            clone = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone_layer)
+    except Exception as error:  # subclassed models cannot be cloned layer by layer
+        raise ValueError(
+            f"Model {model.name!r} cannot be rebuilt layer by layer for a float32 export "
+            f"({type(error).__name__}: {error}); export a functional or sequential model."
+        ) from error
+    source = {layer.name: layer for layer in model.layers}
+    with compat.giving_values(clone.variables):
+        for layer in clone.layers:
+            weights = source[layer.name].get_weights()
+            if weights:
+                compat.set_weights(layer, [np.asarray(w, dtype=np.float32) for w in weights])
+    return clone
+
+
 def float32_logits_clone(model):
     """A float32 copy of `model`, layer by layer, with the classifier's activation removed; weights copied.
 
@@ -103,27 +146,12 @@ def float32_logits_clone(model):
     """
     import keras
 
-    def clone_layer(layer):
-        config = layer.get_config()
-        config["dtype"] = "float32"
+    def logits(layer, config):
         if layer.name == "predictions":
             config["activation"] = "linear"
-        return layer.__class__.from_config(config)
 
     inputs = keras.Input(shape=tuple(model.input_shape[1:]), dtype="float32", name=model.inputs[0].name)
-    try:
-        clone = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone_layer)
-    except Exception as error:  # subclassed models cannot be cloned layer by layer
-        raise ValueError(
-            f"Model {model.name!r} cannot be rebuilt layer by layer for a float32 export "
-            f"({type(error).__name__}: {error}); export a functional or sequential model."
-        ) from error
-    source = {layer.name: layer for layer in model.layers}
-    for layer in clone.layers:
-        weights = source[layer.name].get_weights()
-        if weights:
-            layer.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
-    return clone
+    return float32_clone(model, inputs, logits)
 
 
 def layer_sources(model) -> dict:

@@ -25,6 +25,8 @@ import copy
 import keras
 import numpy as np
 
+from keras_resnet import compat
+
 
 def history_refs(node, found=None):
     """Every `keras_history` list (`[layer name, node index, tensor index]`) inside a (nested) inbound-node
@@ -156,12 +158,14 @@ def fold_batch_norms(model):
     config["layers"] = kept
     for ref in _output_refs(config):
         ref[0] = renamed.get(ref[0], ref[0])
-    folded = model.__class__.from_config(config)
+    with compat.deferred_initial_values():  # no random draws: every value is the source's
+        folded = model.__class__.from_config(config)
     bn_of = {conv: bn for conv, bn in pairs}
-    for layer in folded.layers:
-        source = model.get_layer(layer.name)
-        if layer.name in bn_of:
-            layer.set_weights(list(folded_weights(source, model.get_layer(bn_of[layer.name]))))
-        elif source.weights:
-            layer.set_weights(source.get_weights())
+    with compat.giving_values(folded.variables):
+        for layer in folded.layers:
+            source = model.get_layer(layer.name)
+            if layer.name in bn_of:
+                compat.set_weights(layer, list(folded_weights(source, model.get_layer(bn_of[layer.name]))))
+            elif source.weights:
+                compat.set_weights(layer, source.get_weights())
     return folded, pairs

@@ -97,7 +97,7 @@ def load_weights(model, request, factory):
         factory: callable `factory(classes)` building the same network with its classifier (include_top,
             `classes` outputs): the layout a converted `.weights.h5` holds, used when `model` has another head.
     """
-    try:
+    with compat.giving_values(model.variables):  # after: the initializers' draws for what has no value yet
         if request is None:
             pass
         elif request.entry is not None:
@@ -106,10 +106,6 @@ def load_weights(model, request, factory):
             load_keras_file(model, request.path, factory)
         else:
             assign(model, read_source(request.path, request.file_format)[0], request.path)
-    except BaseException:
-        compat.forget_deferred(model.variables)  # the model is not returned: nothing may initialise it later
-        raise
-    compat.initialize_deferred(model.variables)  # weights=None: every one; after a complete load: none
     return model
 
 

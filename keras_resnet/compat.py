@@ -121,8 +121,7 @@ def has_value(variable):
 def deferred_initial_values():
     """Variables the layers built inside create get no initial values yet (none drawn, no backend variable).
 
-    Give them values with `set_value` / `initialize_deferred` before the model is used, or drop them with
-    `forget_deferred`. Inside a stateless scope of the caller's this changes nothing (the caller's scope
+    Give them values inside `giving_values` (`set_value`, `set_weights`) before the model is used. Inside a stateless scope of the caller's this changes nothing (the caller's scope
     defers already, and initialises at its exit). A build that raises leaves none of its variables on Keras'
     list.
     """
@@ -148,8 +147,8 @@ def set_value(variable, value):
     """`variable.assign(value)`, also for a variable still without a value (its first value then).
 
     Returns:
-        `True` when `variable` got its first value (call `initialize_deferred` or `forget_deferred` on the
-        model's variables afterwards, to take it off Keras' list of deferred variables).
+        `True` when `variable` got its first value (call it inside `giving_values`, which takes the
+        variables off Keras' list of deferred variables afterwards).
     """
     value = np.asarray(value, dtype=variable.dtype)
     if has_value(variable) or _in_stateless_scope():

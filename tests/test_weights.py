@@ -369,14 +369,6 @@ def test_nothing_is_assigned_when_the_last_tensor_does_not_fit():
         np.testing.assert_array_equal(variable.numpy(), value)
 
 
-def randomised(model, seed=0):
-    """`model` with every variable random (a fresh model's zero biases and unit statistics hide mix-ups)."""
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
-    return model
-
-
 @pytest.mark.parametrize("source_format", ["weights.h5", "th"])
 @pytest.mark.parametrize("head", ["top", "no_top"])
 def test_a_network_built_from_a_file_draws_no_random_initial_values(source_format, head, tmp_path, eager_draws):
@@ -388,36 +380,34 @@ def test_a_network_built_from_a_file_draws_no_random_initial_values(source_forma
         reference = keras_resnet.ResNet20(weights=path)
     else:
         path = tmp_path / "resnet20.weights.h5"
-        reference = randomised(keras_resnet.ResNet20())
+        reference = randomise_keras(keras_resnet.ResNet20(), 0)
         reference.save_weights(path)
     kwargs = {} if head == "top" else {"include_top": False, "pooling": "avg"}
-    draws = eager_draws
-    draws.clear()
+    eager_draws.clear()
     fresh = keras_resnet.ResNet20(**kwargs)
     kernels = [tuple(v.shape) for v in fresh.weights if v.name == "kernel" and len(v.shape) == 4]
-    assert sorted(draws) == sorted(kernels) and len(kernels) == 19, "the random build draws every conv kernel"
-    draws.clear()
+    assert sorted(eager_draws) == sorted(kernels) and len(kernels) == 19, "the random build draws every conv kernel"
+    eager_draws.clear()
     model = keras_resnet.ResNet20(weights=path, **kwargs)
-    assert draws == []
+    assert eager_draws == []
     by_path = {v.path: keras.ops.convert_to_numpy(v) for v in reference.weights}
     assert len(model.weights) == len(by_path) - (0 if head == "top" else 2)
     for variable in model.weights:
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), by_path[variable.path])
     with keras.StatelessScope():  # Keras initialises the variables it deferred at the scope's exit: none left
         pass
-    assert draws == []
+    assert eager_draws == []
 
 
 def test_a_failed_load_leaves_no_variable_for_keras_to_initialise_later(tmp_path, eager_draws):
     path = tmp_path / "resnet8.weights.h5"
     keras_resnet.cifar_resnet(8).save_weights(path)
-    draws = eager_draws
-    draws.clear()
+    eager_draws.clear()
     with pytest.raises(ValueError, match=r"`weights`='.*resnet8\.weights\.h5' does not fit resnet14"):
         keras_resnet.cifar_resnet(14, weights=path)
     with keras.StatelessScope():
         pass
-    assert draws == []
+    assert eager_draws == []
 
 
 # --- bad arguments: checked before any layer is built ----------------------------------------------------------

@@ -98,15 +98,19 @@ def load_weights(model, request, factory):
             `classes` outputs): the layout a converted `.weights.h5` holds, used when `model` has another head.
     """
     with compat.giving_values(model.variables):  # after: the initializers' draws for what has no value yet
-        if request is None:
-            pass
-        elif request.entry is not None:
-            load_named_set(model, request.entry, factory)
-        elif request.file_format == "keras":
-            load_keras_file(model, request.path, factory)
-        else:
-            assign(model, read_source(request.path, request.file_format)[0], request.path)
+        if request is not None:
+            _load_request(model, request, factory)
     return model
+
+
+def _load_request(model, request, factory):
+    """The named set or file of a checked `weights=` into `model` (see `load_weights`)."""
+    if request.entry is not None:
+        load_named_set(model, request.entry, factory)
+    elif request.file_format == "keras":
+        load_keras_file(model, request.path, factory)
+    else:
+        assign(model, read_source(request.path, request.file_format)[0], request.path)
 
 
 def _keras_load(model, path):
@@ -142,11 +146,8 @@ def load_named_set(model, entry, factory):
             warnings.warn(f"ignoring the cached conversion {cached} ({error}); converting {entry.file_name} again.")
     source = fetching.fetch(entry)
     canonical = model if has_classifier(model, entry.classes) else _full_network(factory, entry.classes)
-    try:
+    with compat.giving_values(canonical.variables):
         assign(canonical, read_source(source, entry.source_format)[0], source)
-    except BaseException:
-        compat.forget_deferred(canonical.weights)
-        raise
     metadata = describe(canonical, source, entry.source_format, entry.preprocessing, entry=entry)
     try:
         write_weights(canonical, os.path.join(fetching.keras_cache_dir(), entry.cache_name), metadata)

@@ -77,10 +77,9 @@ def plan(model, table, source):
 
 def assign(model, table, source):
     """Loads a tensor table into `model`, all or nothing (see `plan`); a model built under
-    `keras_resnet.compat.deferred_initial_values` gets its first values here (none drawn at random)."""
+    `keras_resnet.compat.deferred_initial_values` gets its first values here (inside `compat.giving_values`)."""
     for variable, array in plan(model, table, source):
         compat.set_value(variable, array)
-    compat.forget_deferred(model.weights)
 
 
 def table_of(model):
